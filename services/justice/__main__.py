@@ -1,0 +1,5 @@
+"""`python -m justice` is the `justice` command."""
+
+from justice.cli.main import app
+
+app()
