@@ -1,0 +1,1 @@
+"""Named infrastructure: config, database, server, errors, listing."""

@@ -1,0 +1,136 @@
+"""Settings, read once in the entry point (prefix JUSTICE_)."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EvidenceRetention(BaseModel):
+    """How long an evidence category stays locked, and how hard the lock is."""
+
+    mode: Literal["COMPLIANCE", "GOVERNANCE"]
+    days: int = Field(gt=0)
+
+
+class AuditDetection(BaseModel):
+    """Atypical-use rules over the audit log (justice.audit.detection.Rules)."""
+
+    window_seconds: int = Field(default=300, gt=0)
+    # A user's calls in one window against the mean of their own earlier active windows.
+    spike_factor: float = Field(default=5.0, gt=1)
+    spike_min_calls: int = Field(default=60, gt=0)
+    spike_min_history: int = Field(default=3, gt=0)
+    # Distinct persons, plates or records looked up in one window.
+    bulk_lookup_distinct: int = Field(default=30, gt=1)
+    duty_start: time = time(7, 0)
+    duty_end: time = time(19, 0)
+    timezone: str = "Europe/Brussels"
+    duty_hours_by_unit: dict[str, tuple[time, time]] = Field(default_factory=dict)
+    denials_per_window: int = Field(default=5, gt=1)
+    # Agencies whose members work in units with duty hours and own their cases.
+    unit_bound_agencies: list[str] = Field(default_factory=lambda: ["Federal Police"])
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JUSTICE_", env_nested_delimiter="__")
+
+    # Everything the embedded default creates lives under this one directory.
+    state_dir: Path = Path(".justice")
+    # SQLite in the state dir when empty; PostgreSQL in production.
+    database_url: str = ""
+    listen: str = "127.0.0.1:50443"
+    # Embedded defaults come from the dev PKI; production points at the organisation's PKI.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    require_client_cert: bool = True
+    # The dev PKI under the state dir unless pointed elsewhere.
+    pki_root: Path | None = None
+    # Protects the signing keys at rest in the state dir.
+    key_passphrase: SecretStr = SecretStr("justice-dev-passphrase")
+    max_message_bytes: int = 8 * 1024 * 1024
+    shutdown_grace_seconds: float = 10.0
+    # Where `justice run` puts its own nats-server and SeaweedFS (4222 is often taken).
+    dev_nats_port: int = 14222
+    dev_s3_port: int = 18333
+    nats_url: str = ""
+    # The platform's NATS user, when the server has authorization (credentials in the URL,
+    # nats://user:password@host:port, work for every component too).
+    nats_user: str = ""
+    nats_password: SecretStr = SecretStr("")
+    # Partner exchange: the platform's sender id (also its signing identity), whether
+    # `justice serve` runs the outbox relay and the inbound consumer itself (when nats_url
+    # is set), the secret partner NATS passwords are derived from, and how long a partner
+    # has to send its receipt.
+    exchange_platform_id: str = "justice-server"
+    exchange_relay: bool = True
+    exchange_inbound: bool = True
+    exchange_nats_secret: SecretStr = SecretStr("justice-dev-nats-secret")
+    exchange_relay_batch: int = Field(default=512, gt=0, le=10_000)
+    exchange_receipt_deadline_seconds: float = Field(default=24 * 3600.0, gt=0)
+    s3_endpoint: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_secure: bool = False
+    narrative_max_chars: int = Field(default=100_000, gt=0)
+    # Partner id that receives submitted reports when the request names none.
+    default_prosecutor: str = "prosecutor-antwerp"
+    # Production: client certificates always required, no dev tokens, no demo principals.
+    production: bool = False
+    # Grants of these roles need a second ACCESS_ADMIN to approve (four eyes).
+    four_eyes_roles: frozenset[str] = frozenset({"ACCESS_ADMIN", "AUDITOR", "CUSTODY_SUPERVISOR"})
+    approval_ttl_seconds: float = Field(default=72 * 3600, gt=0)
+    # How stale an identity lookup may be; revocation takes effect within this bound.
+    identity_cache_seconds: float = Field(default=1.0, ge=0, le=1.0)
+    # Dev mode only: signed short-lived bearer tokens (CLI convenience), never in production.
+    dev_tokens: bool = True
+    dev_token_max_seconds: int = Field(default=900, gt=0, le=3600)
+
+    # Evidence: a write-once (object lock + versioning) bucket, and a plain one for uploads
+    # whose hash is only known at the end (they are copied to their content address).
+    evidence_bucket: str = "justice-evidence"
+    evidence_staging_bucket: str = "justice-evidence-staging"
+    # Retention per evidence category, applied at upload; the longest one wins on dedup.
+    evidence_retention: dict[str, EvidenceRetention] = Field(
+        default_factory=lambda: {
+            "standard": EvidenceRetention(mode="COMPLIANCE", days=10 * 365),
+            "serious-crime": EvidenceRetention(mode="COMPLIANCE", days=30 * 365),
+            "traffic": EvidenceRetention(mode="GOVERNANCE", days=2 * 365),
+        }
+    )
+    evidence_default_category: str = "standard"
+    evidence_share_default_seconds: int = Field(default=15 * 60, gt=0)
+    # S3 presigned URLs cannot live longer than 7 days.
+    evidence_share_max_seconds: int = Field(default=24 * 3600, gt=0, le=7 * 24 * 3600)
+    # No hard cap is a goal; this guards the disk.
+    evidence_max_upload_bytes: int = Field(default=64 * 1024**3, gt=0)
+    # Below max_message_bytes, so our limit answers before gRPC's own.
+    evidence_max_chunk_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # S3 part size (grown until 10,000 parts cover the max), and part buffers per upload
+    # (parts uploading at once, the filling one included): 24 MiB by default, whatever
+    # the file size.
+    evidence_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    evidence_parts_in_flight: int = Field(default=3, ge=2, le=8)
+    evidence_sweep_interval_seconds: float = Field(default=24 * 3600, ge=0)
+    evidence_upload_ttl_seconds: float = Field(default=24 * 3600, gt=0)
+    # SignReport re-hashes attachments up to this size; larger ones rely on the sweep.
+    evidence_sign_rehash_max_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+
+    # Audit: the platform identity that signs exports, the group-commit size, the rules.
+    audit_signer: str = "justice-server"
+    audit_batch_max: int = Field(default=1_000, gt=0)
+    audit_detection: AuditDetection = Field(default_factory=AuditDetection)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.state_dir / 'justice.db').resolve()}"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.pki_root or self.state_dir / "pki"

@@ -1,0 +1,126 @@
+"""The database: one async engine per process, versioned migrations with alembic.
+
+The same code runs on SQLite (embedded default) and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from importlib import resources
+from types import TracebackType
+from typing import Any, Self
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite drops the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sync_url(url: str) -> str:
+    """The URL alembic uses; psycopg serves both modes, SQLite needs its sync driver."""
+    parsed = make_url(url)
+    if parsed.drivername == "sqlite+aiosqlite":
+        return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run during a write; the busy timeout queues writers instead of failing.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+async def execute(session: AsyncSession, statement: Any) -> Any:
+    """Run a Core statement on the session's own connection, inside its transaction.
+
+    Repositories use plain rows rather than entities: the ORM's loading and bulk-update
+    paths cost more than the queries themselves.
+    """
+    connection = await session.connection()
+    return await connection.execute(statement)
+
+
+class Transaction:
+    """A unit of work over one session; subclasses attach their repositories in `bind`."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    def bind(self, session: AsyncSession) -> None:
+        """Attach repositories to the session."""
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessions()
+        self.bind(self.session)
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Closing without commit rolls back: a failed request leaves nothing half-written.
+        await self.session.close()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        backend = make_url(url).get_backend_name()
+        options: dict[str, Any] = {}
+        if backend == "postgresql":
+            # Recycling instead of pre-ping: a ping per checkout doubles the round trips.
+            options = {"pool_size": pool_size, "max_overflow": pool_size, "pool_recycle": 1800}
+        self.engine: AsyncEngine = create_async_engine(url, **options)
+        if backend == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+
+    async def migrate(self) -> None:
+        await asyncio.to_thread(migrate, self.url)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    location = resources.files("justice.platform").joinpath("migrations")
+    config.set_main_option("script_location", str(location))
+    config.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
+    return config
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)

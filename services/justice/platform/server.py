@@ -1,0 +1,146 @@
+"""Building a grpc.aio server (create_server) apart from blocking on it (serve)."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from justice.platform.rpc import Around, AroundInterceptor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One servicer to register: its full service name and how to add it."""
+
+    service_name: str
+    add: Callable[[grpc.aio.Server], None]
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    cert: Path
+    key: Path
+    client_ca: Path
+    require_client_cert: bool = True
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.key.read_bytes(), self.cert.read_bytes())],
+            root_certificates=self.client_ca.read_bytes(),
+            require_client_auth=self.require_client_cert,
+        )
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    listen: str
+    tls: ServerTls
+    max_message_bytes: int = 8 * 1024 * 1024
+    shutdown_grace_seconds: float = 10.0
+
+
+@dataclass
+class ServerDeps:
+    mounts: Sequence[Mount]
+    # Outermost first: error mapping, then identity, authorisation, audit.
+    around: Sequence[Around] = ()
+    health: HealthServicer = field(default_factory=HealthServicer)
+
+
+@dataclass(frozen=True)
+class BoundServer:
+    server: grpc.aio.Server
+    port: int
+    health: HealthServicer
+    service_names: tuple[str, ...]
+
+
+def create_server(settings: ServerSettings, deps: ServerDeps) -> BoundServer:
+    """Build a TLS server carrying the mounts, health, reflection and interceptors.
+
+    It binds the port (0 picks a free one) but does not start.
+    """
+    server = grpc.aio.server(
+        interceptors=[AroundInterceptor(deps.around)],
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    for mount in deps.mounts:
+        mount.add(server)
+    health_pb2_grpc.add_HealthServicer_to_server(deps.health, server)
+    names = tuple(m.service_name for m in deps.mounts)
+    reflection.enable_server_reflection(
+        (
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    port = server.add_secure_port(settings.listen, settings.tls.credentials())
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.listen}")
+    return BoundServer(server, port, deps.health, names)
+
+
+# mallopt parameter number of M_ARENA_MAX in glibc's malloc.h.
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Call once at process start, before threads allocate.
+
+    glibc gives threads their own malloc arenas (up to 8 per core) and keeps freed blocks
+    in them. The buffers gRPC's threads and the S3 workers allocate while an upload streams
+    then pile up as resident memory across many arenas and grow from upload to upload
+    (measured: 72, 76, 100 MiB over three 1 GiB uploads; with two arenas 65, 54, 38).
+    Not glibc: nothing to do.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_ARENA_MAX, arenas)
+
+
+async def start(bound: BoundServer) -> None:
+    await bound.server.start()
+    for name in ("", *bound.service_names):
+        await bound.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
+async def drain(bound: BoundServer, grace: float) -> None:
+    """Stop taking calls, let the ones in flight finish within `grace`, then stop."""
+    await bound.health.enter_graceful_shutdown()
+    await bound.server.stop(grace)
+
+
+async def serve(bound: BoundServer, grace: float, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM, SIGINT or `stop`, then drain."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await start(bound)
+    log.info("serving on port %d", bound.port)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await drain(bound, grace)

@@ -1,0 +1,35 @@
+"""google.protobuf.Timestamp to and from aware datetimes, for every servicer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from justice.platform.errors import FieldViolation, InvalidArgument
+
+
+def timestamp(moment: datetime | None) -> Timestamp | None:
+    """None stays None, so an unset time leaves the proto field unset."""
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment.astimezone(UTC))
+    return stamp
+
+
+def moment(message: Message, field: str, path: str | None = None) -> datetime | None:
+    """The aware UTC datetime of `message.field`; None when unset.
+
+    A timestamp out of range is the client's mistake: INVALID_ARGUMENT on `path`
+    (the field's path in the request, default `field`).
+    """
+    if not message.HasField(field):
+        return None
+    stamp: Timestamp = getattr(message, field)
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        violation = FieldViolation(path or field, "not a valid timestamp")
+        raise InvalidArgument.of([violation]) from None
