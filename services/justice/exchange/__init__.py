@@ -1,0 +1,1 @@
+"""Partner exchange: outbox, relay, envelopes, receipts. Knows no domain."""

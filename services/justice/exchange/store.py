@@ -1,0 +1,583 @@
+"""Exchange tables and repositories (sqlmodel). Only the exchange reads these tables.
+
+The outbox and its delivery record are written in the domain's own transaction
+(`SqlOutbox`); the processed-ids inbox (`SqlInbox`) likewise sits in the transaction of
+whichever service applies an inbound message, so an effect and its "done" mark commit
+together.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Column, CursorResult, Index, LargeBinary, String, Text, func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel, col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from justice.exchange.message import Link, OutgoingMessage
+from justice.exchange.model import (
+    DeadLetter,
+    Delivery,
+    DeliveryState,
+    Direction,
+    Partner,
+    PartnerKind,
+)
+from justice.platform.db import Transaction, UtcDateTime
+from justice.platform.errors import Aborted
+
+
+def time_ordered_uuid() -> str:
+    """A version-7 UUID: ids sort by creation, so pages and indexes stay in time order."""
+    value = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+class OutboxRow(SQLModel, table=True):
+    __tablename__ = "exchange_outbox"
+    __table_args__ = (Index("ix_exchange_outbox_pending", "published_at", "seq"),)
+
+    # Publication order, assigned by the database.
+    seq: int | None = Field(default=None, primary_key=True)
+    # The message id: the relay sends it as Nats-Msg-Id, so a re-publish is deduplicated.
+    id: str = Field(max_length=36, unique=True)
+    recipient: str = Field(max_length=64)
+    message_type: str = Field(max_length=64)
+    subject: str = Field(max_length=255)
+    subject_ref: str = Field(max_length=255)
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    published_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # JSON list of presigned links; NULL when none.
+    links: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    in_reply_to: str = Field(
+        default="", sa_column=Column(String(36), nullable=False, server_default="")
+    )
+    # 1, then +1 per Redeliver: later attempts get their own Nats-Msg-Id.
+    attempt: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+
+
+class DeliveryRow(SQLModel, table=True):
+    __tablename__ = "exchange_delivery"
+    __table_args__ = (
+        Index("ix_exchange_delivery_recipient", "recipient", "id"),
+        Index("ix_exchange_delivery_state", "state", "deadline"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    recipient: str = Field(max_length=64)
+    message_type: str = Field(max_length=64)
+    subject_ref: str = Field(max_length=255)
+    state: str = Field(max_length=16)
+    attempts: int = 1
+    reason: str = Field(default="", max_length=64)
+    detail: str = Field(default="", max_length=1024)
+    receipt: str = Field(default="", max_length=36)
+    expects_receipt: bool = True
+    create_time: datetime = Field(sa_type=UtcDateTime)
+    publish_time: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    settle_time: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    deadline: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class PartnerRow(SQLModel, table=True):
+    __tablename__ = "exchange_partner"
+
+    id: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=32)
+    country: str = Field(max_length=2)
+    certificate_pem: str = Field(sa_column=Column(Text, nullable=False))
+    # JSON lists of message types.
+    send_types: str = Field(sa_column=Column(Text, nullable=False))
+    receive_types: str = Field(sa_column=Column(Text, nullable=False))
+    create_time: datetime = Field(sa_type=UtcDateTime)
+    update_time: datetime = Field(sa_type=UtcDateTime)
+
+
+class DeadLetterRow(SQLModel, table=True):
+    __tablename__ = "exchange_dead_letter"
+    __table_args__ = (Index("ix_exchange_dead_letter_partner", "partner", "id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    direction: str = Field(max_length=8)
+    envelope_id: str = Field(max_length=64, index=True)
+    partner: str = Field(max_length=64)
+    message_type: str = Field(max_length=64)
+    reason: str = Field(max_length=64)
+    detail: str = Field(max_length=1024)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    create_time: datetime = Field(sa_type=UtcDateTime)
+    resolve_time: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class ProcessedRow(SQLModel, table=True):
+    __tablename__ = "exchange_processed"
+
+    # Which service applied the message ("exchange", "reports", ...): each claims its own.
+    scope: str = Field(primary_key=True, max_length=32)
+    key: str = Field(primary_key=True, max_length=160)
+    processed_at: datetime = Field(sa_type=UtcDateTime)
+
+
+_OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
+_DELIVERY = DeliveryRow.__table__  # type: ignore[attr-defined]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _execute(session: AsyncSession, statement: Any) -> Any:
+    # Core statements on the session's own connection, inside its transaction.
+    connection = await session.connection()
+    return await connection.execute(statement)
+
+
+def _rowcount(result: Any) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+def _links_json(links: Sequence[Link]) -> str | None:
+    if not links:
+        return None
+    return json.dumps([[x.name, x.url, x.sha256, x.size_bytes, x.media_type] for x in links])
+
+
+def links_of(raw: str | None) -> tuple[Link, ...]:
+    return tuple(Link(*item) for item in json.loads(raw)) if raw else ()
+
+
+class SqlOutbox:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, message: OutgoingMessage) -> None:
+        now = _now()
+        message_id = time_ordered_uuid()
+        self._session.add(
+            OutboxRow(
+                id=message_id,
+                recipient=message.recipient,
+                message_type=message.message_type,
+                subject=message.subject,
+                subject_ref=message.subject_ref,
+                payload=message.payload,
+                created_at=now,
+                links=_links_json(message.links),
+                in_reply_to=message.in_reply_to,
+            )
+        )
+        # Its delivery record is born in the same transaction: no message goes untracked.
+        self._session.add(
+            DeliveryRow(
+                id=message_id,
+                recipient=message.recipient,
+                message_type=message.message_type,
+                subject_ref=message.subject_ref,
+                state=DeliveryState.PENDING.value,
+                expects_receipt=message.expects_receipt,
+                create_time=now,
+            )
+        )
+
+
+class SqlInbox:
+    """Processed ids of one scope: `claim` is true the first time a key is seen."""
+
+    def __init__(self, session: AsyncSession, scope: str) -> None:
+        self._session = session
+        self._scope = scope
+
+    async def seen(self, key: str) -> bool:
+        return await self._session.get(ProcessedRow, (self._scope, key)) is not None
+
+    async def claim(self, key: str) -> bool:
+        found = await self._session.get(ProcessedRow, (self._scope, key))
+        if found is not None:
+            return False
+        self._session.add(ProcessedRow(scope=self._scope, key=key, processed_at=_now()))
+        try:
+            await self._session.flush()
+        except IntegrityError:
+            # A concurrent consumer won the race; its transaction holds the effect.
+            raise Aborted("ALREADY_PROCESSED", f"{key} is being processed elsewhere") from None
+        return True
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    id: str
+    recipient: str
+    message_type: str
+    subject: str
+    payload: bytes
+    created_at: datetime
+    links: tuple[Link, ...]
+    in_reply_to: str
+    attempt: int
+
+    @property
+    def nats_msg_id(self) -> str:
+        # The first attempt uses the bare id, as DESIGN.md says; a redelivery must not be
+        # swallowed by JetStream's duplicate window, so it gets a suffix.
+        return self.id if self.attempt == 1 else f"{self.id}.{self.attempt}"
+
+
+class SqlRelayQueue:
+    """What the relay reads and marks; Core statements, as this is the hot path."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def pending(self, limit: int) -> list[PendingMessage]:
+        query = (
+            select(_OUTBOX)
+            .where(_OUTBOX.c.published_at.is_(None))
+            .order_by(_OUTBOX.c.seq)
+            .limit(limit)
+        )
+        rows = (await _execute(self._session, query)).all()
+        return [
+            PendingMessage(
+                id=r.id,
+                recipient=r.recipient,
+                message_type=r.message_type,
+                subject=r.subject,
+                payload=r.payload,
+                created_at=r.created_at,
+                links=links_of(r.links),
+                in_reply_to=r.in_reply_to,
+                attempt=r.attempt,
+            )
+            for r in rows
+        ]
+
+    async def mark_published(self, ids: Sequence[str], now: datetime, deadline: datetime) -> None:
+        await _execute(
+            self._session,
+            update(_OUTBOX).where(_OUTBOX.c.id.in_(ids)).values(published_at=now),
+        )
+        # Only PENDING moves: a receipt may already have settled a re-published message.
+        pending = (_DELIVERY.c.id.in_(ids)) & (_DELIVERY.c.state == DeliveryState.PENDING.value)
+        await _execute(
+            self._session,
+            update(_DELIVERY)
+            .where(pending & _DELIVERY.c.expects_receipt)
+            .values(state=DeliveryState.PUBLISHED.value, publish_time=now, deadline=deadline),
+        )
+        # Receipts expect no answer: publication settles them.
+        await _execute(
+            self._session,
+            update(_DELIVERY)
+            .where(pending & ~_DELIVERY.c.expects_receipt)
+            .values(state=DeliveryState.DELIVERED.value, publish_time=now, settle_time=now),
+        )
+
+    async def refuse(self, message_id: str, reason: str, detail: str, now: datetime) -> None:
+        """Never publishable (e.g. unknown partner): settle it REJECTED without publishing."""
+        await _execute(
+            self._session,
+            update(_OUTBOX).where(_OUTBOX.c.id == message_id).values(published_at=now),
+        )
+        await _execute(
+            self._session,
+            update(_DELIVERY)
+            .where(_DELIVERY.c.id == message_id)
+            .values(
+                state=DeliveryState.REJECTED.value, reason=reason, detail=detail, settle_time=now
+            ),
+        )
+
+    async def backlog(self) -> tuple[int, datetime | None]:
+        query = select(func.count(), func.min(_OUTBOX.c.created_at)).where(
+            _OUTBOX.c.published_at.is_(None)
+        )
+        count, oldest = (await _execute(self._session, query)).one()
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        return int(count), oldest
+
+    async def requeue(self, message_id: str, attempt: int) -> None:
+        await _execute(
+            self._session,
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id == message_id)
+            .values(published_at=None, attempt=attempt),
+        )
+
+
+@dataclass(frozen=True)
+class DeliveryQuery:
+    size: int
+    after: str = ""
+    recipient: str | None = None
+    state: DeliveryState | None = None
+    message_type: str | None = None
+
+
+def _delivery(row: DeliveryRow) -> Delivery:
+    return Delivery(
+        id=row.id,
+        recipient=row.recipient,
+        message_type=row.message_type,
+        subject_ref=row.subject_ref,
+        state=DeliveryState(row.state),
+        create_time=row.create_time,
+        attempts=row.attempts,
+        reason=row.reason,
+        detail=row.detail,
+        publish_time=row.publish_time,
+        settle_time=row.settle_time,
+        deadline=row.deadline,
+        receipt=row.receipt,
+    )
+
+
+class SqlDeliveries:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, delivery_id: str) -> Delivery | None:
+        row = await self._session.get(DeliveryRow, delivery_id)
+        return _delivery(row) if row else None
+
+    async def list(self, query: DeliveryQuery) -> Sequence[Delivery]:
+        statement = select(DeliveryRow)
+        if query.recipient is not None:
+            statement = statement.where(col(DeliveryRow.recipient) == query.recipient)
+        if query.state is not None:
+            statement = statement.where(col(DeliveryRow.state) == query.state.value)
+        if query.message_type is not None:
+            statement = statement.where(col(DeliveryRow.message_type) == query.message_type)
+        if query.after:
+            statement = statement.where(col(DeliveryRow.id) > query.after)
+        statement = statement.order_by(col(DeliveryRow.id)).limit(query.size)
+        return [_delivery(r) for r in (await self._session.exec(statement)).all()]
+
+    async def settle(
+        self,
+        ids: Sequence[str],
+        sender: str,
+        state: DeliveryState,
+        receipt: str,
+        now: datetime,
+        reason: str = "",
+        detail: str = "",
+    ) -> Sequence[Delivery]:
+        """Settle the sender's open deliveries among `ids`; returns those that moved."""
+        open_states = (DeliveryState.PENDING.value, DeliveryState.PUBLISHED.value)
+        statement = select(DeliveryRow).where(
+            col(DeliveryRow.id).in_(ids),
+            col(DeliveryRow.recipient) == sender,
+            col(DeliveryRow.state).in_(open_states),
+        )
+        rows = list((await self._session.exec(statement)).all())
+        if rows:
+            await _execute(
+                self._session,
+                update(_DELIVERY)
+                .where(_DELIVERY.c.id.in_([r.id for r in rows]))
+                .values(
+                    state=state.value,
+                    receipt=receipt,
+                    settle_time=now,
+                    reason=reason[:64],
+                    detail=detail[:1024],
+                ),
+            )
+        return [_delivery(r) for r in rows]
+
+    async def overdue(self, now: datetime, limit: int) -> Sequence[Delivery]:
+        statement = (
+            select(DeliveryRow)
+            .where(
+                col(DeliveryRow.state) == DeliveryState.PUBLISHED.value,
+                col(DeliveryRow.deadline) < now,
+            )
+            .limit(limit)
+        )
+        return [_delivery(r) for r in (await self._session.exec(statement)).all()]
+
+    async def expire(self, delivery: Delivery, now: datetime) -> bool:
+        result = await _execute(
+            self._session,
+            update(_DELIVERY)
+            .where(
+                _DELIVERY.c.id == delivery.id,
+                _DELIVERY.c.state == DeliveryState.PUBLISHED.value,
+            )
+            .values(
+                state=DeliveryState.EXPIRED.value,
+                reason="NO_RECEIPT",
+                detail="no receipt before the deadline",
+                settle_time=now,
+            ),
+        )
+        return _rowcount(result) == 1
+
+    async def reset(self, delivery: Delivery, previous: DeliveryState) -> None:
+        result = await _execute(
+            self._session,
+            update(_DELIVERY)
+            .where(_DELIVERY.c.id == delivery.id, _DELIVERY.c.state == previous.value)
+            .values(
+                state=delivery.state.value,
+                attempts=delivery.attempts,
+                reason="",
+                detail="",
+                receipt="",
+                publish_time=None,
+                settle_time=None,
+                deadline=None,
+            ),
+        )
+        if _rowcount(result) != 1:
+            raise Aborted("CONCURRENT_CHANGE", f"{delivery.name} changed meanwhile; read it again")
+
+    async def count(self, state: DeliveryState) -> int:
+        query = select(func.count()).select_from(_DELIVERY).where(_DELIVERY.c.state == state.value)
+        return int((await _execute(self._session, query)).scalar_one())
+
+
+def _partner(row: PartnerRow) -> Partner:
+    return Partner(
+        id=row.id,
+        kind=PartnerKind(row.kind),
+        country=row.country,
+        certificate_pem=row.certificate_pem,
+        send_types=frozenset(json.loads(row.send_types)),
+        receive_types=frozenset(json.loads(row.receive_types)),
+        create_time=row.create_time,
+        update_time=row.update_time,
+    )
+
+
+def _partner_row(partner: Partner) -> PartnerRow:
+    return PartnerRow(
+        id=partner.id,
+        kind=partner.kind.value,
+        country=partner.country,
+        certificate_pem=partner.certificate_pem,
+        send_types=json.dumps(sorted(partner.send_types)),
+        receive_types=json.dumps(sorted(partner.receive_types)),
+        create_time=partner.create_time,
+        update_time=partner.update_time,
+    )
+
+
+class SqlPartners:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, partner: Partner) -> None:
+        self._session.add(_partner_row(partner))
+
+    async def get(self, partner_id: str) -> Partner | None:
+        row = await self._session.get(PartnerRow, partner_id)
+        return _partner(row) if row else None
+
+    async def list(self, size: int, after: str) -> Sequence[Partner]:
+        statement = select(PartnerRow)
+        if after:
+            statement = statement.where(col(PartnerRow.id) > after)
+        statement = statement.order_by(col(PartnerRow.id)).limit(size)
+        return [_partner(r) for r in (await self._session.exec(statement)).all()]
+
+    async def update(self, partner: Partner) -> None:
+        await self._session.merge(_partner_row(partner))
+
+    async def delete(self, partner_id: str) -> None:
+        await self._session.exec(delete(PartnerRow).where(col(PartnerRow.id) == partner_id))
+
+
+def _dead_letter(row: DeadLetterRow) -> DeadLetter:
+    return DeadLetter(
+        id=row.id,
+        direction=Direction(row.direction),
+        envelope_id=row.envelope_id,
+        partner=row.partner,
+        message_type=row.message_type,
+        reason=row.reason,
+        detail=row.detail,
+        create_time=row.create_time,
+        resolve_time=row.resolve_time,
+        data=row.data,
+    )
+
+
+@dataclass(frozen=True)
+class DeadLetterQuery:
+    size: int
+    after: str = ""
+    partner: str | None = None
+    direction: Direction | None = None
+    reason: str | None = None
+
+
+class SqlDeadLetters:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, letter: DeadLetter) -> None:
+        self._session.add(
+            DeadLetterRow(
+                id=letter.id,
+                direction=letter.direction.value,
+                envelope_id=letter.envelope_id[:64],
+                partner=letter.partner[:64],
+                message_type=letter.message_type[:64],
+                reason=letter.reason[:64],
+                detail=letter.detail[:1024],
+                data=letter.data,
+                create_time=letter.create_time,
+            )
+        )
+
+    async def list(self, query: DeadLetterQuery) -> Sequence[DeadLetter]:
+        statement = select(DeadLetterRow)
+        if query.partner is not None:
+            statement = statement.where(col(DeadLetterRow.partner) == query.partner)
+        if query.direction is not None:
+            statement = statement.where(col(DeadLetterRow.direction) == query.direction.value)
+        if query.reason is not None:
+            statement = statement.where(col(DeadLetterRow.reason) == query.reason)
+        if query.after:
+            statement = statement.where(col(DeadLetterRow.id) > query.after)
+        statement = statement.order_by(col(DeadLetterRow.id)).limit(query.size)
+        return [_dead_letter(r) for r in (await self._session.exec(statement)).all()]
+
+    async def resolve(self, envelope_id: str, now: datetime) -> None:
+        await self._session.exec(
+            update(DeadLetterRow)
+            .where(
+                col(DeadLetterRow.envelope_id) == envelope_id,
+                col(DeadLetterRow.resolve_time).is_(None),
+            )
+            .values(resolve_time=now)
+        )
+
+    async def count(self) -> int:
+        query = select(func.count()).select_from(DeadLetterRow)
+        return int((await _execute(self._session, query)).scalar_one())
+
+
+class ExchangeTransaction(Transaction):
+    """One transaction over the exchange's tables."""
+
+    def bind(self, session: AsyncSession) -> None:
+        self.partners = SqlPartners(session)
+        self.deliveries = SqlDeliveries(session)
+        self.dead_letters = SqlDeadLetters(session)
+        self.relay = SqlRelayQueue(session)
+        self.outbox = SqlOutbox(session)
+        self.processed = SqlInbox(session, "exchange")

@@ -1,0 +1,1 @@
+"""Official reports: drafting, XAdES signing, amendment, submission."""

@@ -1,0 +1,229 @@
+"""Report tables and repository (sqlmodel). Only the report service reads these tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any, cast
+
+from sqlalchemy import Column, CursorResult, Index, LargeBinary, Text, update
+from sqlmodel import Field, SQLModel, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from justice.exchange.store import SqlInbox, SqlOutbox
+from justice.platform.db import Transaction, UtcDateTime, execute
+from justice.platform.errors import Aborted
+from justice.reports.model import (
+    Attachment,
+    Content,
+    Offence,
+    Person,
+    PersonRole,
+    ReportState,
+    ReportVersion,
+)
+from justice.reports.service import ReportQuery
+
+
+class ReportRow(SQLModel, table=True):
+    __tablename__ = "report_version"
+    __table_args__ = (
+        Index("ix_report_version_request", "author", "request_id", unique=True),
+        Index("ix_report_version_latest", "latest", "report_id"),
+    )
+
+    report_id: str = Field(primary_key=True, max_length=64)
+    version: int = Field(primary_key=True)
+    amends_version: int = 0
+    latest: bool = True
+    state: str = Field(max_length=16, index=True)
+    author: str = Field(max_length=128, index=True)
+    case_number: str = Field(max_length=64, index=True)
+    # NULL when absent: NULLs never collide in the unique index.
+    request_id: str | None = Field(default=None, max_length=128)
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    written_time: datetime = Field(sa_type=UtcDateTime)
+    create_time: datetime = Field(sa_type=UtcDateTime)
+    update_time: datetime = Field(sa_type=UtcDateTime)
+    sign_time: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    signed_xml: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    signed_sha256: str = Field(default="", max_length=64)
+    revision: int = 1
+    # Partner the version was submitted to, and its reason if it refused it (0004_exchange).
+    recipient: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
+    rejection_reason: str = Field(
+        default="", max_length=600, sa_column_kwargs={"server_default": ""}
+    )
+
+
+def _content_json(content: Content) -> str:
+    return json.dumps(
+        {
+            "case_number": content.case_number,
+            "reporting_unit": content.reporting_unit,
+            "offences": [[o.code, o.article, o.description] for o in content.offences],
+            "place": content.place,
+            "facts_time": content.facts_time.isoformat() if content.facts_time else None,
+            "persons": [
+                {
+                    "role": p.role.value if p.role else None,
+                    "given_name": p.given_name,
+                    "family_name": p.family_name,
+                    "birth_date": p.birth_date.isoformat() if p.birth_date else None,
+                    "national_id": p.national_id,
+                }
+                for p in content.persons
+            ],
+            "language": content.language,
+            "narrative": content.narrative,
+            "attachments": [
+                [a.evidence, a.sha256, a.size_bytes, a.media_type] for a in content.attachments
+            ],
+        },
+        ensure_ascii=False,
+    )
+
+
+def _content(raw: str) -> Content:
+    data: dict[str, Any] = json.loads(raw)
+    return Content(
+        case_number=data["case_number"],
+        reporting_unit=data["reporting_unit"],
+        offences=tuple(Offence(*o) for o in data["offences"]),
+        place=data["place"],
+        facts_time=datetime.fromisoformat(data["facts_time"]) if data["facts_time"] else None,
+        persons=tuple(
+            Person(
+                role=PersonRole(p["role"]) if p["role"] else None,
+                given_name=p["given_name"],
+                family_name=p["family_name"],
+                birth_date=date.fromisoformat(p["birth_date"]) if p["birth_date"] else None,
+                national_id=p["national_id"],
+            )
+            for p in data["persons"]
+        ),
+        language=data["language"],
+        narrative=data["narrative"],
+        attachments=tuple(Attachment(*a) for a in data["attachments"]),
+    )
+
+
+_TABLE = ReportRow.__table__  # type: ignore[attr-defined]
+
+
+def _to_domain(row: Any) -> ReportVersion:
+    return ReportVersion(
+        report_id=row.report_id,
+        version=row.version,
+        author=row.author,
+        content=_content(row.content),
+        written_time=row.written_time,
+        create_time=row.create_time,
+        update_time=row.update_time,
+        state=ReportState(row.state),
+        amends_version=row.amends_version,
+        request_id=row.request_id or "",
+        sign_time=row.sign_time,
+        signed_xml=row.signed_xml,
+        signed_sha256=row.signed_sha256,
+        revision=row.revision,
+        recipient=row.recipient,
+        rejection_reason=row.rejection_reason,
+    )
+
+
+class SqlReportRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, report: ReportVersion) -> None:
+        if report.version > 1:
+            await execute(
+                self._session,
+                update(_TABLE).where(_TABLE.c.report_id == report.report_id).values(latest=False),
+            )
+        self._session.add(
+            ReportRow(
+                report_id=report.report_id,
+                version=report.version,
+                amends_version=report.amends_version,
+                latest=True,
+                state=report.state.value,
+                author=report.author,
+                case_number=report.content.case_number,
+                request_id=report.request_id or None,
+                content=_content_json(report.content),
+                written_time=report.written_time,
+                create_time=report.create_time,
+                update_time=report.update_time,
+                revision=report.revision,
+            )
+        )
+        await self._session.flush()
+
+    async def get(self, report_id: str, version: int | None = None) -> ReportVersion | None:
+        which = _TABLE.c.latest if version is None else _TABLE.c.version == version
+        return await self._one(select(_TABLE).where(_TABLE.c.report_id == report_id, which))
+
+    async def by_request(self, author: str, request_id: str) -> ReportVersion | None:
+        return await self._one(
+            select(_TABLE).where(_TABLE.c.author == author, _TABLE.c.request_id == request_id)
+        )
+
+    async def _one(self, query: Any) -> ReportVersion | None:
+        # Plain rows, not entities: the domain object is built straight from the columns.
+        row = (await execute(self._session, query)).first()
+        return _to_domain(row) if row else None
+
+    async def update(self, report: ReportVersion) -> None:
+        result = await execute(
+            self._session,
+            update(_TABLE)
+            .where(
+                _TABLE.c.report_id == report.report_id,
+                _TABLE.c.version == report.version,
+                _TABLE.c.revision == report.revision,
+            )
+            .values(
+                state=report.state.value,
+                case_number=report.content.case_number,
+                content=_content_json(report.content),
+                written_time=report.written_time,
+                update_time=report.update_time,
+                sign_time=report.sign_time,
+                signed_xml=report.signed_xml,
+                signed_sha256=report.signed_sha256,
+                revision=report.revision + 1,
+                recipient=report.recipient,
+                rejection_reason=report.rejection_reason,
+            ),
+        )
+        if cast(CursorResult[Any], result).rowcount != 1:
+            raise Aborted(
+                "CONCURRENT_CHANGE",
+                f"{report.name}@{report.version} changed meanwhile; read it again",
+            )
+        report.revision += 1
+
+    async def list_latest(self, query: ReportQuery) -> Sequence[ReportVersion]:
+        statement = select(_TABLE).where(_TABLE.c.latest)
+        if query.case_number is not None:
+            statement = statement.where(_TABLE.c.case_number == query.case_number)
+        if query.author is not None:
+            statement = statement.where(_TABLE.c.author == query.author)
+        if query.state is not None:
+            statement = statement.where(_TABLE.c.state == query.state.value)
+        if query.page.after:
+            statement = statement.where(_TABLE.c.report_id > query.page.after)
+        statement = statement.order_by(_TABLE.c.report_id).limit(query.page.size)
+        return [_to_domain(row) for row in (await execute(self._session, statement)).all()]
+
+
+class ReportTransaction(Transaction):
+    """One transaction over the report tables and the outbox."""
+
+    def bind(self, session: AsyncSession) -> None:
+        self.reports = SqlReportRepository(session)
+        self.outbox = SqlOutbox(session)
+        self.inbox = SqlInbox(session, "reports")
