@@ -1,0 +1,1 @@
+"""Identity from mTLS certificates, authorisation rules, four-eyes approvals."""
