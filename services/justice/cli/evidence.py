@@ -1,0 +1,302 @@
+"""`justice evidence ...`: upload (resuming by itself), download, verify, share, hold, sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import mimetypes
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import grpc
+import typer
+from google.protobuf.duration_pb2 import Duration
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from justice.cli import rpc
+from justice.cli.reports import CliContext, show
+from justice.evidence.v1 import evidence_pb2 as pb
+from justice.evidence.v1 import evidence_pb2_grpc
+from justice.platform.rpc import error_details
+
+if TYPE_CHECKING:
+    from justice.evidence.v1.evidence_pb2_grpc import EvidenceServiceAsyncStub
+
+app = typer.Typer(no_args_is_help=True, help="Upload, download, verify, share and hold evidence.")
+console = Console()
+T = TypeVar("T")
+
+CHUNK_BYTES = 2 * 1024 * 1024
+# A cut connection is retried this many times, each resuming at the committed offset.
+RESUME_ATTEMPTS = 20
+_RETRYABLE = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED}
+)
+# Answers that mean "ask where the upload stands and go on from there".
+_RESUMABLE = frozenset({"UPLOAD_BUSY", "OFFSET_MISMATCH", "UPLOAD_INCOMPLETE"})
+# The server can no longer continue this upload (it restarted, or the upload expired
+# and was cleaned up): start a new one from byte zero.
+_RESUME_FROM_ZERO = frozenset({"UPLOAD_STATE_LOST", "UPLOAD_EXPIRED", "UPLOAD_NOT_FOUND"})
+
+
+def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(CHUNK_BYTES):
+            digest.update(block)
+            if on_bytes:
+                on_bytes(len(block))
+    return digest.hexdigest()
+
+
+async def _stream(
+    first: pb.UploadEvidenceRequest,
+    path: Path,
+    offset: int,
+    on_bytes: Callable[[int], None],
+    chunk_bytes: int,
+) -> AsyncIterator[pb.UploadEvidenceRequest]:
+    yield first
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        while block := await asyncio.to_thread(handle.read, chunk_bytes):
+            yield pb.UploadEvidenceRequest(chunk=block)
+            on_bytes(len(block))
+
+
+async def upload_file(
+    stub: EvidenceServiceAsyncStub,
+    path: Path,
+    metadata: pb.EvidenceMetadata,
+    *,
+    on_bytes: Callable[[int], None] = lambda n: None,
+    on_resume: Callable[[int], None] = lambda offset: None,
+    chunk_bytes: int = CHUNK_BYTES,
+    attempts: int = RESUME_ATTEMPTS,
+) -> pb.Evidence:
+    """Stream a file in; after a dropped connection, ask where the upload stands and resume."""
+    meta = pb.EvidenceMetadata()
+    meta.CopyFrom(metadata)
+    if not meta.request_id:
+        meta.request_id = uuid.uuid4().hex
+    upload = f"uploads/{meta.request_id}"
+    first = pb.UploadEvidenceRequest(metadata=meta)
+    offset = 0
+    for attempt in range(attempts):
+        try:
+            return await stub.UploadEvidence(_stream(first, path, offset, on_bytes, chunk_bytes))
+        except grpc.aio.AioRpcError as error:
+            reason = error_details(error).reason
+            from_zero = reason in _RESUME_FROM_ZERO
+            if not (from_zero or error.code() in _RETRYABLE or reason in _RESUMABLE):
+                raise
+            if attempt == attempts - 1:
+                raise
+        await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+        if from_zero:
+            meta.request_id = uuid.uuid4().hex
+            upload = f"uploads/{meta.request_id}"
+            first, offset = pb.UploadEvidenceRequest(metadata=meta), 0
+            on_resume(offset)
+            continue
+        try:
+            state = await stub.GetUpload(pb.GetUploadRequest(name=upload))
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                continue
+            # Never started, or finished: the metadata again starts it or returns the result.
+            first, offset = pb.UploadEvidenceRequest(metadata=meta), 0
+        else:
+            offset = state.committed_offset
+            first = pb.UploadEvidenceRequest(resume=pb.ResumeUpload(upload=upload, offset=offset))
+        on_resume(offset)
+    raise AssertionError("unreachable")
+
+
+def call(ctx: typer.Context, action: Callable[[EvidenceServiceAsyncStub], Awaitable[T]]) -> T:
+    """Run RPCs; a failure prints its status and details and exits 1."""
+    stub = evidence_pb2_grpc.EvidenceServiceStub
+    return rpc.run(ctx, lambda channel: action(stub(channel)), console)
+
+
+def _rewind(progress: Progress, task: TaskID, offset: int) -> None:
+    progress.update(task, completed=offset)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+@app.command()
+def upload(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
+    case: Annotated[str, typer.Option(help="Case number")],
+    report: Annotated[str, typer.Option(help="reports/{report} it belongs to")] = "",
+    media_type: Annotated[str, typer.Option(help="Media type (default: from the name)")] = "",
+    category: Annotated[str, typer.Option(help="Retention category (default: the server's)")] = "",
+    device: Annotated[str, typer.Option(help="Capture device")] = "",
+    captured: Annotated[datetime | None, typer.Option(help="Capture time (ISO 8601, UTC)")] = None,
+) -> None:
+    """Upload files with a progress bar; a dropped connection resumes by itself."""
+
+    async def go(stub: EvidenceServiceAsyncStub) -> list[pb.Evidence]:
+        done = []
+        with _progress() as progress:
+            for path in files:
+                size = path.stat().st_size
+                hashing = progress.add_task(f"hashing {path.name}", total=size)
+                sha = await asyncio.to_thread(
+                    sha256_file, path, functools.partial(progress.advance, hashing)
+                )
+                progress.remove_task(hashing)
+                task = progress.add_task(f"uploading {path.name}", total=size)
+                meta = pb.EvidenceMetadata(
+                    case_number=case,
+                    report=report,
+                    media_type=media_type
+                    or mimetypes.guess_type(path.name)[0]
+                    or "application/octet-stream",
+                    original_filename=path.name,
+                    capture_device=device,
+                    category=category,
+                    declared_size=size,
+                    declared_sha256=sha,
+                    request_id=uuid.uuid4().hex,
+                )
+                if captured is not None:
+                    meta.capture_time.FromDatetime(captured.astimezone(UTC))
+                done.append(
+                    await upload_file(
+                        stub,
+                        path,
+                        meta,
+                        on_bytes=functools.partial(progress.advance, task),
+                        on_resume=functools.partial(_rewind, progress, task),
+                    )
+                )
+        return done
+
+    for evidence in call(ctx, go):
+        console.print(f"[green]stored[/green] {evidence.name} sha256 {evidence.sha256}")
+
+
+@app.command()
+def download(
+    ctx: typer.Context,
+    name: str,
+    out: Annotated[Path, typer.Option(help="File to write")],
+    offset: Annotated[int, typer.Option(help="First byte")] = 0,
+    length: Annotated[int, typer.Option(help="Bytes from offset (0: to the end)")] = 0,
+) -> None:
+    """Download evidence (or a byte range); a whole file is checked against its sha256."""
+
+    async def go(stub: EvidenceServiceAsyncStub) -> tuple[str, str]:
+        request = pb.DownloadEvidenceRequest(name=name, offset=offset, length=length)
+        stream = stub.DownloadEvidence(request)
+        headers = dict(await stream.initial_metadata() or ())
+        expected = str(headers.get("x-evidence-sha256", ""))
+        total = int(str(headers.get("x-evidence-size", "0")))
+        digest = hashlib.sha256()
+        with _progress() as progress, out.open("wb") as handle:
+            task = progress.add_task(f"downloading {name}", total=(length or total - offset))
+            async for response in stream:
+                handle.write(response.chunk)
+                digest.update(response.chunk)
+                progress.advance(task, len(response.chunk))
+        return expected, digest.hexdigest()
+
+    expected, actual = call(ctx, go)
+    if offset or length:
+        console.print(f"wrote a range of {name} to {out}")
+    elif expected == actual:
+        console.print(f"[green]OK[/green] {out} sha256 {actual}")
+    else:
+        console.print(f"[red]HASH MISMATCH[/red] expected {expected}, got {actual}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def verify(ctx: typer.Context, name: str) -> None:
+    """Have the server re-read and re-hash the stored object."""
+    result = call(ctx, lambda stub: stub.VerifyEvidence(pb.VerifyEvidenceRequest(name=name)))
+    show(result)
+    if result.integrity != pb.INTACT:
+        raise typer.Exit(1)
+
+
+@app.command()
+def share(
+    ctx: typer.Context,
+    name: str,
+    partner: Annotated[str, typer.Option(help="Partner id receiving the link")],
+    purpose: Annotated[str, typer.Option(help="Why it is shared (recorded)")],
+    expiry: Annotated[int, typer.Option(help="Seconds the link works (0: default)")] = 0,
+) -> None:
+    """Make a presigned download link for a partner; the share is recorded."""
+    request = pb.ShareEvidenceRequest(name=name, partner=partner, purpose=purpose)
+    if expiry:
+        request.expiry.CopyFrom(Duration(seconds=expiry))
+    show(call(ctx, lambda stub: stub.ShareEvidence(request)))
+
+
+@app.command()
+def hold(
+    ctx: typer.Context,
+    name: str,
+    release: Annotated[bool, typer.Option(help="Release the hold instead")] = False,
+) -> None:
+    """Place (or release) a legal hold: no deletion while it stands, whatever the retention."""
+    if release:
+        show(call(ctx, lambda stub: stub.ReleaseLegalHold(pb.ReleaseLegalHoldRequest(name=name))))
+    else:
+        show(call(ctx, lambda stub: stub.SetLegalHold(pb.SetLegalHoldRequest(name=name))))
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    case: Annotated[str, typer.Option(help="Only this case")] = "",
+    report: Annotated[str, typer.Option(help="Only this report")] = "",
+) -> None:
+    """List evidence."""
+    terms = [f'{k} = "{v}"' for k, v in (("case_number", case), ("report", report)) if v]
+    request = pb.ListEvidenceRequest(filter=" AND ".join(terms), page_size=500)
+    show(call(ctx, lambda stub: stub.ListEvidence(request)))
+
+
+@app.command()
+def sweep(ctx: typer.Context) -> None:
+    """Re-hash every stored object now (the server also does this on its interval)."""
+    from justice.app import evidence_sweep
+    from justice.devstack.stack import with_dev_s3
+
+    obj: CliContext = ctx.find_root().obj
+    # Beside `justice run`, S3 is the dev stack's unless the settings name one.
+    summary = asyncio.run(evidence_sweep(with_dev_s3(obj.settings)))
+    console.print(
+        f"{summary.objects} objects: {summary.intact} intact, "
+        f"{summary.mismatched} mismatched, {summary.missing} missing"
+    )
+    if summary.mismatched or summary.missing:
+        raise typer.Exit(1)
