@@ -1,0 +1,420 @@
+"""Inbound: every partner's outbox, validated, then dispatched by message type.
+
+The consumer knows no domain. The composition root registers a handler per message type
+(`Dispatcher.register`) and, per outgoing message type, what to do when a partner's
+receipt settles it (`Dispatcher.on_settled`). Handlers are the owning services' own
+functions; they raise a JusticeError to refuse a message, which the partner then sees as
+a REJECTED receipt with that reason.
+
+Exactly-once effects: the exchange's processed-ids row for an envelope commits together
+with its receipt and delivery updates; a domain handler claims the envelope id in its own
+transaction, together with its own effect. A redelivered message therefore finds both
+claims taken and changes nothing. A message that cannot be read, is not signed by its
+sender, or is not allowed gets a REJECTED receipt and a dead letter, and is acknowledged:
+it never blocks or crashes the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from justice.exchange import envelope as envelopes
+from justice.exchange.bus import INBOUND_CONSUMER, OUTBOX_STREAM
+from justice.exchange.envelope import EnvelopeRefused, Problem
+from justice.exchange.message import RECEIPT, Link, OutgoingMessage
+from justice.exchange.model import DeadLetter, DeliveryState, Direction
+from justice.exchange.registry import PartnerDirectory
+from justice.exchange.store import ExchangeTransaction, time_ordered_uuid
+from justice.exchange.v1 import exchange_pb2 as pb
+from justice.platform.errors import JusticeError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A verified message from a partner, as handlers see it."""
+
+    id: str
+    type: str
+    sender: str
+    created_at: datetime
+    payload: bytes
+    in_reply_to: str = ""
+    links: tuple[Link, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """What a handler claims in its inbox: envelope ids are unique per sender."""
+        return processed_key(self.sender, self.id)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A partner's receipt settled one of our outgoing messages."""
+
+    message_id: str
+    message_type: str
+    partner: str
+    subject_ref: str
+    accepted: bool
+    reason: str
+    detail: str
+    receipt_id: str
+
+    @property
+    def key(self) -> str:
+        # One settlement per message, however many receipts a partner sends for it.
+        return f"settled:{self.message_id}"
+
+
+def processed_key(sender: str, envelope_id: str) -> str:
+    return f"{sender}/{envelope_id}"
+
+
+Handler = Callable[[InboundMessage], Awaitable[None]]
+SettleHandler = Callable[[Settlement], Awaitable[None]]
+
+
+class Dispatcher:
+    """Message type -> handler; outgoing message type -> settlement handler."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+        self._settled: dict[str, SettleHandler] = {}
+
+    def register(self, message_type: str, handler: Handler) -> None:
+        if message_type == RECEIPT or message_type in self._handlers:
+            raise ValueError(f"a handler for {message_type!r} exists already")
+        self._handlers[message_type] = handler
+
+    def on_settled(self, message_type: str, handler: SettleHandler) -> None:
+        if message_type in self._settled:
+            raise ValueError(f"a settlement handler for {message_type!r} exists already")
+        self._settled[message_type] = handler
+
+    def handler(self, message_type: str) -> Handler | None:
+        return self._handlers.get(message_type)
+
+    def settlement(self, message_type: str) -> SettleHandler | None:
+        return self._settled.get(message_type)
+
+    @property
+    def message_types(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def receipt_payload(envelope_id: str, accepted: bool, reason: str = "", detail: str = "") -> bytes:
+    status = pb.ReceiptEntry.ACCEPTED if accepted else pb.ReceiptEntry.REJECTED
+    entry = pb.ReceiptEntry(envelope_id=envelope_id, status=status, reason=reason, detail=detail)
+    return pb.Receipt(entries=[entry]).SerializeToString()
+
+
+def _subject_parts(subject: str) -> tuple[str, str]:
+    # justice.v1.partner.<partner>.outbox.<type>: NATS permissions make the partner token
+    # the authenticated publisher.
+    parts = subject.split(".")
+    if len(parts) != 6 or parts[:3] != ["justice", "v1", "partner"] or parts[4] != "outbox":
+        return "", ""
+    return parts[3], parts[5]
+
+
+class InboundProcessor:
+    def __init__(
+        self,
+        uow: Callable[[], ExchangeTransaction],
+        directory: PartnerDirectory,
+        dispatcher: Dispatcher,
+        platform_id: str,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._uow = uow
+        self._directory = directory
+        self._dispatcher = dispatcher
+        self._platform_id = platform_id
+        self._clock = clock
+
+    async def process(self, data: bytes, subject: str, stream_seq: int) -> str:
+        """Apply one message from a partner's outbox; returns the outcome (for logs/tests).
+
+        Raises only for transient trouble (database down), so the message is offered again.
+        """
+        sender, subject_type = _subject_parts(subject)
+        try:
+            envelope = envelopes.parse(data)
+            if envelope.sender != sender:
+                raise EnvelopeRefused(
+                    Problem.SENDER_MISMATCH, f"published by {sender}, claims {envelope.sender}"
+                )
+            if envelope.type != subject_type:
+                raise EnvelopeRefused(Problem.MALFORMED, "the subject names another type")
+            if envelope.recipient != self._platform_id:
+                raise EnvelopeRefused(Problem.WRONG_RECIPIENT, f"addressed to {envelope.recipient}")
+            known = await self._directory.get(sender)
+            if known is None:
+                raise EnvelopeRefused(Problem.UNKNOWN_SENDER, f"{sender} is not registered")
+            if not known.partner.may_send(envelope.type):
+                raise EnvelopeRefused(
+                    Problem.TYPE_NOT_ALLOWED, f"{sender} may not send {envelope.type}"
+                )
+            envelopes.verify(envelope, known.public_key)
+        except EnvelopeRefused as refused:
+            # Unreadable messages are keyed by their stream position: still processed once.
+            key = f"seq:{stream_seq}"
+            envelope_id = ""
+            if refused.problem not in (Problem.MALFORMED, Problem.TOO_LARGE):
+                envelope_id = envelopes.parse(data).id
+                key = processed_key(sender, envelope_id)
+            await self._refuse(
+                key, sender, envelope_id, subject_type, refused.problem.value, refused.detail, data
+            )
+            return refused.problem.value
+        async with self._uow() as tx:
+            if await tx.processed.seen(processed_key(sender, envelope.id)):
+                return "DUPLICATE"
+        if envelope.type == RECEIPT:
+            return await self._receipt(envelope, data)
+        return await self._business(envelope, data)
+
+    async def _business(self, envelope: pb.Envelope, data: bytes) -> str:
+        handler = self._dispatcher.handler(envelope.type)
+        key = processed_key(envelope.sender, envelope.id)
+        if handler is None:
+            await self._refuse(
+                key,
+                envelope.sender,
+                envelope.id,
+                envelope.type,
+                "UNSUPPORTED_MESSAGE_TYPE",
+                f"the platform handles no {envelope.type}",
+                data,
+            )
+            return "UNSUPPORTED_MESSAGE_TYPE"
+        message = InboundMessage(
+            id=envelope.id,
+            type=envelope.type,
+            sender=envelope.sender,
+            created_at=envelope.created_at.ToDatetime(tzinfo=UTC),
+            payload=envelope.payload,
+            in_reply_to=envelope.in_reply_to,
+            links=tuple(
+                Link(x.name, x.url, x.sha256, x.size_bytes, x.media_type) for x in envelope.links
+            ),
+        )
+        try:
+            await handler(message)
+        except JusticeError as refusal:
+            await self._refuse(
+                key,
+                envelope.sender,
+                envelope.id,
+                envelope.type,
+                refusal.reason,
+                refusal.message,
+                data,
+            )
+            return refusal.reason
+        async with self._uow() as tx:
+            if await tx.processed.claim(key):
+                await tx.outbox.add(self._receipt_to(envelope.sender, envelope.id, True))
+                await tx.commit()
+        return "ACCEPTED"
+
+    async def _receipt(self, envelope: pb.Envelope, data: bytes) -> str:
+        receipt = pb.Receipt()
+        try:
+            receipt.ParseFromString(envelope.payload)
+        except DecodeError:
+            await self._refuse(
+                processed_key(envelope.sender, envelope.id),
+                envelope.sender,
+                envelope.id,
+                RECEIPT,
+                Problem.MALFORMED.value,
+                "the payload is not a justice.exchange.v1.Receipt",
+                data,
+            )
+            return Problem.MALFORMED.value
+        entries = {e.envelope_id: e for e in receipt.entries}
+        async with self._uow() as tx:
+            deliveries = [await tx.deliveries.get(message_id) for message_id in entries]
+        # The domain first, each in its own transaction and idempotent by its own claim;
+        # the exchange's claim below then seals the receipt as processed.
+        for delivery in deliveries:
+            if delivery is None or delivery.recipient != envelope.sender:
+                continue
+            settle = self._dispatcher.settlement(delivery.message_type)
+            entry = entries[delivery.id]
+            if settle is not None:
+                await settle(
+                    Settlement(
+                        message_id=delivery.id,
+                        message_type=delivery.message_type,
+                        partner=envelope.sender,
+                        subject_ref=delivery.subject_ref,
+                        accepted=entry.status == pb.ReceiptEntry.ACCEPTED,
+                        reason=entry.reason,
+                        detail=entry.detail,
+                        receipt_id=envelope.id,
+                    )
+                )
+        now = self._clock()
+        async with self._uow() as tx:
+            if not await tx.processed.claim(processed_key(envelope.sender, envelope.id)):
+                return "DUPLICATE"
+            accepted = [i for i, e in entries.items() if e.status == pb.ReceiptEntry.ACCEPTED]
+            rejected = [e for e in entries.values() if e.status != pb.ReceiptEntry.ACCEPTED]
+            await tx.deliveries.settle(
+                accepted, envelope.sender, DeliveryState.DELIVERED, envelope.id, now
+            )
+            for entry in rejected:
+                moved = await tx.deliveries.settle(
+                    [entry.envelope_id],
+                    envelope.sender,
+                    DeliveryState.REJECTED,
+                    envelope.id,
+                    now,
+                    reason=entry.reason or "REJECTED",
+                    detail=entry.detail,
+                )
+                for delivery in moved:
+                    await tx.dead_letters.add(
+                        DeadLetter.outbound(
+                            time_ordered_uuid(),
+                            delivery,
+                            entry.reason or "REJECTED",
+                            entry.detail,
+                            now,
+                        )
+                    )
+            await tx.commit()
+        return "RECEIPT"
+
+    async def poison(self, data: bytes, subject: str, stream_seq: int, error: str) -> None:
+        """Give up on a message that keeps failing: dead letter and REJECTED receipt."""
+        sender, subject_type = _subject_parts(subject)
+        try:
+            envelope_id = envelopes.parse(data).id
+        except EnvelopeRefused:
+            envelope_id = ""
+        await self._refuse(
+            processed_key(sender, envelope_id) if envelope_id else f"seq:{stream_seq}",
+            sender,
+            envelope_id,
+            subject_type,
+            "PROCESSING_FAILED",
+            error,
+            data,
+        )
+
+    def _receipt_to(
+        self, partner: str, envelope_id: str, accepted: bool, reason: str = "", detail: str = ""
+    ) -> OutgoingMessage:
+        return OutgoingMessage(
+            recipient=partner,
+            message_type=RECEIPT,
+            payload=receipt_payload(envelope_id, accepted, reason, detail),
+            subject_ref=f"deliveries/{envelope_id}" if envelope_id else "",
+            in_reply_to=envelope_id,
+        )
+
+    async def _refuse(
+        self,
+        key: str,
+        sender: str,
+        envelope_id: str,
+        message_type: str,
+        reason: str,
+        detail: str,
+        data: bytes,
+    ) -> None:
+        log.warning("inbound: refused a %s from %s: %s", message_type or "?", sender or "?", reason)
+        async with self._uow() as tx:
+            if not await tx.processed.claim(key):
+                return
+            await tx.dead_letters.add(
+                DeadLetter(
+                    id=time_ordered_uuid(),
+                    direction=Direction.INBOUND,
+                    envelope_id=envelope_id or key,
+                    partner=sender,
+                    message_type=message_type,
+                    reason=reason,
+                    detail=detail,
+                    create_time=self._clock(),
+                    data=data,
+                )
+            )
+            # A receipt needs an addressee the registry knows; the subject names it.
+            if sender and await tx.partners.get(sender) is not None:
+                await tx.outbox.add(self._receipt_to(sender, envelope_id, False, reason, detail))
+            await tx.commit()
+
+
+class InboundConsumer:
+    """Pulls `justice-inbound` and hands each message to the processor, then acks it."""
+
+    def __init__(
+        self,
+        processor: InboundProcessor,
+        *,
+        batch: int = 128,
+        max_attempts: int = 5,
+        retry_delay_seconds: float = 1.0,
+    ) -> None:
+        self._processor = processor
+        self._batch = batch
+        self._max_attempts = max_attempts
+        self._retry_delay = retry_delay_seconds
+        self.processed = 0
+
+    async def handle(self, msg: Msg) -> None:
+        meta = msg.metadata
+        try:
+            await self._processor.process(msg.data, msg.subject, meta.sequence.stream)
+        except Exception as error:
+            if meta.num_delivered >= self._max_attempts:
+                log.error("inbound: giving up on stream seq %d: %s", meta.sequence.stream, error)
+                await self._processor.poison(
+                    msg.data, msg.subject, meta.sequence.stream, type(error).__name__
+                )
+            else:
+                log.warning("inbound: will retry stream seq %d: %s", meta.sequence.stream, error)
+                await msg.nak(delay=self._retry_delay)
+                return
+        await msg.ack()
+        self.processed += 1
+
+    async def run(
+        self, jetstream: Callable[[], Awaitable[JetStreamContext]], stop: asyncio.Event
+    ) -> None:
+        while not stop.is_set():
+            try:
+                js = await jetstream()
+                subscription = await js.pull_subscribe_bind(
+                    durable=INBOUND_CONSUMER, stream=OUTBOX_STREAM
+                )
+                while not stop.is_set():
+                    try:
+                        msgs = await subscription.fetch(self._batch, timeout=1.0)
+                    except TimeoutError:
+                        continue
+                    for msg in msgs:
+                        await self.handle(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("inbound consumer: %s: %s; retrying", type(error).__name__, error)
+                await asyncio.sleep(0.5)

@@ -1,0 +1,208 @@
+"""The outbox relay: pending rows to JetStream, marked published on the PubAck.
+
+Each pass signs a batch of pending rows into envelopes, publishes them with
+`publish_async` (the JetStream context bounds the window of unacknowledged publishes) and
+`Nats-Msg-Id` = the row id, waits for the PubAcks, and marks the acknowledged rows
+published in one transaction. A crash anywhere in between only means the next pass
+publishes those rows again, which JetStream's duplicate window (and, beyond it, the
+receiver's idempotency by envelope id) absorbs. While NATS is down rows simply accumulate;
+the backlog is logged and reported by GetRelayStatus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+
+from justice.exchange.envelope import EnvelopeSigner
+from justice.exchange.model import DeadLetter
+from justice.exchange.registry import PartnerDirectory
+from justice.exchange.store import ExchangeTransaction, PendingMessage, time_ordered_uuid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    batch: int = 512
+    poll_seconds: float = 0.01
+    ack_timeout_seconds: float = 5.0
+    receipt_deadline: timedelta = timedelta(hours=24)
+    sweep_seconds: float = 5.0
+    backlog_log_seconds: float = 5.0
+
+
+@dataclass
+class RelayCounters:
+    published: int = 0
+    failed_passes: int = 0
+    backlog: int = 0
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Relay:
+    def __init__(
+        self,
+        uow: Callable[[], ExchangeTransaction],
+        signer: EnvelopeSigner,
+        directory: PartnerDirectory,
+        settings: RelaySettings = RelaySettings(),
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._uow = uow
+        self._signer = signer
+        self._directory = directory
+        self._settings = settings
+        self._clock = clock
+        self.counters = RelayCounters()
+        self._wake = asyncio.Event()
+
+    def nudge(self) -> None:
+        """Something was just committed to the outbox: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def pass_once(self, js: JetStreamContext) -> int:
+        """Publish one batch; returns how many rows JetStream acknowledged."""
+        async with self._uow() as tx:
+            rows = await tx.relay.pending(self._settings.batch)
+        if not rows:
+            return 0
+        refused: list[tuple[PendingMessage, str, str]] = []
+        sent: list[tuple[PendingMessage, asyncio.Future[PubAck]]] = []
+        try:
+            for row in rows:
+                known = await self._directory.get(row.recipient)
+                if known is None:
+                    refused.append((row, "UNKNOWN_PARTNER", f"{row.recipient} is not registered"))
+                    continue
+                if not known.partner.may_receive(row.message_type):
+                    refused.append(
+                        (row, "MESSAGE_TYPE_NOT_ALLOWED", f"{row.recipient} does not receive it")
+                    )
+                    continue
+                envelope = self._signer.seal(
+                    envelope_id=row.id,
+                    message_type=row.message_type,
+                    recipient=row.recipient,
+                    created_at=row.created_at,
+                    payload=row.payload,
+                    in_reply_to=row.in_reply_to,
+                    links=row.links,
+                )
+                future = await js.publish_async(
+                    row.subject,
+                    envelope.SerializeToString(),
+                    wait_stall=self._settings.ack_timeout_seconds,
+                    headers={"Nats-Msg-Id": row.nats_msg_id},
+                )
+                sent.append((row, future))
+        finally:
+            # Whatever happens, collect the acks that did arrive so they are not lost.
+            acked = await self._collect(sent)
+            await self._record(acked, refused)
+        if len(acked) < len(sent):
+            raise TimeoutError(f"{len(sent) - len(acked)} of {len(sent)} publishes not acked")
+        return len(acked)
+
+    async def _collect(
+        self, sent: list[tuple[PendingMessage, asyncio.Future[PubAck]]]
+    ) -> list[str]:
+        if not sent:
+            return []
+        futures = [future for _, future in sent]
+        _, waiting = await asyncio.wait(futures, timeout=self._settings.ack_timeout_seconds)
+        for future in waiting:
+            future.cancel()
+        return [
+            row.id
+            for row, future in sent
+            if future.done() and not future.cancelled() and future.exception() is None
+        ]
+
+    async def _record(
+        self, acked: list[str], refused: list[tuple[PendingMessage, str, str]]
+    ) -> None:
+        if not acked and not refused:
+            return
+        now = self._clock()
+        async with self._uow() as tx:
+            if acked:
+                await tx.relay.mark_published(acked, now, now + self._settings.receipt_deadline)
+            for row, reason, detail in refused:
+                await tx.relay.refuse(row.id, reason, detail, now)
+                await tx.dead_letters.add(
+                    DeadLetter.outbound(time_ordered_uuid(), row, reason, detail, now)
+                )
+            await tx.commit()
+        self.counters.published += len(acked)
+
+    async def sweep(self) -> int:
+        """Expire deliveries whose receipt deadline passed; each goes to the dead letters."""
+        now = self._clock()
+        expired = 0
+        async with self._uow() as tx:
+            for delivery in await tx.deliveries.overdue(now, 1000):
+                if await tx.deliveries.expire(delivery, now):
+                    expired += 1
+                    detail = f"no receipt by {delivery.deadline}"
+                    await tx.dead_letters.add(
+                        DeadLetter.outbound(
+                            time_ordered_uuid(), delivery, "NO_RECEIPT", detail, now
+                        )
+                    )
+            await tx.commit()
+        if expired:
+            log.warning("relay: %d deliveries expired without a receipt", expired)
+        return expired
+
+    async def backlog(self) -> int:
+        async with self._uow() as tx:
+            count, _ = await tx.relay.backlog()
+        self.counters.backlog = count
+        return count
+
+    async def run(
+        self, jetstream: Callable[[], Awaitable[JetStreamContext]], stop: asyncio.Event
+    ) -> None:
+        """Relay until `stop`; NATS or database trouble only pauses it."""
+        loop = asyncio.get_running_loop()
+        next_sweep = next_gauge = loop.time()
+        last_logged = -1
+        delay = self._settings.poll_seconds
+        while not stop.is_set():
+            try:
+                if loop.time() >= next_gauge:
+                    next_gauge = loop.time() + self._settings.backlog_log_seconds
+                    backlog = await self.backlog()
+                    if backlog != last_logged and (backlog or last_logged > 0):
+                        log.info(
+                            "relay backlog=%d published_total=%d", backlog, self.counters.published
+                        )
+                        last_logged = backlog
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + self._settings.sweep_seconds
+                    await self.sweep()
+                published = await self.pass_once(await jetstream())
+                delay = 0.0 if published >= self._settings.batch else self._settings.poll_seconds
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.counters.failed_passes += 1
+                log.warning("relay pass failed (%s: %s); retrying", type(error).__name__, error)
+                delay = min(max(delay * 2, 0.1), 2.0)
+            if delay:
+                self._wake.clear()
+                wake = asyncio.ensure_future(self._wake.wait())
+                halt = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({wake, halt}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                wake.cancel()
+                halt.cancel()

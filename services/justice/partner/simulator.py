@@ -1,0 +1,48 @@
+"""A prosecutor's office, built only on the partner SDK (used by `justice demo`).
+
+For each submitted report it checks the XAdES signature against the platform CA and the
+evidence behind every presigned link, answers with a signed receipt, and then acknowledges
+the report, or rejects it with the reason the check gave.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from justice.partner.client import Answer, PartnerClient, Received
+from justice.reports.v1 import reports_pb2
+
+log = logging.getLogger(__name__)
+
+REPORT_SUBMITTED = "report_submitted"
+REPORT_ACKNOWLEDGED = "report_acknowledged"
+REPORT_REJECTED = "report_rejected"
+
+
+class ProsecutorSimulator:
+    def __init__(self, client: PartnerClient) -> None:
+        self._client = client
+        self.acknowledged: list[str] = []
+        self.rejected: list[tuple[str, str]] = []
+
+    async def handle(self, received: Received) -> Answer:
+        if received.type != REPORT_SUBMITTED:
+            return Answer.accept()
+        verdict = self._client.verify_report(received.payload)
+        report = self._client.report_identity(verdict)
+        if not (verdict.integrity_ok and verdict.chains_to_ca) or not report:
+            # Unreadable as a report: the receipt itself refuses it.
+            self.rejected.append((report, verdict.reason))
+            return Answer.reject(verdict.reason or "NOT_A_REPORT", verdict.detail)
+        for link in received.links:
+            try:
+                self._client.fetch_evidence(link)
+            except (OSError, ValueError) as error:
+                self.rejected.append((report, "EVIDENCE_UNAVAILABLE"))
+                rejection = reports_pb2.ReportRejection(
+                    report=report, reason="EVIDENCE_UNAVAILABLE", detail=str(error)[:200]
+                )
+                return Answer.accept((REPORT_REJECTED, rejection.SerializeToString()))
+        self.acknowledged.append(report)
+        acknowledgement = reports_pb2.ReportAcknowledgement(report=report)
+        return Answer.accept((REPORT_ACKNOWLEDGED, acknowledgement.SerializeToString()))

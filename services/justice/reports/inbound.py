@@ -1,0 +1,73 @@
+"""What partners send about reports, turned into ReportService calls (like api.py for gRPC).
+
+The composition root registers these with the exchange's dispatcher.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError
+
+from justice.exchange.inbound import Dispatcher, InboundMessage, Settlement
+from justice.platform.errors import FieldViolation, InvalidArgument, JusticeError
+from justice.reports.service import (
+    MESSAGE_TYPE_ACKNOWLEDGED,
+    MESSAGE_TYPE_REJECTED,
+    MESSAGE_TYPE_SUBMITTED,
+    ReportService,
+)
+from justice.reports.v1 import reports_pb2 as pb
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", pb.ReportAcknowledgement, pb.ReportRejection)
+
+
+def _payload(kind: type[T], data: bytes) -> T:
+    message = kind()
+    try:
+        message.ParseFromString(data)
+    except DecodeError:
+        raise InvalidArgument.of(
+            [FieldViolation("payload", f"not a {kind.DESCRIPTOR.full_name}")]
+        ) from None
+    return message
+
+
+class ReportInbound:
+    def __init__(self, service: ReportService) -> None:
+        self._service = service
+
+    def register(self, dispatcher: Dispatcher) -> None:
+        dispatcher.register(MESSAGE_TYPE_ACKNOWLEDGED, self.acknowledged)
+        dispatcher.register(MESSAGE_TYPE_REJECTED, self.rejected)
+        dispatcher.on_settled(MESSAGE_TYPE_SUBMITTED, self.settled)
+
+    async def acknowledged(self, message: InboundMessage) -> None:
+        answer = _payload(pb.ReportAcknowledgement, message.payload)
+        await self._service.acknowledge(message.sender, answer.report, message.key)
+
+    async def rejected(self, message: InboundMessage) -> None:
+        answer = _payload(pb.ReportRejection, message.payload)
+        await self._service.reject(
+            message.sender, answer.report, answer.reason, answer.detail, message.key
+        )
+
+    async def settled(self, settlement: Settlement) -> None:
+        try:
+            if settlement.accepted:
+                await self._service.delivered(
+                    settlement.partner, settlement.subject_ref, settlement.key
+                )
+            else:
+                await self._service.reject(
+                    settlement.partner,
+                    settlement.subject_ref,
+                    settlement.reason or "REJECTED",
+                    settlement.detail,
+                    settlement.key,
+                )
+        except JusticeError as error:
+            # The receipt still settles the delivery; the report just does not move.
+            log.warning("report receipt not applied: %s", error.reason)
