@@ -1,0 +1,1 @@
+"""Who consulted what: the audit interceptor, the hash chain, queries and misuse detection."""

@@ -1,0 +1,97 @@
+"""AuditService servicer: proto in, domain call, proto out. No SQL, no rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from justice.audit.messages import alert_to_proto, record_to_proto
+from justice.audit.model import AlertRule
+from justice.audit.service import AccessQuery, AuditService
+from justice.audit.v1 import audit_pb2 as pb
+from justice.audit.v1 import audit_pb2_grpc
+from justice.platform.errors import FieldViolation, InvalidArgument
+from justice.platform.listing import next_token, page, parse_filter
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _moment(stamp: Timestamp, field: str, present: bool) -> datetime | None:
+    if not present:
+        return None
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument.of([FieldViolation(field, "not a valid timestamp")]) from None
+
+
+def _rule(value: str) -> str:
+    return AlertRule(value).value  # ValueError becomes a filter violation
+
+
+_ALERT_FILTER: dict[str, Callable[[str], Any]] = {"principal": str, "rule": _rule}
+
+
+class AuditApi(audit_pb2_grpc.AuditServiceServicer):
+    def __init__(self, service: AuditService) -> None:
+        self._service = service
+
+    async def QueryAccess(
+        self, request: pb.QueryAccessRequest, context: Context
+    ) -> pb.QueryAccessResponse:
+        query = AccessQuery(
+            resource=request.resource or None,
+            principal=request.principal or None,
+            start=_moment(request.start_time, "start_time", request.HasField("start_time")),
+            end=_moment(request.end_time, "end_time", request.HasField("end_time")),
+            page=page(request.page_size, request.page_token),
+        )
+        records = await self._service.query_access(query)
+        last = str(records[-1].sequence) if len(records) == query.page.size else None
+        return pb.QueryAccessResponse(
+            records=[record_to_proto(r) for r in records], next_page_token=next_token(last)
+        )
+
+    async def VerifyAuditChain(
+        self, request: pb.VerifyAuditChainRequest, context: Context
+    ) -> pb.VerifyAuditChainResponse:
+        check = await self._service.verify_chain(request.from_sequence, request.to_sequence)
+        return pb.VerifyAuditChainResponse(
+            intact=check.intact,
+            records_checked=check.checked,
+            first_broken_sequence=check.broken_at,
+            problem=check.problem.value if check.problem else "",
+            head_sequence=check.head_sequence,
+            head_hash=check.head_hash,
+        )
+
+    async def ExportAudit(
+        self, request: pb.ExportAuditRequest, context: Context
+    ) -> pb.ExportAuditResponse:
+        export = await self._service.export(request.from_sequence, request.to_sequence)
+        return pb.ExportAuditResponse(
+            signed_xml=export.signed_xml,
+            first_sequence=export.first_sequence,
+            last_sequence=export.last_sequence,
+            record_count=export.record_count,
+            sha256=export.sha256,
+        )
+
+    async def ListAlerts(
+        self, request: pb.ListAlertsRequest, context: Context
+    ) -> pb.ListAlertsResponse:
+        terms = parse_filter(request.filter, _ALERT_FILTER)
+        listing = page(request.page_size, request.page_token)
+        alerts = await self._service.list_alerts(terms.get("principal"), terms.get("rule"), listing)
+        last = (
+            f"{alerts[-1].create_time.isoformat()}|{alerts[-1].id}"
+            if len(alerts) == listing.size
+            else None
+        )
+        return pb.ListAlertsResponse(
+            alerts=[alert_to_proto(a) for a in alerts], next_page_token=next_token(last)
+        )

@@ -1,0 +1,37 @@
+"""Which RPCs read personal data: they need a declared purpose, and they count as lookups
+for the bulk-lookup rule. Full method names; a new service adds its reads here.
+
+Not listed, on purpose:
+- writes (Create/Update/Sign/Submit...): they return what the caller sent, and are audited;
+- VerifyReport/VerifyEvidence/GetUpload: hashes, signer and upload state, no content;
+- ExchangeService: partners are organisations, and deliveries and dead letters carry
+  envelope metadata (type, recipient, resource name), never the payload.
+"""
+
+from __future__ import annotations
+
+_REPORTS = "/justice.reports.v1.ReportService/"
+_EVIDENCE = "/justice.evidence.v1.EvidenceService/"
+_AUDIT = "/justice.audit.v1.AuditService/"
+
+PERSONAL_DATA_READS: frozenset[str] = frozenset(
+    {
+        # Reports: the narrative, the persons involved.
+        _REPORTS + "GetReport",
+        _REPORTS + "ListReports",
+        _REPORTS + "ExportReport",
+        # Evidence: the media itself, and metadata naming cases, files and uploaders.
+        _EVIDENCE + "DownloadEvidence",
+        _EVIDENCE + "GetEvidence",
+        _EVIDENCE + "ListEvidence",
+        # A share hands the content to a partner: a disclosure needs a legal basis too.
+        _EVIDENCE + "ShareEvidence",
+        # Who consulted what is itself personal data about officers.
+        _AUDIT + "QueryAccess",
+        _AUDIT + "ExportAudit",
+    }
+)
+
+
+def full_method(service: str, method: str) -> str:
+    return f"/{service}/{method}"
