@@ -1,0 +1,76 @@
+"""`justice demo`: the scripted scenario, run against the live stack through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import shutil
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+
+from justice.cli.connection import dev_pki, open_channel
+from justice.platform.config import Settings
+from justice.reports.v1 import reports_pb2 as pb
+from justice.reports.v1 import reports_pb2_grpc
+from justice.signing.xmlsec import xmlsec1_verify_command
+
+
+def _draft() -> pb.Report:
+    report = pb.Report(
+        case_number="AN.12.L3.004512/26",
+        place="Meir 1, 2000 Antwerpen",
+        language="nl",
+        narrative="Op heden, rond 14u10, werd een blauwe fiets ontvreemd aan het station.",
+        offences=[pb.Offence(code="43A", article="Art. 461 Sw.", description="Diefstal")],
+        persons=[pb.Person(role=pb.COMPLAINANT, given_name="An", family_name="Peeters")],
+    )
+    report.facts_time.FromDatetime(datetime.now(UTC) - timedelta(hours=2))
+    return report
+
+
+def run_demo(settings: Settings, principal: str, out: Path, console: Console) -> None:
+    exports = asyncio.run(_scenario(settings, principal, console))
+    out.mkdir(parents=True, exist_ok=True)
+    ca = out / "ca.pem"
+    shutil.copyfile(dev_pki(settings).ca_path, ca)
+    files = []
+    for exported in exports:
+        path = out / exported.filename
+        path.write_bytes(exported.signed_xml)
+        files.append(path)
+    commands = [shlex.join(xmlsec1_verify_command(Path(f.name), Path(ca.name))) for f in files]
+    (out / "VERIFY.txt").write_text(
+        "# Verify each signed version against the platform CA with xmlsec1 (run in this folder):\n"
+        + "\n".join(commands)
+        + "\n"
+    )
+    console.print(f"wrote {', '.join(f.name for f in files)}, ca.pem and VERIFY.txt to {out}")
+
+
+async def _scenario(
+    settings: Settings, principal: str, console: Console
+) -> list[pb.ExportReportResponse]:
+    async with open_channel(settings, principal, "demonstration scenario") as channel:
+        stub = reports_pb2_grpc.ReportServiceStub(channel)
+        created = await stub.CreateReport(
+            pb.CreateReportRequest(report=_draft(), request_id=str(uuid.uuid4()))
+        )
+        console.print(f"created {created.name} (draft)")
+        await stub.SignReport(pb.SignReportRequest(name=created.name))
+        console.print("signed version 1")
+        amendment = await stub.AmendReport(
+            pb.AmendReportRequest(name=created.name, request_id=str(uuid.uuid4()))
+        )
+        amendment.narrative += " Aanvulling: de fiets had een rood zadel."
+        await stub.UpdateReport(pb.UpdateReportRequest(report=amendment))
+        await stub.SignReport(pb.SignReportRequest(name=created.name))
+        console.print("amended and signed version 2; version 1 is superseded")
+        submitted = await stub.SubmitReport(pb.SubmitReportRequest(name=created.name))
+        console.print(f"submitted version {submitted.version} to the prosecutor")
+        return [
+            await stub.ExportReport(pb.ExportReportRequest(name=f"{created.name}@{version}"))
+            for version in (1, 2)
+        ]

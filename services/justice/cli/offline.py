@@ -1,0 +1,81 @@
+"""Offline verification of a signed report: no server, only the file, a CA and the evidence."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from cryptography import x509
+from rich.console import Console
+
+from justice.reports import document
+from justice.reports.model import Attachment
+from justice.reports.service import verification
+from justice.signing.xades import XadesVerifier
+
+
+def verify_file(path: Path, ca: Path, console: Console, evidence: Path | None = None) -> bool:
+    """Print a verdict; True only when the signature is intact and chains to the CA, and,
+    given an evidence directory, every attachment there hashes to what the signature covers."""
+    anchors = x509.load_pem_x509_certificates(ca.read_bytes())
+    verdict = XadesVerifier(anchors).verify(path.read_bytes())
+    result = verification(verdict)
+    if result.integrity_ok and result.chains_to_ca:
+        console.print(f"[green]VALID[/green] {result.report} version {result.version}")
+    elif result.integrity_ok:
+        console.print(f"[yellow]UNTRUSTED[/yellow] intact, but the signer does not chain to {ca}")
+    else:
+        console.print(f"[red]INVALID[/red] {result.reason}: {result.detail}")
+    if result.signer_subject:
+        console.print(f"  signer: {result.signer_subject}")
+    if result.signing_time:
+        console.print(f"  signed at: {result.signing_time.isoformat()}")
+    ok = result.integrity_ok and result.chains_to_ca
+    if ok and evidence is not None:
+        # Only attachments read from the signed element count (defence against wrapping).
+        ok = verify_attachments(document.attachments(verdict.signed_root), evidence, console)
+    return ok
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_attachments(
+    attachments: tuple[Attachment, ...], directory: Path, console: Console
+) -> bool:
+    """Each attachment's file is the one named after its evidence id (any extension), or else
+    any file in the directory with its hash. Prints one line per attachment."""
+    files = sorted(p for p in directory.iterdir() if p.is_file())
+    hashes: dict[Path, str] = {}
+
+    def sha(path: Path) -> str:
+        if path not in hashes:
+            hashes[path] = _sha256_of(path)
+        return hashes[path]
+
+    ok = True
+    for att in attachments:
+        evidence_id = att.evidence.removeprefix("evidence/")
+        named = [p for p in files if p.name == evidence_id or p.stem == evidence_id]
+        candidates = named or [p for p in files if sha(p) == att.sha256]
+        match = next((p for p in candidates if sha(p) == att.sha256), None)
+        if match is not None and match.stat().st_size == att.size_bytes:
+            console.print(f"  [green]OK[/green] {att.evidence} = {match.name}")
+        elif named:
+            ok = False
+            console.print(
+                f"  [red]CHANGED[/red] {att.evidence}: {named[0].name} hashes differently"
+            )
+        else:
+            ok = False
+            console.print(f"  [red]MISSING[/red] {att.evidence}: no file with sha256 {att.sha256}")
+    if ok:
+        console.print(f"[green]EVIDENCE OK[/green] {len(attachments)} attachment(s)")
+    else:
+        console.print("[red]EVIDENCE INVALID[/red] the files differ from what was signed")
+    return ok
