@@ -1,0 +1,231 @@
+"""Partner exchange: outbox insert -> partner receipt recorded, against raw JetStream
+publish_async on the same nats-server in the same run; and SubmitReport -> partner receipt
+latency at a steady 1,000 submissions/s.
+
+The platform runs as `justice serve` (relay and inbound consumer inside it) in its own
+process; the partner (SDK) and the load generator run here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import nats
+from lxml import etree
+from sqlalchemy import func, select
+
+from justice.devstack.nats import NatsServer
+from justice.exchange.message import OutgoingMessage
+from justice.exchange.model import DeliveryState
+from justice.exchange.store import DeliveryRow, ExchangeTransaction
+from justice.exchange.v1 import exchange_pb2, exchange_pb2_grpc
+from justice.partner.client import Answer, PartnerClient, PartnerConfig, ProcessedLog, Received
+from justice.partner.client import listen as partner_listen
+from justice.platform.db import Database
+from justice.reports.v1 import reports_pb2 as pb
+from justice.reports.v1 import reports_pb2_grpc
+from justice.signing.keystore import FileKeyStore
+from tests.benchmarks.bench_signing import _draft
+from tests.benchmarks.figures import Figure
+from tests.benchmarks.platform_process import PASSPHRASE, channel_credentials, served_platform
+from tests.exchange_env import (
+    SECRET,
+    nats_with_partners,
+    partner_credentials,
+    platform_url,
+)
+
+PARTNER = "prosecutor-antwerp"
+RAW_MESSAGES = 20_000
+E2E_MESSAGES = 4_000
+RATE = 1_000  # submissions per second
+RATE_SECONDS = 4
+
+
+async def _raw_publish_rate(server: NatsServer, size: int) -> float:
+    nc = await nats.connect(platform_url(server))
+    js = nc.jetstream(publish_async_max_pending=4096)
+    await js.add_stream(name="BENCH_RAW", subjects=["bench.raw"])
+    payload = b"x" * size
+    started = time.perf_counter()
+    for i in range(RAW_MESSAGES):
+        await js.publish_async("bench.raw", payload, headers={"Nats-Msg-Id": f"raw-{i}"})
+    await js.publish_async_completed()
+    rate = RAW_MESSAGES / (time.perf_counter() - started)
+    await nc.close()
+    return rate
+
+
+async def _partner(server: NatsServer, state: Path) -> PartnerClient:
+    keys = FileKeyStore(state / "pki" / "signing", PASSPHRASE.encode())
+    from cryptography import x509
+
+    return await PartnerClient.connect(
+        PartnerConfig(PARTNER, partner_credentials(server, PARTNER)),
+        keys.identity(PARTNER),
+        keys.identity("justice-server").certificate,
+        x509.load_pem_x509_certificates((state / "pki" / "ca.pem").read_bytes()),
+    )
+
+
+async def _register(port: int, state: Path) -> None:
+    credentials = channel_credentials(state / "pki", "access-admin-5001")
+    async with grpc.aio.secure_channel(f"localhost:{port}", credentials) as channel:
+        stub = exchange_pb2_grpc.ExchangeServiceStub(channel)
+        await stub.CreatePartner(
+            exchange_pb2.CreatePartnerRequest(
+                partner_id=PARTNER,
+                partner=exchange_pb2.Partner(
+                    kind=exchange_pb2.PROSECUTOR,
+                    country="BE",
+                    signing_certificate_pem=(
+                        state / "pki" / "signing" / f"{PARTNER}.pem"
+                    ).read_text(),
+                    send_types=["report_acknowledged"],
+                    receive_types=["report_submitted", "bench_notice"],
+                ),
+            )
+        )
+
+
+async def _delivered(database: Database) -> int:
+    async with ExchangeTransaction(database.sessions) as tx:
+        query = select(func.count()).where(
+            DeliveryRow.state == DeliveryState.DELIVERED.value  # type: ignore[arg-type]
+        )
+        return int((await tx.session.exec(query)).one()[0])
+
+
+async def _end_to_end_rate(database: Database, payload: bytes) -> float:
+    before = await _delivered(database)
+    started = time.perf_counter()
+    for start in range(0, E2E_MESSAGES, 500):
+        async with ExchangeTransaction(database.sessions) as tx:
+            for i in range(start, start + 500):
+                await tx.outbox.add(OutgoingMessage(PARTNER, "bench_notice", payload, f"b/{i}"))
+            await tx.commit()
+    while await _delivered(database) < before + E2E_MESSAGES:  # noqa: ASYNC110 - polls a DB
+        await asyncio.sleep(0.02)
+    return E2E_MESSAGES / (time.perf_counter() - started)
+
+
+def _report_name(xml: bytes) -> str:
+    root = etree.fromstring(xml)
+    found = {etree.QName(c).localname: c.text or "" for c in root}
+    return f"{found.get('Name', '')}@{found.get('Version', '')}"
+
+
+async def _latencies(port: int, state: Path, receipts: dict[str, float]) -> list[float]:
+    credentials = channel_credentials(state / "pki", "officer-1001")
+    async with grpc.aio.secure_channel(f"localhost:{port}", credentials) as channel:
+        stub = reports_pb2_grpc.ReportServiceStub(channel)
+        names = []
+        semaphore = asyncio.Semaphore(32)
+
+        async def prepare(_: int) -> None:
+            async with semaphore:
+                created = await stub.CreateReport(
+                    pb.CreateReportRequest(report=_draft(), request_id=str(uuid.uuid4()))
+                )
+                await stub.SignReport(pb.SignReportRequest(name=created.name))
+                names.append(created.name)
+
+        await asyncio.gather(*(prepare(i) for i in range(RATE * RATE_SECONDS)))
+        submitted: dict[str, float] = {}
+        calls = []
+        started = time.perf_counter()
+        for i, name in enumerate(names):
+            # A steady schedule, not a burst: submission i leaves at i / RATE seconds.
+            delay = started + i / RATE - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            submitted[f"{name}@1"] = time.perf_counter()
+            calls.append(
+                asyncio.ensure_future(stub.SubmitReport(pb.SubmitReportRequest(name=name)))
+            )
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if failed:
+            print(f"{len(failed)} submissions failed, e.g. {failed[0]!r}"[:300])
+        deadline = time.perf_counter() + 60
+        while len([n for n in submitted if n in receipts]) < len(submitted):
+            if time.perf_counter() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        return [receipts[n] - t for n, t in submitted.items() if n in receipts]
+
+
+async def _run(state: Path, server: NatsServer, port: int) -> tuple[float, float, list[float]]:
+    await _register(port, state)
+    client = await _partner(server, state)
+    receipts: dict[str, float] = {}
+
+    async def handle(received: Received) -> Answer:
+        if received.type == "report_submitted":
+            # Receipt time: the receipt is published right after the batch is handled.
+            receipts[_report_name(received.payload)] = time.perf_counter()
+        return Answer.accept()
+
+    stop = asyncio.Event()
+    listener = asyncio.create_task(partner_listen(client, handle, ProcessedLog(), stop, batch=200))
+    database = Database(f"sqlite+aiosqlite:///{state / 'justice.db'}")
+    try:
+        payload = b"<notice>" + b"x" * 1500 + b"</notice>"
+        raw = await _raw_publish_rate(server, len(payload) + 600)
+        e2e = await _end_to_end_rate(database, payload)
+        print(f"end to end {e2e:,.0f} msg/s; raw publish_async {raw:,.0f} msg/s")
+        latencies = await _latencies(port, state, receipts)
+    finally:
+        stop.set()
+        await listener
+        await client.close()
+        await database.close()
+    return e2e, raw, latencies
+
+
+def main() -> list[Figure]:
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp)
+        with nats_with_partners(state / "nats") as server:
+            env = {
+                "JUSTICE_NATS_URL": platform_url(server),
+                "JUSTICE_EXCHANGE_NATS_SECRET": SECRET.decode(),
+            }
+            with served_platform(state, env) as port:
+                e2e, raw, latencies = asyncio.run(_run(state, server, port))
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
+    lost = RATE * RATE_SECONDS - len(latencies)
+    return [
+        Figure(
+            "exchange end to end: outbox insert -> partner receipt recorded",
+            e2e,
+            "msg/s",
+            "raw nats-py publish_async, same server",
+            raw,
+            goal=0.5,
+        ),
+        Figure(
+            f"SubmitReport -> partner receipt p50 at {RATE}/s ({lost} missing)",
+            p50,
+            "ms",
+            "p99 goal",
+            50.0,
+        ),
+        Figure(
+            f"SubmitReport -> partner receipt p99 at {RATE}/s",
+            p99,
+            "ms",
+            "p99 goal",
+            50.0,
+            goal=1.0,
+            lower_is_better=True,
+        ),
+    ]
