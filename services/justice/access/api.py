@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from justice.access.model import (
     Grant,
@@ -21,6 +20,7 @@ from justice.access.v1 import access_pb2 as pb
 from justice.access.v1 import access_pb2_grpc
 from justice.platform.errors import FieldViolation, InvalidArgument
 from justice.platform.listing import next_token, page, parse_filter
+from justice.platform.timestamps import moment, timestamp
 from justice.security.approvals import ApprovalRequest, ApprovalState
 from justice.security.identity import current_principal
 from justice.security.principal import Role
@@ -38,14 +38,6 @@ _APPROVAL_STATES = {
     ApprovalState.REJECTED: pb.APPROVAL_STATE_REJECTED,
     ApprovalState.EXPIRED: pb.APPROVAL_STATE_EXPIRED,
 }
-
-
-def _timestamp(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
 
 
 def _role(value: int, field: str) -> Role:
@@ -66,7 +58,7 @@ def unit_to_proto(unit: Unit) -> pb.Unit:
         agency=unit.agency,
         partner=unit.partner,
         member_roles=[pb.Role.Value(r.value) for r in sorted(unit.member_roles)],
-        create_time=_timestamp(unit.create_time),
+        create_time=timestamp(unit.create_time),
     )
 
 
@@ -79,8 +71,8 @@ def user_to_proto(view: UserView) -> pb.User:
         unit=f"units/{user.unit}" if user.unit else "",
         service_account=user.service_account,
         roles=[pb.Role.Value(r.value) for r in sorted(view.roles)],
-        create_time=_timestamp(user.create_time),
-        update_time=_timestamp(user.update_time),
+        create_time=timestamp(user.create_time),
+        update_time=timestamp(user.update_time),
     )
 
 
@@ -92,9 +84,9 @@ def grant_to_proto(grant: Grant) -> pb.Grant:
         granted_by=grant.granted_by,
         approval=grant.approval,
         reason=grant.reason,
-        create_time=_timestamp(grant.create_time),
-        expire_time=_timestamp(grant.expire_time),
-        revoke_time=_timestamp(grant.revoke_time),
+        create_time=timestamp(grant.create_time),
+        expire_time=timestamp(grant.expire_time),
+        revoke_time=timestamp(grant.revoke_time),
         revoked_by=grant.revoked_by,
     )
 
@@ -109,9 +101,9 @@ def approval_to_proto(request: ApprovalRequest, now: datetime) -> pb.Approval:
         approver_roles=[pb.Role.Value(r.value) for r in sorted(request.approver_roles)],
         state=_APPROVAL_STATES[request.state_at(now)],
         decided_by=request.decided_by,
-        create_time=_timestamp(request.create_time),
-        expire_time=_timestamp(request.expire_time),
-        decide_time=_timestamp(request.decide_time),
+        create_time=timestamp(request.create_time),
+        expire_time=timestamp(request.expire_time),
+        decide_time=timestamp(request.decide_time),
     )
 
 
@@ -189,14 +181,7 @@ class AccessApi(access_pb2_grpc.AccessServiceServicer):
     async def GrantRole(
         self, request: pb.GrantRoleRequest, context: Context
     ) -> pb.GrantRoleResponse:
-        expire_time = None
-        if request.HasField("expire_time"):
-            try:
-                expire_time = request.expire_time.ToDatetime(tzinfo=UTC)
-            except (ValueError, OverflowError):
-                raise InvalidArgument.of(
-                    [FieldViolation("expire_time", "not a valid timestamp")]
-                ) from None
+        expire_time = moment(request, "expire_time")
         result = await self._service.grant_role(
             current_principal(),
             request.user,
@@ -258,5 +243,5 @@ class AccessApi(access_pb2_grpc.AccessServiceServicer):
             serial_number=request.serial_number.lower(),
             user=request.user,
             revoked_by=actor.id,
-            revoke_time=_timestamp(when),
+            revoke_time=timestamp(when),
         )

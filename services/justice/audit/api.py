@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from justice.audit.messages import alert_to_proto, record_to_proto
 from justice.audit.model import AlertRule
 from justice.audit.service import AccessQuery, AuditService
 from justice.audit.v1 import audit_pb2 as pb
 from justice.audit.v1 import audit_pb2_grpc
-from justice.platform.errors import FieldViolation, InvalidArgument
 from justice.platform.listing import next_token, page, parse_filter
+from justice.platform.timestamps import moment
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-
-def _moment(stamp: Timestamp, field: str, present: bool) -> datetime | None:
-    if not present:
-        return None
-    try:
-        return stamp.ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError):
-        raise InvalidArgument.of([FieldViolation(field, "not a valid timestamp")]) from None
 
 
 def _rule(value: str) -> str:
@@ -46,8 +35,8 @@ class AuditApi(audit_pb2_grpc.AuditServiceServicer):
         query = AccessQuery(
             resource=request.resource or None,
             principal=request.principal or None,
-            start=_moment(request.start_time, "start_time", request.HasField("start_time")),
-            end=_moment(request.end_time, "end_time", request.HasField("end_time")),
+            start=moment(request, "start_time"),
+            end=moment(request, "end_time"),
             page=page(request.page_size, request.page_token),
         )
         records = await self._service.query_access(query)
