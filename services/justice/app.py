@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from justice.audit.personal_data import PERSONAL_DATA_READS
 from justice.audit.publisher import AuditStream
 from justice.audit.trail import AuditTrail, build_trail, detection_rules
 from justice.audit.v1 import audit_pb2, audit_pb2_grpc
-from justice.devstack.pki import DEMO_PRINCIPALS, PrincipalKind
+from justice.devstack.pki import DEMO_PRINCIPALS, DevPki, PrincipalKind
 from justice.evidence.api import EvidenceApi
 from justice.evidence.attachments import EvidenceAttachments
 from justice.evidence.model import EvidenceConfig, RetentionMode, RetentionRule
@@ -33,6 +34,7 @@ from justice.exchange.api import ExchangeApi, own_deliveries_scope
 from justice.exchange.bus import NatsCredentials
 from justice.exchange.envelope import EnvelopeSigner
 from justice.exchange.inbound import Dispatcher, InboundConsumer, InboundProcessor
+from justice.exchange.model import Partner, PartnerKind
 from justice.exchange.registry import PartnerDirectory
 from justice.exchange.relay import Relay, RelaySettings
 from justice.exchange.service import ExchangeService
@@ -42,7 +44,7 @@ from justice.exchange.workers import ExchangeWorkers, NatsLink
 from justice.platform.blobs import S3Blobs
 from justice.platform.config import Settings
 from justice.platform.db import Database
-from justice.platform.errors import JusticeError
+from justice.platform.errors import AlreadyExists, JusticeError
 from justice.platform.listing import Page
 from justice.platform.rpc import error_mapping
 from justice.platform.server import (
@@ -56,7 +58,14 @@ from justice.platform.server import (
 from justice.reports.api import ReportApi
 from justice.reports.inbound import ReportInbound
 from justice.reports.model import Limits
-from justice.reports.service import ReportQuery, ReportService, StoredEvidence
+from justice.reports.service import (
+    MESSAGE_TYPE_ACKNOWLEDGED,
+    MESSAGE_TYPE_REJECTED,
+    MESSAGE_TYPE_SUBMITTED,
+    ReportQuery,
+    ReportService,
+    StoredEvidence,
+)
 from justice.reports.store import ReportTransaction
 from justice.reports.v1 import reports_pb2, reports_pb2_grpc
 from justice.security.approvals import FourEyes
@@ -545,3 +554,45 @@ def demo_enrolments() -> list[Enrolment]:
             )
         )
     return enrolments
+
+
+# Dev demo partners on the exchange: their kind, country, and what they send and receive.
+# Only the prosecutor has message types today; the others are registered so their inboxes
+# exist when their domains start sending.
+_DEMO_PARTNERS = {
+    PrincipalKind.PROSECUTOR: (
+        PartnerKind.PROSECUTOR,
+        "BE",
+        frozenset({MESSAGE_TYPE_ACKNOWLEDGED, MESSAGE_TYPE_REJECTED}),
+        frozenset({MESSAGE_TYPE_SUBMITTED}),
+    ),
+    PrincipalKind.COURT: (PartnerKind.COURT, "BE", frozenset(), frozenset()),
+    PrincipalKind.FINE_AGENCY: (PartnerKind.FINE_AGENCY, "BE", frozenset(), frozenset()),
+    # The demo register is the Dutch RDW.
+    PrincipalKind.VEHICLE_REGISTER: (PartnerKind.VEHICLE_REGISTER, "NL", frozenset(), frozenset()),
+}
+
+
+async def register_demo_partners(exchange: ExchangeService, pki: DevPki) -> list[str]:
+    """Register the dev PKI's partner principals on the exchange, once; returns their ids."""
+    now = _utc_now()
+    registered = []
+    for principal in DEMO_PRINCIPALS:
+        if principal.kind not in _DEMO_PARTNERS:
+            continue
+        kind, country, sends, receives = _DEMO_PARTNERS[principal.kind]
+        certificate, _ = pki.signing_paths(principal.id)
+        partner = Partner(
+            id=principal.id,
+            kind=kind,
+            country=country,
+            certificate_pem=certificate.read_text(),
+            send_types=sends,
+            receive_types=receives,
+            create_time=now,
+            update_time=now,
+        )
+        with contextlib.suppress(AlreadyExists):  # a second run keeps the first's registry
+            await exchange.create_partner(partner)
+        registered.append(principal.id)
+    return registered

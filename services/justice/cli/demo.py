@@ -8,14 +8,21 @@ import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from justice.cli.connection import dev_pki, open_channel
+from justice.cli.partner import connect as connect_partner
+from justice.partner.client import ProcessedLog, listen
+from justice.partner.simulator import ProsecutorSimulator
 from justice.platform.config import Settings
 from justice.reports.v1 import reports_pb2 as pb
 from justice.reports.v1 import reports_pb2_grpc
 from justice.signing.xmlsec import xmlsec1_verify_command
+
+if TYPE_CHECKING:
+    from justice.reports.v1.reports_pb2_grpc import ReportServiceAsyncStub
 
 
 def _draft() -> pb.Report:
@@ -69,8 +76,34 @@ async def _scenario(
         await stub.SignReport(pb.SignReportRequest(name=created.name))
         console.print("amended and signed version 2; version 1 is superseded")
         submitted = await stub.SubmitReport(pb.SubmitReportRequest(name=created.name))
-        console.print(f"submitted version {submitted.version} to the prosecutor")
+        console.print(f"submitted version {submitted.version} to {submitted.recipient}")
+        state = await _prosecutor_answers(settings, stub, submitted.name)
+        console.print(f"the prosecutor simulator verified it over NATS; the report is {state}")
         return [
             await stub.ExportReport(pb.ExportReportRequest(name=f"{created.name}@{version}"))
             for version in (1, 2)
         ]
+
+
+# How long the demo waits for the prosecutor's acknowledgement to come back over NATS.
+_ANSWER_SECONDS = 60
+
+
+async def _prosecutor_answers(settings: Settings, stub: ReportServiceAsyncStub, name: str) -> str:
+    """Run the prosecutor simulator (the partner SDK) until it has answered the report."""
+    client = await connect_partner(settings, settings.default_prosecutor)
+    stop = asyncio.Event()
+    listener = asyncio.create_task(
+        listen(client, ProsecutorSimulator(client).handle, ProcessedLog(), stop)
+    )
+    try:
+        async with asyncio.timeout(_ANSWER_SECONDS):
+            while True:
+                report = await stub.GetReport(pb.GetReportRequest(name=name))
+                if report.state in (pb.ACKNOWLEDGED, pb.REJECTED):
+                    return pb.ReportState.Name(report.state)
+                await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await listener
+        await client.close()

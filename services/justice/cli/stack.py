@@ -7,7 +7,7 @@ import asyncio
 from rich.console import Console
 from rich.table import Table
 
-from justice.app import build
+from justice.app import build, register_demo_partners
 from justice.devstack.stack import DevStack
 from justice.platform.config import Settings
 from justice.platform.server import limit_malloc_arenas, serve
@@ -31,7 +31,9 @@ async def run_stack(settings: Settings, console: Console) -> None:
     try:
         application = await build(effective)
         try:
-            _show(effective, application.server.port, stack, console)
+            assert application.exchange is not None
+            partners = await register_demo_partners(application.exchange.service, stack.pki)
+            _show(effective, application.server.port, stack, partners, console)
             await serve(application.server, effective.shutdown_grace_seconds)
         finally:
             await application.close()
@@ -40,7 +42,9 @@ async def run_stack(settings: Settings, console: Console) -> None:
         await asyncio.to_thread(stack.stop)
 
 
-def _show(settings: Settings, port: int, stack: DevStack, console: Console) -> None:
+def _show(
+    settings: Settings, port: int, stack: DevStack, partners: list[str], console: Console
+) -> None:
     pki = stack.pki
     table = Table("part", "where", title="Justice Exchange (embedded defaults)")
     table.add_row("gRPC (mTLS, every service)", f"localhost:{port}")
@@ -48,6 +52,7 @@ def _show(settings: Settings, port: int, stack: DevStack, console: Console) -> N
     table.add_row("S3 (SeaweedFS)", f"http://{stack.s3.endpoint}")
     table.add_row("database", settings.resolved_database_url().split("///")[-1])
     table.add_row("PKI (CA, certificates, keys)", str(pki.root))
+    table.add_row("exchange partners", ", ".join(partners))
     table.add_row("state", str(settings.state_dir.resolve()))
     console.print(table)
     cert, key = pki.client_paths("officer-1001")
@@ -55,5 +60,7 @@ def _show(settings: Settings, port: int, stack: DevStack, console: Console) -> N
         "Try it:\n"
         f"  grpcurl -cacert {pki.ca_path} -cert {cert} -key {key} localhost:{port} list\n"
         "  .venv/bin/justice demo --out demo-output\n"
+        f"  .venv/bin/justice partner listen --partner {settings.default_prosecutor}"
+        " --simulate-prosecutor\n"
         "Ctrl-C stops everything; data stays in the state dir."
     )

@@ -7,16 +7,13 @@ the report, or rejects it with the reason the check gave.
 
 from __future__ import annotations
 
-import logging
-
 from justice.partner.client import Answer, PartnerClient, Received
+from justice.reports.service import (
+    MESSAGE_TYPE_ACKNOWLEDGED,
+    MESSAGE_TYPE_REJECTED,
+    MESSAGE_TYPE_SUBMITTED,
+)
 from justice.reports.v1 import reports_pb2
-
-log = logging.getLogger(__name__)
-
-REPORT_SUBMITTED = "report_submitted"
-REPORT_ACKNOWLEDGED = "report_acknowledged"
-REPORT_REJECTED = "report_rejected"
 
 
 class ProsecutorSimulator:
@@ -26,7 +23,7 @@ class ProsecutorSimulator:
         self.rejected: list[tuple[str, str]] = []
 
     async def handle(self, received: Received) -> Answer:
-        if received.type != REPORT_SUBMITTED:
+        if received.type != MESSAGE_TYPE_SUBMITTED:
             return Answer.accept()
         verdict = self._client.verify_report(received.payload)
         report = self._client.report_identity(verdict)
@@ -42,7 +39,7 @@ class ProsecutorSimulator:
                 rejection = reports_pb2.ReportRejection(
                     report=report, reason="EVIDENCE_UNAVAILABLE", detail=str(error)[:200]
                 )
-                return Answer.accept((REPORT_REJECTED, rejection.SerializeToString()))
+                return Answer.accept((MESSAGE_TYPE_REJECTED, rejection.SerializeToString()))
         self.acknowledged.append(report)
         acknowledgement = reports_pb2.ReportAcknowledgement(report=report)
-        return Answer.accept((REPORT_ACKNOWLEDGED, acknowledgement.SerializeToString()))
+        return Answer.accept((MESSAGE_TYPE_ACKNOWLEDGED, acknowledgement.SerializeToString()))
