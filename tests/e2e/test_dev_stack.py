@@ -62,9 +62,23 @@ def _start(state: Path, env: dict[str, str], port: int) -> Stack:
         [sys.executable, "-m", "justice", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     stack = Stack(state, env, process, port)
+    try:
+        _wait_healthy(stack, log.name)
+    except BaseException:
+        # SIGINT, not SIGKILL: `justice run` then stops nats-server and weed too.
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        raise
+    return stack
+
+
+def _wait_healthy(stack: Stack, log: str) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        assert process.poll() is None, f"justice run exited: {log.name}"
+        assert stack.process.poll() is None, f"justice run exited: {log}"
         # The client key is among the last PKI files written.
         if stack.pki().client_paths("officer-1001")[1].exists():
             try:
@@ -73,11 +87,10 @@ def _start(state: Path, env: dict[str, str], port: int) -> Stack:
                         health_pb2.HealthCheckRequest(), timeout=1
                     )
                 if status.status == health_pb2.HealthCheckResponse.SERVING:
-                    return stack
+                    return
             except grpc.RpcError:
                 pass
         time.sleep(0.3)
-    process.kill()
     raise TimeoutError("justice run did not become healthy")
 
 
@@ -120,6 +133,8 @@ def test_run_demo_verify_interrupt_and_rerun(
         out = tmp_path / "demo"
         demo = stack.cli("demo", "--out", str(out))
         assert demo.returncode == 0, demo.stdout + demo.stderr
+        # The prosecutor simulator, on the partner SDK, answered over NATS.
+        assert "the report is ACKNOWLEDGED" in demo.stdout
         versions = sorted(out.glob("report-*-v*.xml"))
         assert [p.name[-6:] for p in versions] == ["v1.xml", "v2.xml"]
         commands = [
@@ -159,6 +174,6 @@ def test_run_demo_verify_interrupt_and_rerun(
     try:
         kept = again.cli("--purpose", "e2e check", "report", "get", f"{name}@2")
         assert kept.returncode == 0, kept.stdout + kept.stderr
-        assert '"state": "SUBMITTED"' in kept.stdout
+        assert '"state": "ACKNOWLEDGED"' in kept.stdout
     finally:
         _interrupt(again)
