@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -21,7 +20,7 @@ from justice.evidence.v1 import evidence_pb2 as pb
 from justice.evidence.v1 import evidence_pb2_grpc
 from justice.platform.errors import FieldViolation, InvalidArgument
 from justice.platform.listing import next_token, page, parse_filter
-from justice.platform.timestamps import moment, timestamp
+from justice.platform.timestamps import duration, moment, timestamp
 from justice.security.identity import current_principal
 from justice.security.rules import Condition, current_access
 
@@ -235,16 +234,11 @@ class EvidenceApi(evidence_pb2_grpc.EvidenceServiceServicer):
     async def ShareEvidence(
         self, request: pb.ShareEvidenceRequest, context: Context
     ) -> pb.ShareEvidenceResponse:
-        expiry = (
-            timedelta(seconds=request.expiry.seconds, microseconds=request.expiry.nanos // 1000)
-            if request.HasField("expiry")
-            else None
-        )
         link = await self._service.share(
             current_principal().id,
             request.name,
             request.partner,
-            expiry,
+            duration(request, "expiry"),
             request.purpose,
             evidence_scope(),
         )

@@ -1,9 +1,10 @@
-"""google.protobuf.Timestamp to and from aware datetimes, for every servicer."""
+"""google.protobuf.Timestamp and Duration to and from Python, for every servicer."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -33,3 +34,14 @@ def moment(message: Message, field: str, path: str | None = None) -> datetime | 
     except (ValueError, OverflowError):
         violation = FieldViolation(path or field, "not a valid timestamp")
         raise InvalidArgument.of([violation]) from None
+
+
+def duration(message: Message, field: str) -> timedelta | None:
+    """The timedelta of `message.field`; None when unset; INVALID_ARGUMENT when out of range."""
+    if not message.HasField(field):
+        return None
+    value: Duration = getattr(message, field)
+    try:
+        return value.ToTimedelta()
+    except (ValueError, OverflowError):
+        raise InvalidArgument.of([FieldViolation(field, "not a valid duration")]) from None
