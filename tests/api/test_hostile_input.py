@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,11 +26,13 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 import justice.app
 from justice.app import build
 from justice.audit.interceptor import PURPOSE_HEADER
 from justice.devstack.pki import DevPki
+from justice.devstack.seaweed import SeaweedS3
 from justice.platform.config import Settings
 from justice.platform.server import start
 from justice.reports.v1 import reports_pb2 as pb
@@ -64,6 +67,21 @@ def _registered_methods() -> list[MethodDescriptor]:
 
 
 METHODS = _registered_methods()
+
+
+@pytest.fixture(scope="module", name="settings")
+def with_s3(settings: Settings, s3_server: SeaweedS3) -> Settings:
+    """With S3, so the evidence service is mounted and fuzzed too."""
+    suffix = uuid.uuid4().hex[:10]
+    return settings.model_copy(
+        update={
+            "s3_endpoint": s3_server.endpoint,
+            "s3_access_key": s3_server.access_key,
+            "s3_secret_key": SecretStr(s3_server.secret_key),
+            "evidence_bucket": f"hostile-{suffix}",
+            "evidence_staging_bucket": f"hostile-stage-{suffix}",
+        }
+    )
 
 
 @dataclass
@@ -251,6 +269,7 @@ def _method_id(method: MethodDescriptor) -> str:
 def test_every_registered_service_is_fuzzed(served: Served) -> None:
     fuzzed = {m.containing_service.full_name for m in METHODS}
     assert set(served.service_names) <= fuzzed
+    assert "justice.evidence.v1.EvidenceService" in served.service_names
     assert len(METHODS) >= 10
 
 
