@@ -47,7 +47,7 @@ async def test_high_grant_needs_a_second_admin(
     assert response.WhichOneof("result") == "approval"
     approval = response.approval
     assert approval.state == pb.APPROVAL_STATE_PENDING
-    user = await admin.GetUser(pb.GetUserRequest(name="users/grantee-6001"))
+    user = await admin.GetUser(pb.GetUserRequest(name="users/grantee-6001"), metadata=PURPOSE)
     assert pb.AUDITOR not in user.roles
 
     # The requester can neither see it as pending for them nor approve it.
@@ -61,7 +61,7 @@ async def test_high_grant_needs_a_second_admin(
     assert approval.name in [a.name for a in pending.approvals]
     decided = await second_admin.ApproveRequest(pb.ApproveRequestRequest(name=approval.name))
     assert (decided.state, decided.decided_by) == (pb.APPROVAL_STATE_APPROVED, "access-admin-5002")
-    user = await admin.GetUser(pb.GetUserRequest(name="users/grantee-6001"))
+    user = await admin.GetUser(pb.GetUserRequest(name="users/grantee-6001"), metadata=PURPOSE)
     assert pb.AUDITOR in user.roles
 
     # Decided once only.
@@ -127,9 +127,17 @@ async def test_departure_revokes_access_within_five_seconds(
     assert refused is not None, "still served 5 s after the departure"
     assert rich_error(refused).reason == "PRINCIPAL_INACTIVE"
     assert elapsed < 5.0
-    user_state = await admin.GetUser(pb.GetUserRequest(name=f"users/{user}"))
+    user_state = await admin.GetUser(pb.GetUserRequest(name=f"users/{user}"), metadata=PURPOSE)
     assert user_state.state == pb.USER_STATE_DEPARTED
     assert list(user_state.roles) == []
+
+
+async def test_reading_personnel_data_needs_a_purpose(admin: Stub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await admin.GetUser(pb.GetUserRequest(name="users/officer-1001"))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    user = await admin.GetUser(pb.GetUserRequest(name="users/officer-1001"), metadata=PURPOSE)
+    assert user.name == "users/officer-1001"
 
 
 async def test_transfer_swaps_unit_roles_and_keeps_personal_ones(admin: Stub) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 _REPORTS = "/justice.reports.v1.ReportService/"
 _EVIDENCE = "/justice.evidence.v1.EvidenceService/"
 _AUDIT = "/justice.audit.v1.AuditService/"
+_ACCESS = "/justice.access.v1.AccessService/"
 
 PERSONAL_DATA_READS: frozenset[str] = frozenset(
     {
@@ -29,6 +30,10 @@ PERSONAL_DATA_READS: frozenset[str] = frozenset(
         # Who consulted what is itself personal data about officers.
         _AUDIT + "QueryAccess",
         _AUDIT + "ExportAudit",
+        # Officers' names, placements and grants are their personnel data.
+        _ACCESS + "GetUser",
+        _ACCESS + "ListUsers",
+        _ACCESS + "ListGrants",
     }
 )
 
