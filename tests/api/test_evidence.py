@@ -27,6 +27,8 @@ from pydantic import SecretStr
 from rich.console import Console
 from sqlalchemy import text
 
+from justice.access.v1 import access_pb2 as apb
+from justice.access.v1 import access_pb2_grpc
 from justice.app import Application
 from justice.cli.evidence import upload_file
 from justice.cli.offline import verify_file
@@ -879,3 +881,48 @@ async def test_cli_upload_resumes_after_the_connection_really_drops(
     assert resumed[-1] > 0
     assert resumed[-1] % PART == 0
     assert sent < 2 * len(data)
+
+
+@pytest.mark.usefixtures("case_report")
+async def test_a_departure_ends_an_upload_already_running(
+    grpc_create_channel: ChannelFactory, enrol: Enrol
+) -> None:
+    """Identity is checked as a call starts; a revocation must reach the calls already
+    running too, or a departing officer's upload or download would run to its end."""
+    from justice.security.principal import Role
+
+    leaver = await enrol(
+        "officer-1001-leaver",
+        frozenset({Role.REPORT_WRITER}),
+        unit="pz-antwerpen-team-a",
+        unit_name="PZ Antwerpen/Team A",
+    )
+    sent, never = asyncio.Event(), asyncio.Event()
+
+    async def requests() -> AsyncIterator[pb.UploadEvidenceRequest]:
+        yield pb.UploadEvidenceRequest(metadata=meta())
+        yield pb.UploadEvidenceRequest(chunk=os.urandom(1024))
+        sent.set()
+        await never.wait()  # the officer's client keeps the stream open
+
+    async with (
+        grpc_create_channel(principal=leaver) as channel,
+        grpc_create_channel(principal="access-admin-5001") as admin_channel,
+    ):
+        call = evidence_pb2_grpc.EvidenceServiceStub(channel).UploadEvidence(requests())
+        await asyncio.wait_for(sent.wait(), 10)
+        await asyncio.sleep(0.5)  # the server is inside the call, waiting for chunks
+        departure = apb.PersonnelEvent(
+            event_id=str(uuid.uuid4()), type=apb.DEPARTED, user=f"users/{leaver}"
+        )
+        await access_pb2_grpc.AccessServiceStub(admin_channel).RecordPersonnelEvent(
+            apb.RecordPersonnelEventRequest(event=departure)
+        )
+        started = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await asyncio.wait_for(call, 10)
+        elapsed = time.monotonic() - started
+        never.set()
+    assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert rich_error(ended.value).reason == "CREDENTIALS_REVOKED"
+    assert elapsed < 5.0

@@ -3,11 +3,13 @@ resolved against the access registry into a principal with agency, unit and role
 
 Lookups are cached for at most `ttl` seconds (≤ 1 s) and dropped at once when the registry
 changes in this process, so a departure or revocation stops open channels and tokens within
-that bound.
+that bound. Calls already running (a long download, an upload) are checked again on every
+such change and ended with UNAUTHENTICATED when their caller is no longer admitted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,7 +17,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -51,12 +53,18 @@ class CachedDirectory:
         self._standings: dict[str, tuple[float, int, Standing | None]] = {}
         self._serials: tuple[float, int, frozenset[str]] | None = None
         self._generation = 0
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_invalidate(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
 
     def invalidate(self) -> None:
         # A lookup in flight during the change must not store its stale answer.
         self._generation += 1
         self._standings.clear()
         self._serials = None
+        for listener in self._listeners:
+            listener()
 
     async def standing(self, subject: str) -> Standing | None:
         now = self._monotonic()
@@ -154,11 +162,8 @@ def _credential(call: Call, tokens: TokenVerifier | None, now: datetime) -> Cred
     return Credential(cert.subject, serial=cert.serial)
 
 
-async def authenticate(
-    call: Call, directory: CachedDirectory, tokens: TokenVerifier | None, now: datetime
-) -> Principal:
-    """The principal behind the call, or Unauthenticated."""
-    credential = _credential(call, tokens, now)
+async def admit(credential: Credential, directory: CachedDirectory) -> Principal:
+    """The principal a verified credential stands for now, or Unauthenticated."""
     if credential.serial and credential.serial in await directory.revoked_serials():
         raise Unauthenticated("CERTIFICATE_REVOKED", "the client certificate is revoked")
     standing = await directory.standing(credential.subject)
@@ -173,19 +178,76 @@ async def authenticate(
     return standing.principal
 
 
+class OpenCalls:
+    """The calls being served, by credential, so that a registry change reaches them too.
+
+    Without this a download begun before a departure would run to its end: identity is
+    checked when a call starts. After each change every open call's credential is admitted
+    again, and a call whose caller no longer is gets cancelled; the cancellation surfaces
+    as UNAUTHENTICATED (CREDENTIALS_REVOKED).
+    """
+
+    def __init__(self, directory: CachedDirectory) -> None:
+        self._directory = directory
+        self._calls: dict[asyncio.Task[Any], Credential] = {}
+        self._ended: set[asyncio.Task[Any]] = set()
+        self._checks: set[asyncio.Task[None]] = set()
+        directory.on_invalidate(self.recheck)
+
+    @asynccontextmanager
+    async def open(self, credential: Credential) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        assert task is not None
+        self._calls[task] = credential
+        try:
+            yield
+        except asyncio.CancelledError:
+            if task not in self._ended:
+                raise
+            task.uncancel()  # the cancel was ours: end the call with a status instead
+            raise Unauthenticated(
+                "CREDENTIALS_REVOKED", "the caller's access was revoked during the call"
+            ) from None
+        finally:
+            del self._calls[task]
+            self._ended.discard(task)
+
+    def recheck(self) -> None:
+        if not self._calls:
+            return
+        try:
+            check = asyncio.get_running_loop().create_task(self._recheck())
+        except RuntimeError:  # no loop: nothing is being served here
+            return
+        self._checks.add(check)
+        check.add_done_callback(self._checks.discard)
+
+    async def _recheck(self) -> None:
+        for task, credential in list(self._calls.items()):
+            try:
+                await admit(credential, self._directory)
+            except Unauthenticated:
+                if task in self._calls and not task.done():
+                    self._ended.add(task)
+                    task.cancel()
+
+
 def identity(
     directory: CachedDirectory,
     clock: Callable[[], datetime],
     tokens: TokenVerifier | None = None,
 ) -> Around:
     """Sets the principal for the call from the verified client certificate or dev token."""
+    calls = OpenCalls(directory)
 
     @asynccontextmanager
     async def around(call: Call) -> AsyncIterator[None]:
-        principal = await authenticate(call, directory, tokens, clock())
+        credential = _credential(call, tokens, clock())
+        principal = await admit(credential, directory)
         token = _current.set(principal)
         try:
-            yield
+            async with calls.open(credential):
+                yield
         finally:
             _current.reset(token)
 
