@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -34,6 +34,7 @@ from justice.exchange.api import ExchangeApi, own_deliveries_scope
 from justice.exchange.bus import NatsCredentials
 from justice.exchange.envelope import EnvelopeSigner
 from justice.exchange.inbound import Dispatcher, InboundConsumer, InboundProcessor
+from justice.exchange.message import Link
 from justice.exchange.model import Partner, PartnerKind
 from justice.exchange.registry import PartnerDirectory
 from justice.exchange.relay import Relay, RelaySettings
@@ -57,7 +58,7 @@ from justice.platform.server import (
 )
 from justice.reports.api import ReportApi
 from justice.reports.inbound import ReportInbound
-from justice.reports.model import Limits
+from justice.reports.model import Attachment, Limits
 from justice.reports.service import (
     MESSAGE_TYPE_ACKNOWLEDGED,
     MESSAGE_TYPE_REJECTED,
@@ -146,7 +147,11 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         clock=clock,
         limits=Limits(narrative_max_chars=settings.narrative_max_chars),
         default_recipient=settings.default_prosecutor,
-        evidence=EvidenceAttachments(evidence) if evidence else _NoEvidenceStore(),
+        evidence=EvidenceAttachments(
+            evidence, timedelta(seconds=settings.evidence_share_max_seconds)
+        )
+        if evidence
+        else _NoEvidenceStore(),
     )
     report_api = ReportApi(reports)
     access, directory = await _access(settings, database, clock)
@@ -413,6 +418,11 @@ class _NoEvidenceStore:
 
     async def stored(self, evidence: str) -> StoredEvidence | None:
         return None
+
+    async def links(
+        self, attachments: Sequence[Attachment], recipient: str, sharer: str, purpose: str
+    ) -> tuple[Link, ...]:
+        return ()  # nothing was signed with attachments, so nothing is submitted with them
 
 
 class _UnitIds:

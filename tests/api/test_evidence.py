@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
 import os
 import random
 import time
@@ -653,6 +654,28 @@ async def test_signed_report_covers_its_evidence_and_verifies_offline(
     assert not verify_file(report_file, pki.ca_path, quiet, evidence_dir)
     (evidence_dir / f"{v.name.removeprefix('evidence/')}.mp4").unlink()
     assert not verify_file(report_file, pki.ca_path, quiet, evidence_dir)
+
+    # Submitted, the evidence goes to the prosecutor as links (recorded shares), not bytes.
+    await reports.SubmitReport(rpb.SubmitReportRequest(name=signed.name))
+    async with application.database.engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text("SELECT links, payload FROM exchange_outbox WHERE subject_ref = :ref"),
+                {"ref": f"{signed.name}@{signed.version}"},
+            )
+        ).one()
+    links = json.loads(row.links)
+    assert [(name, sha) for name, _, sha, _, _ in links] == [(v.name, v.sha256), (p.name, p.sha256)]
+    assert len(row.payload) < len(photo)  # the report itself, not the evidence
+    assert await asyncio.to_thread(_http_get, links[0][1]) == (200, video)
+    for item in (v, p):
+        shares = await count(
+            application,
+            "SELECT count(*) FROM evidence_share WHERE evidence_id = :e AND partner = :p",
+            e=item.name.removeprefix("evidence/"),
+            p="prosecutor-antwerp",
+        )
+        assert shares == 1
 
 
 async def test_sign_report_refuses_missing_or_corrupt_evidence(

@@ -10,7 +10,7 @@ from typing import Any, Self
 
 import pytest
 
-from justice.exchange.message import OutgoingMessage
+from justice.exchange.message import Link, OutgoingMessage
 from justice.platform.errors import (
     Aborted,
     FailedPrecondition,
@@ -156,6 +156,14 @@ class FakeEvidence:
     async def stored(self, evidence: str) -> StoredEvidence | None:
         found = self.items.get(evidence)
         return None if found is None else StoredEvidence(found, evidence not in self.corrupt)
+
+    async def links(
+        self, attachments: Sequence[Attachment], recipient: str, sharer: str, purpose: str
+    ) -> tuple[Link, ...]:
+        return tuple(
+            Link(a.evidence, f"https://s3.test/{a.evidence}?for={recipient}", a.sha256, 1)
+            for a in attachments
+        )
 
 
 @pytest.fixture
@@ -332,6 +340,21 @@ async def test_signing_takes_attachment_facts_from_the_evidence_store(
     signed = await service.sign("officer-1", report.name)
     assert signed.content.attachments == (stored,)
     assert f'sha256="{"ab" * 32}"'.encode() in signer.signed[0][0]
+
+
+async def test_submission_carries_a_link_per_attachment_not_the_evidence(
+    service: ReportService, evidence: FakeEvidence, store: FakeStore
+) -> None:
+    stored = Attachment("evidence/cam-1", "ab" * 32, 4096, "video/mp4")
+    evidence.items[stored.evidence] = stored
+    draft = replace(COMPLETE, attachments=(stored,))
+    report = await service.create("officer-1", draft, "")
+    await service.sign("officer-1", report.name)
+    await service.submit("officer-1", report.name, "")
+    (message,) = store.outbox.messages
+    (link,) = message.links
+    assert (link.name, link.sha256) == ("evidence/cam-1", "ab" * 32)
+    assert link.url.endswith("for=prosecutor-antwerp")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from justice.exchange.message import OutgoingMessage, is_subject_token
+from justice.exchange.message import Link, OutgoingMessage, is_subject_token
 from justice.platform import ports
 from justice.platform.errors import (
     FailedPrecondition,
@@ -114,6 +114,11 @@ class EvidenceCatalog(Protocol):
 
     async def stored(self, evidence: str) -> StoredEvidence | None:
         """None when there is no such evidence or its stored object is gone."""
+
+    async def links(
+        self, attachments: Sequence[Attachment], recipient: str, sharer: str, purpose: str
+    ) -> tuple[Link, ...]:
+        """A presigned link per attachment for `recipient`, each one a recorded share."""
 
 
 class Verdict(Protocol):
@@ -357,6 +362,15 @@ class ReportService:
             report.move_to(ReportState.SUBMITTED)
             report.recipient = recipient
             report.update_time = self._clock()
+            # Evidence travels as links, never inside the message. Minted (and recorded as
+            # shares) before anything is written here: a failed submission can leave a share
+            # record for a link nobody received, never a sent link without its record.
+            links = await self._evidence.links(
+                report.content.attachments,
+                recipient,
+                actor,
+                f"submission of {report.name}@{report.version}",
+            )
             await uow.reports.update(report)
             # Same transaction as the state change: the message exists iff the submission does.
             await uow.outbox.add(
@@ -365,6 +379,7 @@ class ReportService:
                     message_type=MESSAGE_TYPE_SUBMITTED,
                     payload=report.signed_xml or b"",
                     subject_ref=f"{report.name}@{report.version}",
+                    links=links,
                 )
             )
             await uow.commit()
