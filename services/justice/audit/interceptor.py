@@ -127,6 +127,8 @@ def recorder(
     unaudited_services: Collection[str] = ("grpc.health.v1.Health",),
 ) -> Around:
     """Writes one record per RPC, after it ran, and answers only once the record is durable."""
+    # Appends for cancelled calls run on their own; the loop holds tasks only weakly.
+    detached: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def around(call: Call) -> AsyncIterator[None]:
@@ -164,7 +166,9 @@ def recorder(
         )
         if isinstance(error, asyncio.CancelledError):
             # The caller is gone; the record still goes into the next batch.
-            asyncio.get_running_loop().create_task(_append_quietly(writer, entry))
+            task = asyncio.get_running_loop().create_task(_append_quietly(writer, entry))
+            detached.add(task)
+            task.add_done_callback(detached.discard)
         else:
             await writer.append(entry)
         if error is not None:
