@@ -23,7 +23,7 @@ from justice.audit.personal_data import PERSONAL_DATA_READS
 from justice.audit.publisher import AuditStream
 from justice.audit.trail import AuditTrail, build_trail, detection_rules
 from justice.audit.v1 import audit_pb2, audit_pb2_grpc
-from justice.devstack.pki import DEMO_PRINCIPALS, DevPki, PrincipalKind
+from justice.devstack.pki import DEMO_PRINCIPALS, PARTNER_KINDS, DevPki, PrincipalKind
 from justice.evidence.api import EvidenceApi
 from justice.evidence.attachments import EvidenceAttachments
 from justice.evidence.model import EvidenceConfig, RetentionMode, RetentionRule
@@ -535,20 +535,13 @@ _PERSONAL_ROLE = {
     PrincipalKind.AUDITOR: Role.AUDITOR,
     PrincipalKind.ACCESS_ADMIN: Role.ACCESS_ADMIN,
 }
-# Partners act as an exchange partner: their unit is named after their partner id.
-_PARTNER_KINDS = {
-    PrincipalKind.PROSECUTOR,
-    PrincipalKind.COURT,
-    PrincipalKind.FINE_AGENCY,
-    PrincipalKind.VEHICLE_REGISTER,
-}
 
 
 def demo_enrolments() -> list[Enrolment]:
     """The dev PKI's demo principals as registry entries (bootstrap grants, no four eyes)."""
     enrolments = []
     for p in DEMO_PRINCIPALS:
-        partner = p.id if p.kind in _PARTNER_KINDS else ""
+        partner = p.id if p.kind in PARTNER_KINDS else ""
         member = _MEMBER_ROLE.get(p.kind)
         personal = _PERSONAL_ROLE.get(p.kind)
         enrolments.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 import signal
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import nats
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
@@ -94,6 +96,20 @@ def _wait_healthy(stack: Stack, log: str) -> None:
     raise TimeoutError("justice run did not become healthy")
 
 
+def _nats_admits_anonymous(port: int) -> bool:
+    async def attempt() -> bool:
+        try:
+            client = await nats.connect(
+                f"nats://127.0.0.1:{port}", allow_reconnect=False, connect_timeout=2
+            )
+        except (nats.errors.Error, OSError):
+            return False
+        await client.close()
+        return True
+
+    return asyncio.run(attempt())
+
+
 def _interrupt(stack: Stack) -> list[int]:
     children = stack.children()
     stack.process.send_signal(signal.SIGINT)
@@ -133,8 +149,10 @@ def test_run_demo_verify_interrupt_and_rerun(
         out = tmp_path / "demo"
         demo = stack.cli("demo", "--out", str(out))
         assert demo.returncode == 0, demo.stdout + demo.stderr
-        # The prosecutor simulator, on the partner SDK, answered over NATS.
+        # The prosecutor simulator, on the partner SDK, answered over NATS, as its own user:
+        # the embedded nats-server admits no one without credentials.
         assert "the report is ACKNOWLEDGED" in demo.stdout
+        assert not _nats_admits_anonymous(int(env["JUSTICE_DEV_NATS_PORT"]))
         versions = sorted(out.glob("report-*-v*.xml"))
         assert [p.name[-6:] for p in versions] == ["v1.xml", "v2.xml"]
         commands = [

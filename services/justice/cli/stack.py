@@ -32,7 +32,11 @@ async def run_stack(settings: Settings, console: Console) -> None:
         application = await build(effective)
         try:
             assert application.exchange is not None
-            partners = await register_demo_partners(application.exchange.service, stack.pki)
+            exchange = application.exchange.service
+            await register_demo_partners(exchange, stack.pki)
+            # Every registered partner, demo or not, gets its NATS user.
+            partners = [p.id for p in await exchange.list_partners(10_000, "")]
+            stack.allow_partners(partners)
             _show(effective, application.server.port, stack, partners, console)
             await serve(application.server, effective.shutdown_grace_seconds)
         finally:

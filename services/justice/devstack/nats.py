@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +136,13 @@ class NatsServer(SupervisedProcess):
 
     def command(self) -> list[str]:
         return [str(self.binary), "-js", "-c", str(self.config_path)]
+
+    def reload(self, config_text_extra: str) -> None:
+        """Rewrite the config with a new extra block; a running server re-reads it (SIGHUP)."""
+        self.config_text_extra = config_text_extra
+        self.prepare()
+        if self.running and self.pid is not None:
+            os.kill(self.pid, signal.SIGHUP)
 
     def probe_ready(self) -> bool:
         # js-enabled-only: healthy once JetStream is up, without waiting on every stream.

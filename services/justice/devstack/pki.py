@@ -24,7 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPub
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
+    "DEMO_PARTNER_IDS",
     "DEMO_PRINCIPALS",
+    "PARTNER_KINDS",
     "DemoPrincipal",
     "DevPki",
     "PrincipalKind",
@@ -156,6 +158,17 @@ DEMO_PRINCIPALS: tuple[DemoPrincipal, ...] = (
         "Bart Smets",
     ),
 )
+# The kinds that are exchange partners: their unit is named after their partner id, and the
+# dev stack registers them on the exchange and gives each its own NATS user.
+PARTNER_KINDS = frozenset(
+    {
+        PrincipalKind.PROSECUTOR,
+        PrincipalKind.COURT,
+        PrincipalKind.FINE_AGENCY,
+        PrincipalKind.VEHICLE_REGISTER,
+    }
+)
+DEMO_PARTNER_IDS = tuple(p.id for p in DEMO_PRINCIPALS if p.kind in PARTNER_KINDS)
 
 
 def _now() -> datetime.datetime:

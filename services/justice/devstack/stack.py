@@ -11,8 +11,9 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from justice.devstack.nats import NatsServer
-from justice.devstack.pki import DevPki
+from justice.devstack.pki import DEMO_PARTNER_IDS, DevPki
 from justice.devstack.seaweed import SeaweedS3
+from justice.exchange.nats_config import PLATFORM_USER, derive_password, render_authorization
 from justice.platform.config import Settings
 
 
@@ -43,7 +44,13 @@ class DevStack:
         state = settings.state_dir
         self.pki = DevPki(settings.pki_dir, settings.key_passphrase.get_secret_value().encode())
         self.credentials = S3Credentials.load_or_create(state / "s3" / "credentials.json")
-        self.nats = NatsServer(state / "nats", port=nats_port)
+        # Each partner gets its own NATS user, confined to its own subjects, as in production.
+        self._nats_secret = settings.exchange_nats_secret.get_secret_value().encode()
+        self.nats = NatsServer(
+            state / "nats",
+            port=nats_port,
+            config_text_extra=render_authorization(DEMO_PARTNER_IDS, self._nats_secret),
+        )
         self.s3 = SeaweedS3(
             state / "s3" / "data",
             access_key=self.credentials.access_key,
@@ -65,7 +72,7 @@ class DevStack:
             raise
         return self.settings.model_copy(
             update={
-                "nats_url": self.settings.nats_url or self.nats.url,
+                "nats_url": self.settings.nats_url or self.platform_nats_url,
                 "s3_endpoint": self.settings.s3_endpoint or self.s3.endpoint,
                 "s3_access_key": self.settings.s3_access_key or self.credentials.access_key,
                 # model_copy does not validate: keep the secret a SecretStr.
@@ -74,6 +81,16 @@ class DevStack:
                 ),
             }
         )
+
+    @property
+    def platform_nats_url(self) -> str:
+        """The embedded nats-server as the platform's own user (all subjects)."""
+        password = derive_password(self._nats_secret, PLATFORM_USER)
+        return self.nats.url.replace("nats://", f"nats://{PLATFORM_USER}:{password}@")
+
+    def allow_partners(self, partner_ids: list[str]) -> None:
+        """Give registered partners their NATS users (the server reloads its config)."""
+        self.nats.reload(render_authorization(partner_ids, self._nats_secret))
 
     def stop(self) -> None:
         self.s3.stop()
