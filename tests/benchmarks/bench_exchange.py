@@ -46,6 +46,8 @@ RAW_MESSAGES = 20_000
 E2E_MESSAGES = 4_000
 RATE = 1_000  # submissions per second
 RATE_SECONDS = 4
+# Well under capacity: the pipeline's own latency, without a queue in front of it.
+LOW_RATE = 100
 
 
 async def _raw_publish_rate(server: NatsServer, size: int) -> float:
@@ -121,7 +123,7 @@ def _report_name(xml: bytes) -> str:
     return f"{found.get('Name', '')}@{found.get('Version', '')}"
 
 
-async def _latencies(port: int, state: Path, receipts: dict[str, float]) -> list[float]:
+async def _latencies(port: int, state: Path, receipts: dict[str, float], rate: int) -> list[float]:
     credentials = channel_credentials(state / "pki", "officer-1001")
     async with grpc.aio.secure_channel(f"localhost:{port}", credentials) as channel:
         stub = reports_pb2_grpc.ReportServiceStub(channel)
@@ -136,13 +138,13 @@ async def _latencies(port: int, state: Path, receipts: dict[str, float]) -> list
                 await stub.SignReport(pb.SignReportRequest(name=created.name))
                 names.append(created.name)
 
-        await asyncio.gather(*(prepare(i) for i in range(RATE * RATE_SECONDS)))
+        await asyncio.gather(*(prepare(i) for i in range(rate * RATE_SECONDS)))
         submitted: dict[str, float] = {}
         calls = []
         started = time.perf_counter()
         for i, name in enumerate(names):
-            # A steady schedule, not a burst: submission i leaves at i / RATE seconds.
-            delay = started + i / RATE - time.perf_counter()
+            # A steady schedule, not a burst: submission i leaves at i / rate seconds.
+            delay = started + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             submitted[f"{name}@1"] = time.perf_counter()
@@ -161,7 +163,9 @@ async def _latencies(port: int, state: Path, receipts: dict[str, float]) -> list
         return [receipts[n] - t for n, t in submitted.items() if n in receipts]
 
 
-async def _run(state: Path, server: NatsServer, port: int) -> tuple[float, float, list[float]]:
+async def _run(
+    state: Path, server: NatsServer, port: int
+) -> tuple[float, float, dict[int, list[float]]]:
     await _register(port, state)
     client = await _partner(server, state)
     receipts: dict[str, float] = {}
@@ -180,7 +184,9 @@ async def _run(state: Path, server: NatsServer, port: int) -> tuple[float, float
         raw = await _raw_publish_rate(server, len(payload) + 600)
         e2e = await _end_to_end_rate(database, payload)
         print(f"end to end {e2e:,.0f} msg/s; raw publish_async {raw:,.0f} msg/s")
-        latencies = await _latencies(port, state, receipts)
+        latencies = {}
+        for rate in (LOW_RATE, RATE):  # the low rate first, before any backlog
+            latencies[rate] = await _latencies(port, state, receipts, rate)
     finally:
         stop.set()
         await listener
@@ -199,11 +205,7 @@ def main() -> list[Figure]:
             }
             with served_platform(state, env) as port:
                 e2e, raw, latencies = asyncio.run(_run(state, server, port))
-    latencies.sort()
-    p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
-    lost = RATE * RATE_SECONDS - len(latencies)
-    return [
+    figures = [
         Figure(
             "exchange end to end: outbox insert -> partner receipt recorded",
             e2e,
@@ -211,21 +213,30 @@ def main() -> list[Figure]:
             "raw nats-py publish_async, same server",
             raw,
             goal=0.5,
-        ),
-        Figure(
-            f"SubmitReport -> partner receipt p50 at {RATE}/s ({lost} missing)",
-            p50,
-            "ms",
-            "p99 goal",
-            50.0,
-        ),
-        Figure(
-            f"SubmitReport -> partner receipt p99 at {RATE}/s",
-            p99,
-            "ms",
-            "p99 goal",
-            50.0,
-            goal=1.0,
-            lower_is_better=True,
-        ),
+        )
     ]
+    for rate, measured in latencies.items():
+        measured.sort()
+        p50 = statistics.median(measured) * 1000 if measured else float("nan")
+        p99 = measured[int(len(measured) * 0.99) - 1] * 1000 if measured else float("nan")
+        lost = rate * RATE_SECONDS - len(measured)
+        goal = 1.0 if rate == RATE else None  # the goal is for 1,000/s
+        figures += [
+            Figure(
+                f"SubmitReport -> partner receipt p50 at {rate}/s ({lost} missing)",
+                p50,
+                "ms",
+                "p99 goal",
+                50.0,
+            ),
+            Figure(
+                f"SubmitReport -> partner receipt p99 at {rate}/s",
+                p99,
+                "ms",
+                "p99 goal",
+                50.0,
+                goal=goal,
+                lower_is_better=True,
+            ),
+        ]
+    return figures
