@@ -8,19 +8,47 @@ own version leaks a bound socket), and channels present a dev-PKI client certifi
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 import pytest
+from pydantic import SecretStr
+from sqlalchemy import text
 
 from justice.app import Application, build
 from justice.devstack.pki import DevPki
+from justice.devstack.seaweed import SeaweedS3
 from justice.platform.config import Settings
 from justice.platform.server import BoundServer, start
 from justice.reports.v1 import reports_pb2_grpc
 
 ChannelFactory = Callable[..., grpc.aio.Channel]
+
+
+def with_evidence(settings: Settings, s3: SeaweedS3, **overrides: object) -> Settings:
+    """Settings on the test S3 server, with buckets of their own (the evidence service is
+    mounted only with S3)."""
+    suffix = uuid.uuid4().hex[:10]
+    return settings.model_copy(
+        update={
+            "s3_endpoint": s3.endpoint,
+            "s3_access_key": s3.access_key,
+            "s3_secret_key": SecretStr(s3.secret_key),
+            "evidence_bucket": f"ev-{suffix}",
+            "evidence_staging_bucket": f"ev-stage-{suffix}",
+            **overrides,
+        }
+    )
+
+
+async def outbox_message(application: Application, subject_ref: str) -> Any:
+    """The outbox row of the message about `subject_ref` (e.g. reports/<id>@<version>)."""
+    async with application.database.engine.connect() as connection:
+        query = text("SELECT * FROM exchange_outbox WHERE subject_ref = :ref")
+        return (await connection.execute(query, {"ref": subject_ref})).one()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from pydantic import SecretStr
 
 from justice.audit.personal_data import PERSONAL_DATA_READS
 from justice.audit.v1 import audit_pb2 as apb
@@ -13,7 +12,7 @@ from justice.audit.v1 import audit_pb2_grpc
 from justice.devstack.seaweed import SeaweedS3
 from justice.platform.config import Settings
 from justice.security.principal import Role
-from tests.api.conftest import ChannelFactory, Enrol
+from tests.api.conftest import ChannelFactory, Enrol, with_evidence
 from tests.api.rich_status import rich_error
 
 PURPOSE = (("x-justice-purpose", "purpose gate test"),)
@@ -33,14 +32,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def settings(settings: Settings, s3_server: SeaweedS3) -> Settings:
-    # With S3, so that the evidence service is mounted.
-    return settings.model_copy(
-        update={
-            "s3_endpoint": s3_server.endpoint,
-            "s3_access_key": s3_server.access_key,
-            "s3_secret_key": SecretStr(s3_server.secret_key),
-        }
-    )
+    return with_evidence(settings, s3_server)
 
 
 async def _call(

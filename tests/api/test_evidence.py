@@ -24,7 +24,6 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 from minio import Minio
 from minio.error import S3Error
-from pydantic import SecretStr
 from rich.console import Console
 from sqlalchemy import text
 
@@ -42,7 +41,13 @@ from justice.platform.config import Settings
 from justice.platform.server import BoundServer
 from justice.reports.v1 import reports_pb2 as rpb
 from justice.reports.v1 import reports_pb2_grpc
-from tests.api.conftest import ChannelFactory, Enrol, client_credentials
+from tests.api.conftest import (
+    ChannelFactory,
+    Enrol,
+    client_credentials,
+    outbox_message,
+    with_evidence,
+)
 from tests.api.rich_status import rich_error
 
 Stub = evidence_pb2_grpc.EvidenceServiceStub
@@ -55,18 +60,12 @@ CASE = "AN.77.EV.000001/26"
 
 @pytest.fixture(scope="module")
 def settings(settings: Settings, s3_server: SeaweedS3) -> Settings:
-    suffix = uuid.uuid4().hex[:10]
-    return settings.model_copy(
-        update={
-            "s3_endpoint": s3_server.endpoint,
-            "s3_access_key": s3_server.access_key,
-            "s3_secret_key": SecretStr(s3_server.secret_key),
-            "evidence_bucket": f"ev-{suffix}",
-            "evidence_staging_bucket": f"ev-stage-{suffix}",
-            "evidence_part_bytes": PART,
-            "evidence_max_upload_bytes": 300 * MiB,
-            "evidence_share_max_seconds": 3600,
-        }
+    return with_evidence(
+        settings,
+        s3_server,
+        evidence_part_bytes=PART,
+        evidence_max_upload_bytes=300 * MiB,
+        evidence_share_max_seconds=3600,
     )
 
 
@@ -669,13 +668,7 @@ async def test_signed_report_covers_its_evidence_and_verifies_offline(
 
     # Submitted, the evidence goes to the prosecutor as links (recorded shares), not bytes.
     await reports.SubmitReport(rpb.SubmitReportRequest(name=signed.name))
-    async with application.database.engine.connect() as connection:
-        row = (
-            await connection.execute(
-                text("SELECT links, payload FROM exchange_outbox WHERE subject_ref = :ref"),
-                {"ref": f"{signed.name}@{signed.version}"},
-            )
-        ).one()
+    row = await outbox_message(application, f"{signed.name}@{signed.version}")
     links = json.loads(row.links)
     assert [(name, sha) for name, _, sha, _, _ in links] == [(v.name, v.sha256), (p.name, p.sha256)]
     assert len(row.payload) < len(photo)  # the report itself, not the evidence

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,6 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import SecretStr
 
 import justice.app
 from justice.app import build
@@ -37,6 +35,7 @@ from justice.platform.config import Settings
 from justice.platform.server import start
 from justice.reports.v1 import reports_pb2 as pb
 from justice.reports.v1 import reports_pb2_grpc
+from tests.api.conftest import with_evidence
 from tests.xml_attacks import STATIC_ATTACKS, XmlAttack, signed_attacks
 
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
@@ -72,16 +71,7 @@ METHODS = _registered_methods()
 @pytest.fixture(scope="module", name="settings")
 def with_s3(settings: Settings, s3_server: SeaweedS3) -> Settings:
     """With S3, so the evidence service is mounted and fuzzed too."""
-    suffix = uuid.uuid4().hex[:10]
-    return settings.model_copy(
-        update={
-            "s3_endpoint": s3_server.endpoint,
-            "s3_access_key": s3_server.access_key,
-            "s3_secret_key": SecretStr(s3_server.secret_key),
-            "evidence_bucket": f"hostile-{suffix}",
-            "evidence_staging_bucket": f"hostile-stage-{suffix}",
-        }
-    )
+    return with_evidence(settings, s3_server)
 
 
 @dataclass

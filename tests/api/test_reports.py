@@ -15,6 +15,7 @@ from sqlalchemy import text
 from justice.app import Application
 from justice.reports.v1 import reports_pb2 as pb
 from justice.reports.v1 import reports_pb2_grpc
+from tests.api.conftest import outbox_message
 from tests.api.rich_status import rich_error
 
 Stub = reports_pb2_grpc.ReportServiceStub
@@ -253,13 +254,7 @@ async def test_submit_writes_the_outbox_row_in_the_same_transaction(
         pb.SubmitReportRequest(name=report.name, recipient="prosecutor-antwerp")
     )
     assert submitted.state == pb.SUBMITTED
-    async with application.database.engine.connect() as connection:
-        row = (
-            await connection.execute(
-                text("SELECT subject, payload FROM exchange_outbox WHERE subject_ref = :ref"),
-                {"ref": f"{report.name}@1"},
-            )
-        ).one()
+    row = await outbox_message(application, f"{report.name}@1")
     assert row.subject == "justice.v1.partner.prosecutor-antwerp.inbox.report_submitted"
     exported = await grpc_stub.ExportReport(
         pb.ExportReportRequest(name=report.name), metadata=PURPOSE
