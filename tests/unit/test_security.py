@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from justice.access.model import Grant, roles_in_force
 from justice.platform.errors import FailedPrecondition, PermissionDenied, Unauthenticated
 from justice.security.approvals import ApprovalRequest, ApprovalState
 from justice.security.identity import CachedDirectory
@@ -109,3 +110,19 @@ async def test_identity_cache_lives_at_most_its_ttl_and_dies_on_change() -> None
     assert source.calls == 3
     with pytest.raises(ValueError, match="TTL"):
         CachedDirectory(source, 5.0)
+
+
+def test_a_temporary_grant_lapses_on_its_own() -> None:
+    grant = Grant(
+        id="g1",
+        user="officer-1",
+        role=Role.AUDITOR,
+        unit="",
+        granted_by="access-admin-1",
+        create_time=NOW,
+        expire_time=NOW + timedelta(hours=8),
+    )
+    assert roles_in_force([grant], NOW + timedelta(hours=7, minutes=59)) == {Role.AUDITOR}
+    assert roles_in_force([grant], NOW + timedelta(hours=8)) == frozenset()
+    grant.revoke("access-admin-2", NOW + timedelta(hours=1))
+    assert roles_in_force([grant], NOW + timedelta(hours=2)) == frozenset()
