@@ -39,7 +39,7 @@ from justice.exchange.model import Partner, PartnerKind
 from justice.exchange.registry import PartnerDirectory
 from justice.exchange.relay import Relay, RelaySettings
 from justice.exchange.service import ExchangeService
-from justice.exchange.store import ExchangeTransaction
+from justice.exchange.store import OUTBOX_WRITTEN, ExchangeTransaction
 from justice.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from justice.exchange.workers import ExchangeWorkers, NatsLink
 from justice.platform.blobs import S3Blobs
@@ -292,6 +292,7 @@ def build_exchange(
                 ),
                 clock,
             )
+            database.on_commit(OUTBOX_WRITTEN, relay.nudge)
         consumer = None
         if settings.exchange_inbound:
             processor = InboundProcessor(

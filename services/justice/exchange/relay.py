@@ -31,7 +31,11 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RelaySettings:
     batch: int = 512
+    # While messages flow: look again after this.
     poll_seconds: float = 0.01
+    # Idle, the interval doubles up to this; a commit in this process wakes the relay at
+    # once (Database.on_commit), so only other processes' messages wait for the poll.
+    idle_seconds: float = 1.0
     ack_timeout_seconds: float = 5.0
     receipt_deadline: timedelta = timedelta(hours=24)
     sweep_seconds: float = 5.0
@@ -192,7 +196,13 @@ class Relay:
                     next_sweep = loop.time() + self._settings.sweep_seconds
                     await self.sweep()
                 published = await self.pass_once(await jetstream())
-                delay = 0.0 if published >= self._settings.batch else self._settings.poll_seconds
+                if published >= self._settings.batch:
+                    delay = 0.0
+                elif published:
+                    delay = self._settings.poll_seconds
+                else:
+                    idle = max(delay * 2, self._settings.poll_seconds)
+                    delay = min(idle, self._settings.idle_seconds)
             except asyncio.CancelledError:
                 raise
             except Exception as error:

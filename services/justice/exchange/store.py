@@ -157,11 +157,16 @@ def links_of(raw: str | None) -> tuple[Link, ...]:
     return tuple(Link(*item) for item in json.loads(raw)) if raw else ()
 
 
+# Set on a session that added outbox messages: its commit wakes this process's relay.
+OUTBOX_WRITTEN = "justice.exchange.outbox_written"
+
+
 class SqlOutbox:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
     async def add(self, message: OutgoingMessage) -> None:
+        self._session.info[OUTBOX_WRITTEN] = True
         now = _now()
         message_id = time_ordered_uuid()
         self._session.add(

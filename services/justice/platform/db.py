@@ -6,6 +6,7 @@ The same code runs on SQLite (embedded default) and PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from types import TracebackType
@@ -17,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
@@ -105,7 +107,28 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        # A session class of its own (sqlmodel's, which AsyncSession.exec needs), so that
+        # commit hooks stay with this database.
+        self._session_class: type[Session] = type("DatabaseSession", (Session,), {})
+        self.sessions = async_sessionmaker(
+            self.engine,
+            class_=AsyncSession,
+            sync_session_class=self._session_class,
+            expire_on_commit=False,
+        )
+
+    def on_commit(self, marker: str, callback: Callable[[], None]) -> None:
+        """Call `callback` after each commit of a session that set `session.info[marker]`."""
+
+        def after_commit(session: Session) -> None:
+            if session.info.pop(marker, False):
+                callback()
+
+        def after_rollback(session: Session) -> None:
+            session.info.pop(marker, None)
+
+        event.listen(self._session_class, "after_commit", after_commit)
+        event.listen(self._session_class, "after_rollback", after_rollback)
 
     async def migrate(self) -> None:
         await asyncio.to_thread(migrate, self.url)
