@@ -33,9 +33,10 @@ class RelaySettings:
     batch: int = 512
     # While messages flow: look again after this.
     poll_seconds: float = 0.01
-    # Idle, the interval doubles up to this; a commit in this process wakes the relay at
-    # once (Database.on_commit), so only other processes' messages wait for the poll.
-    idle_seconds: float = 1.0
+    # Idle, the interval doubles up to this. A commit in this process wakes the relay at
+    # once (Database.on_commit); messages other processes write wait for the poll, so it
+    # bounds their extra latency (and costs ten small queries a second).
+    idle_seconds: float = 0.1
     ack_timeout_seconds: float = 5.0
     receipt_deadline: timedelta = timedelta(hours=24)
     sweep_seconds: float = 5.0
