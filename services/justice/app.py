@@ -577,10 +577,9 @@ _DEMO_PARTNERS = {
 }
 
 
-async def register_demo_partners(exchange: ExchangeService, pki: DevPki) -> list[str]:
-    """Register the dev PKI's partner principals on the exchange, once; returns their ids."""
+async def register_demo_partners(exchange: ExchangeService, pki: DevPki) -> None:
+    """Register the dev PKI's partner principals on the exchange, once."""
     now = _utc_now()
-    registered = []
     for principal in DEMO_PRINCIPALS:
         if principal.kind not in _DEMO_PARTNERS:
             continue
@@ -598,5 +597,3 @@ async def register_demo_partners(exchange: ExchangeService, pki: DevPki) -> list
         )
         with contextlib.suppress(AlreadyExists):  # a second run keeps the first's registry
             await exchange.create_partner(partner)
-        registered.append(principal.id)
-    return registered

@@ -23,13 +23,8 @@ SUBJECT = "justice.v1.events.devstack.test"
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[NatsServer]:
     # Its own server, not the session one: these tests kill and restart it.
-    server = NatsServer(tmp_path / "nats")
-    server.start()
-    try:
-        server.wait_ready()
+    with NatsServer(tmp_path / "nats") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _pid_alive(pid: int) -> bool:

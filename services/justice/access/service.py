@@ -12,8 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from justice.access.model import (
     UNIT_ID,
@@ -27,6 +26,7 @@ from justice.access.model import (
     roles_in_force,
     user_id,
 )
+from justice.platform import ports
 from justice.platform.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -68,20 +68,11 @@ class AccessRepository(Protocol):
     async def record_event(self, event: PersonnelEvent, now: datetime) -> None: ...
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(ports.UnitOfWork, Protocol):
     @property
     def access(self) -> AccessRepository: ...
     @property
     def approvals(self) -> ApprovalRepository: ...
-
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-    async def commit(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from justice.audit.model import AuditRecord
+from justice.platform import ports
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +36,9 @@ class CursorRecords(Checkpoints, Protocol):
     async def cursor(self, name: str) -> int: ...
 
 
-class TailTransaction(Protocol):
+class TailTransaction(ports.UnitOfWork, Protocol):
     @property
     def records(self) -> CursorRecords: ...
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-    async def commit(self) -> None: ...
 
 
 class CursorMoved(Exception):

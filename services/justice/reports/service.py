@@ -449,21 +449,7 @@ class ReportService:
         return self.verify_xml((await self.export(name, scope)).signed_xml or b"")
 
     def verify_xml(self, signed_xml: bytes) -> Verification:
-        verdict = self._verifier.verify(signed_xml)
-        # Read identity only from what the signature covers (defence against wrapping).
-        report, version = (
-            document.identify(verdict.signed_root) if verdict.integrity_ok else ("", 0)
-        )
-        return Verification(
-            integrity_ok=verdict.integrity_ok,
-            reason=verdict.reason,
-            detail=verdict.detail,
-            signer_subject=verdict.signer_subject or "",
-            signing_time=verdict.signing_time,
-            chains_to_ca=verdict.chains_to_ca,
-            report=report,
-            version=version,
-        )
+        return verification(self._verifier.verify(signed_xml))
 
     async def _load(self, uow: UnitOfWork, report_id: str, version: int | None) -> ReportVersion:
         report = await uow.reports.get(report_id, version)
