@@ -57,7 +57,7 @@ def _show(
     table.add_row("database", settings.resolved_database_url().split("///")[-1])
     table.add_row("PKI (CA, certificates, keys)", str(pki.root))
     table.add_row("exchange partners", ", ".join(partners))
-    table.add_row("state", str(settings.state_dir.resolve()))
+    table.add_row("state", str(settings.state_dir))
     console.print(table)
     cert, key = pki.client_paths("officer-1001")
     console.print(

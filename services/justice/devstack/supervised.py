@@ -86,7 +86,9 @@ class SupervisedProcess(abc.ABC):
     name: str = "server"
 
     def __init__(self, workdir: Path, *, stop_grace: float = 10.0) -> None:
-        self.workdir = Path(workdir)
+        # Absolute: the child runs with this as its working directory, so a relative path
+        # handed to it would point one level too deep.
+        self.workdir = Path(workdir).absolute()
         self.stop_grace = stop_grace
         self._proc: subprocess.Popen[bytes] | None = None
         self._started_at = 0.0

@@ -6,7 +6,7 @@ from datetime import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JUSTICE_", env_nested_delimiter="__")
 
     # Everything the embedded default creates lives under this one directory.
-    state_dir: Path = Path(".justice")
+    state_dir: Path = Field(default=Path(".justice"), validate_default=True)
     # SQLite in the state dir when empty; PostgreSQL in production.
     database_url: str = ""
     listen: str = "127.0.0.1:50443"
@@ -126,10 +126,18 @@ class Settings(BaseSettings):
     audit_batch_max: int = Field(default=1_000, gt=0)
     audit_detection: AuditDetection = Field(default_factory=AuditDetection)
 
+    @field_validator("state_dir", "pki_root", "tls_cert", "tls_key", "tls_client_ca", mode="after")
+    @classmethod
+    def _absolute(cls, path: Path | None) -> Path | None:
+        # Resolved once, against the directory the command was started in: child processes
+        # (nats-server, weed) run in their own folders, where a relative path means
+        # something else.
+        return None if path is None else path.expanduser().resolve()
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.state_dir / 'justice.db').resolve()}"
+        return f"sqlite+aiosqlite:///{self.state_dir / 'justice.db'}"
 
     @property
     def pki_dir(self) -> Path:
