@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import mimetypes
+import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -28,6 +32,7 @@ from rich.progress import (
 
 from justice.cli import rpc
 from justice.cli.reports import CliContext, show
+from justice.evidence.api import RANGE_HEADER, SHA256_HEADER, SIZE_HEADER
 from justice.evidence.v1 import evidence_pb2 as pb
 from justice.evidence.v1 import evidence_pb2_grpc
 from justice.platform.rpc import error_details
@@ -126,6 +131,67 @@ async def upload_file(
     raise AssertionError("unreachable")
 
 
+class IncompleteDownloadError(Exception):
+    """The bytes that arrived are not the ones the server announced; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    first: int
+    last: int
+    sha256: str
+
+
+async def download_file(
+    stub: EvidenceServiceAsyncStub,
+    request: pb.DownloadEvidenceRequest,
+    out: Path,
+    *,
+    on_total: Callable[[int], None] = lambda total: None,
+    on_bytes: Callable[[int], None] = lambda n: None,
+) -> Downloaded:
+    """Stream into a temporary file beside `out` and rename it onto `out` only when the range
+    the server announced arrived whole and, for the whole object, hashes to the sha256 the
+    server reports. On any failure the temporary file is removed: `out` is never created
+    half-written or empty, and an existing `out` is left as it was."""
+    stream = stub.DownloadEvidence(request)
+    headers = dict(await stream.initial_metadata() or ())
+    expected = str(headers.get(SHA256_HEADER, ""))
+    try:
+        # "first-last", inclusive ("0--1" for an empty object).
+        first, last = (int(n) for n in str(headers.get(RANGE_HEADER, "")).split("-", 1))
+    except ValueError:
+        raise IncompleteDownloadError("the server announced no byte range") from None
+    size = last - first + 1
+    on_total(size)
+    whole = request.offset == 0 and size == int(str(headers.get(SIZE_HEADER, "-1")))
+    digest = hashlib.sha256()
+    received = 0
+    # Same folder, so the final rename is atomic; a dot name, so it is not taken for the result.
+    fd, part = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            async for response in stream:
+                handle.write(response.chunk)
+                digest.update(response.chunk)
+                received += len(response.chunk)
+                on_bytes(len(response.chunk))
+            handle.flush()
+            os.fsync(handle.fileno())
+        if received != size:
+            raise IncompleteDownloadError(f"{received} of {size} bytes arrived")
+        if whole and digest.hexdigest() != expected:
+            raise IncompleteDownloadError(
+                f"sha256 {digest.hexdigest()}, the server reports {expected or 'none'}"
+            )
+        os.replace(part, out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part)
+        raise
+    return Downloaded(first, last, digest.hexdigest())
+
+
 def call(ctx: typer.Context, action: Callable[[EvidenceServiceAsyncStub], Awaitable[T]]) -> T:
     """Run RPCs; a failure prints its status and details and exits 1."""
     stub = evidence_pb2_grpc.EvidenceServiceStub
@@ -209,31 +275,33 @@ def download(
     offset: Annotated[int, typer.Option(help="First byte")] = 0,
     length: Annotated[int, typer.Option(help="Bytes from offset (0: to the end)")] = 0,
 ) -> None:
-    """Download evidence (or a byte range); a whole file is checked against its sha256."""
+    """Download evidence (or a byte range); a whole file is checked against its sha256.
 
-    async def go(stub: EvidenceServiceAsyncStub) -> tuple[str, str]:
-        request = pb.DownloadEvidenceRequest(name=name, offset=offset, length=length)
-        stream = stub.DownloadEvidence(request)
-        headers = dict(await stream.initial_metadata() or ())
-        expected = str(headers.get("x-evidence-sha256", ""))
-        total = int(str(headers.get("x-evidence-size", "0")))
-        digest = hashlib.sha256()
-        with _progress() as progress, out.open("wb") as handle:
-            task = progress.add_task(f"downloading {name}", total=(length or total - offset))
-            async for response in stream:
-                handle.write(response.chunk)
-                digest.update(response.chunk)
-                progress.advance(task, len(response.chunk))
-        return expected, digest.hexdigest()
+    OUT appears only once every byte arrived (and, for a whole file, its sha256 matched);
+    a failed download leaves no file behind.
+    """
+    request = pb.DownloadEvidenceRequest(name=name, offset=offset, length=length)
 
-    expected, actual = call(ctx, go)
+    async def go(stub: EvidenceServiceAsyncStub) -> Downloaded:
+        with _progress() as progress:
+            task = progress.add_task(f"downloading {name}", total=None)
+            return await download_file(
+                stub,
+                request,
+                out,
+                on_total=lambda total: progress.update(task, total=total),
+                on_bytes=functools.partial(progress.advance, task),
+            )
+
+    try:
+        done = call(ctx, go)
+    except IncompleteDownloadError as error:
+        console.print(f"[red]NOT WRITTEN[/red] {out}: {error}")
+        raise typer.Exit(1) from None
     if offset or length:
-        console.print(f"wrote a range of {name} to {out}")
-    elif expected == actual:
-        console.print(f"[green]OK[/green] {out} sha256 {actual}")
+        console.print(f"wrote bytes {done.first}-{done.last} of {name} to {out}")
     else:
-        console.print(f"[red]HASH MISMATCH[/red] expected {expected}, got {actual}")
-        raise typer.Exit(1)
+        console.print(f"[green]OK[/green] {out} sha256 {done.sha256}")
 
 
 @app.command()
