@@ -33,6 +33,7 @@ class Script:
     sha256: str = hashlib.sha256(CONTENT).hexdigest()
     chunks: list[bytes] = field(default_factory=lambda: [CONTENT[:100_000], CONTENT[100_000:]])
     cut_with: grpc.StatusCode | None = None
+    refuse_with: grpc.StatusCode | None = None
 
 
 class ScriptedEvidence(evidence_pb2_grpc.EvidenceServiceServicer):
@@ -42,6 +43,8 @@ class ScriptedEvidence(evidence_pb2_grpc.EvidenceServiceServicer):
     async def DownloadEvidence(  # type: ignore[override]
         self, request: pb.DownloadEvidenceRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.DownloadEvidenceResponse]:
+        if self.script.refuse_with is not None:
+            await context.abort(self.script.refuse_with, "purpose required")
         length = request.length or len(CONTENT) - request.offset
         await context.send_initial_metadata(
             (
@@ -136,3 +139,13 @@ async def test_a_cut_connection_leaves_no_file_and_keeps_an_older_one(
     assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
     assert os.listdir(tmp_path) == ["evidence.bin"]
     assert out.read_bytes() == b"an earlier download"
+
+
+async def test_a_refused_download_raises_its_status_and_leaves_no_file(
+    address: str, script: Script, tmp_path: Path
+) -> None:
+    script.refuse_with = grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await _download(address, tmp_path / "evidence.bin")
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert os.listdir(tmp_path) == []

@@ -156,6 +156,10 @@ async def download_file(
     half-written or empty, and an existing `out` is left as it was."""
     stream = stub.DownloadEvidence(request)
     headers = dict(await stream.initial_metadata() or ())
+    if RANGE_HEADER not in headers:
+        # A refused call has no headers; reading the stream raises its status.
+        async for _ in stream:
+            break
     expected = str(headers.get(SHA256_HEADER, ""))
     try:
         # "first-last", inclusive ("0--1" for an empty object).
