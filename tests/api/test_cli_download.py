@@ -8,6 +8,7 @@ when a server (or the network) does.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from justice.cli.evidence import IncompleteDownloadError, download_file
 from justice.evidence.api import RANGE_HEADER, SHA256_HEADER, SIZE_HEADER
 from justice.evidence.v1 import evidence_pb2 as pb
 from justice.evidence.v1 import evidence_pb2_grpc
+from tests.plain_server import plain_server
 
 CONTENT = bytes(range(256)) * 1024  # 256 KiB
 
@@ -66,14 +68,9 @@ def servicer() -> ScriptedEvidence:
 
 @pytest.fixture(scope="module")
 async def address(servicer: ScriptedEvidence) -> AsyncIterator[str]:
-    server = grpc.aio.server()
-    evidence_pb2_grpc.add_EvidenceServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await server.stop(None)
+    mount = functools.partial(evidence_pb2_grpc.add_EvidenceServiceServicer_to_server, servicer)
+    async with plain_server(mount) as address:
+        yield address
 
 
 @pytest.fixture

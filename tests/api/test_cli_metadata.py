@@ -11,6 +11,7 @@ import pytest
 
 from justice.audit.interceptor import PURPOSE_HEADER
 from justice.cli.connection import call_metadata, metadata_interceptors
+from tests.plain_server import plain_server
 
 _SERVICE = "test.Echo"
 
@@ -51,20 +52,15 @@ async def _one_request() -> AsyncIterator[bytes]:
 
 @pytest.fixture
 async def address() -> AsyncIterator[str]:
-    server = grpc.aio.server()
     handlers = {
         "UnaryUnary": grpc.unary_unary_rpc_method_handler(_unary_unary),
         "UnaryStream": grpc.unary_stream_rpc_method_handler(_unary_stream),
         "StreamUnary": grpc.stream_unary_rpc_method_handler(_stream_unary),
         "StreamStream": grpc.stream_stream_rpc_method_handler(_stream_stream),
     }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, handlers),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await server.stop(None)
+    generic = grpc.method_handlers_generic_handler(_SERVICE, handlers)
+    async with plain_server(lambda server: server.add_generic_rpc_handlers((generic,))) as address:
+        yield address
 
 
 async def _purposes_seen(address: str, purpose: str) -> list[bytes]:
