@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,19 +27,42 @@ console = Console()
 @app.callback()
 def main(
     ctx: typer.Context,
-    state_dir: Annotated[
-        Path | None, typer.Option(help="State directory (default $JUSTICE_STATE_DIR or .justice)")
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            envvar="JUSTICE_LISTEN",
+            help="The stack's gRPC address: where `run` and `serve` listen, and where every "
+            "other command connects. [default: 127.0.0.1:50443]",
+        ),
     ] = None,
-    as_: Annotated[str, typer.Option("--as", help="Principal whose certificate to use")] = (
-        "officer-1001"
-    ),
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="JUSTICE_STATE_DIR",
+            help="State directory: the dev stack's data, and the dev PKI (PKI_ROOT) the "
+            "commands take their certificates from. [default: ./.justice]",
+        ),
+    ] = None,
+    pki_root: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="JUSTICE_PKI_ROOT",
+            help="Where the CA and the client certificates are: ca.pem and "
+            "clients/<principal>.pem/.key. [default: STATE_DIR/pki]",
+        ),
+    ] = None,
+    as_: Annotated[
+        str,
+        typer.Option("--as", envvar="JUSTICE_AS", help="Principal whose client certificate to use"),
+    ] = "officer-1001",
     purpose: Annotated[
         str,
         typer.Option(envvar="JUSTICE_PURPOSE", help="Why you read personal data (audited)"),
     ] = "",
 ) -> None:
-    # Settings are read once, here, and handed down.
-    settings = Settings() if state_dir is None else Settings(state_dir=state_dir)
+    # Settings are read once, here, and handed down; an option wins over the environment.
+    given: dict[str, Any] = {"listen": listen, "state_dir": state_dir, "pki_root": pki_root}
+    settings = Settings(**{k: v for k, v in given.items() if v is not None})
     ctx.obj = reports.CliContext(settings=settings, principal=as_, purpose=purpose)
 
 
