@@ -1,102 +1,512 @@
-"""The embedded stack driven as a user drives it: `justice run`, `justice demo`, xmlsec1, Ctrl-C."""
+"""The path a new user walks, exactly as README.md writes it (issue 8).
+
+The stack runs in a fresh copy of the working tree: every file git tracks, as it is now
+(uncommitted edits included, so a README change is tested before it is committed), and
+nothing else, so no `.justice` or `demo-output` from earlier runs. It is started with the
+README's first command as the Makefile runs it, from the copy's root, with no JUSTICE_*
+variables: the state dir is the default relative `.justice`, exactly as for a user.
+
+Why not `make run` itself: its recipe is `$(BIN)/justice run` behind the `.venv` stamp, and
+in a fresh copy make would first build a second `.venv` (minutes of pip). So the copy gets
+this test's own venv as `.venv` (a symlink), and the test reads the `run` recipe from the
+Makefile and runs that command, `.venv/bin/justice run`, with the user's cwd and
+environment. Ports are the defaults when they are free; only when one is taken are all
+three chosen free and passed as JUSTICE_LISTEN, JUSTICE_DEV_NATS_PORT, JUSTICE_DEV_S3_PORT.
+
+Then every command of the README's "Trying it" section is taken from README.md itself,
+its placeholders filled from what earlier commands printed or wrote, and run verbatim in a
+shell from the copy's root; each must exit 0, or print the refusal its comment shows.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import nats
 import pytest
+import typer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+from typer.core import TyperGroup
 
+from justice.cli.main import app as cli_app
 from justice.devstack.pki import DevPki
 from justice.devstack.supervised import free_tcp_ports
+from justice.platform.config import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+_DEFAULTS = Settings.model_fields
+# The variables that carry the three ports `justice run` binds, and their defaults.
+PORT_VARIABLES = {
+    "JUSTICE_LISTEN": int(str(_DEFAULTS["listen"].default).rpartition(":")[2]),
+    "JUSTICE_DEV_NATS_PORT": int(_DEFAULTS["dev_nats_port"].default),
+    "JUSTICE_DEV_S3_PORT": int(_DEFAULTS["dev_s3_port"].default),
+}
+PASSPHRASE = _DEFAULTS["key_passphrase"].default.get_secret_value().encode()
+PURPOSE = "e2e check"
+
+
+# -- the README and the Makefile, as written ----------------------------------------------
+
+
+def _section(markdown: str, title: str) -> str:
+    start = markdown.index(f"\n## {title}\n")
+    end = markdown.find("\n## ", start + 1)
+    return markdown[start : end if end != -1 else None]
+
+
+def _commands(markdown: str) -> list[str]:
+    """Every shell command of the fenced sh blocks, continuation lines joined."""
+    commands: list[str] = []
+    for block in re.findall(r"```sh\n(.*?)```", markdown, flags=re.DOTALL):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        commands += [line for line in joined.splitlines() if line.strip()]
+    return commands
+
+
+def _make_recipe(target: str) -> list[str]:
+    """The target's recipe lines, with the Makefile's own variables substituted."""
+    text = (REPO / "Makefile").read_text()
+    variables = dict(re.findall(r"^(\w+)\s*[:?]?=\s*(.*)$", text, flags=re.MULTILINE))
+    recipe = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", text, flags=re.MULTILINE)
+    assert recipe, f"no {target} target in the Makefile"
+    lines = [line.strip() for line in recipe.group(1).splitlines()]
+    for _ in range(5):
+        lines = [re.sub(r"\$\((\w+)\)", lambda m: variables[m.group(1)], x) for x in lines]
+    return lines
+
+
+def _refusal(command: str) -> str | None:
+    """The status a command's comment says it gets ("# PERMISSION_DENIED: ..."), if any."""
+    comment = command.partition(" # ")[2].strip()
+    code = comment.partition(":")[0]
+    return code if code in grpc.StatusCode.__members__ else None
+
+
+# -- the stack, started as the user starts it ---------------------------------------------
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ports() -> dict[str, str]:
+    """Nothing when the default ports are free; else free ports for all three."""
+    if all(_bindable(port) for port in PORT_VARIABLES.values()):
+        return {}
+    listen, nats_port, s3_port = free_tcp_ports(3)
+    return {
+        "JUSTICE_LISTEN": f"127.0.0.1:{listen}",
+        "JUSTICE_DEV_NATS_PORT": str(nats_port),
+        "JUSTICE_DEV_S3_PORT": str(s3_port),
+    }
+
+
+def _fresh_copy(root: Path) -> Path:
+    """The working tree as a fresh clone of it has it, with this test's venv as .venv."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():  # a deleted, not yet committed file is not there
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    venv = Path(sys.prefix)
+    assert (venv / "bin" / "justice").exists(), f"run the tests with the venv's python ({venv})"
+    (root / ".venv").symlink_to(venv)
+    return root
 
 
 @dataclass
 class Stack:
-    state: Path
+    root: Path
     env: dict[str, str]
-    process: subprocess.Popen[bytes]
-    port: int
+    process: subprocess.Popen[bytes] | None = None
+    logs: list[Path] = field(default_factory=list)
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "justice", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+    @property
+    def port(self) -> int:
+        listen = self.env.get("JUSTICE_LISTEN", f":{PORT_VARIABLES['JUSTICE_LISTEN']}")
+        return int(listen.rpartition(":")[2])
+
+    @property
+    def state(self) -> Path:
+        return self.root / ".justice"
+
+    def pki(self) -> DevPki:
+        return DevPki(self.state / "pki", PASSPHRASE)
+
+    def start(self) -> None:
+        argv = shlex.split(_make_recipe("run")[-1])
+        log = self.root.parent / f"run-{len(self.logs)}.log"
+        self.logs.append(log)
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                argv, cwd=self.root, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.interrupt()
+            raise
+
+    def _wait_healthy(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"justice run exited:\n{self.logs[-1].read_text()[-3000:]}")
+            # The client key is among the last PKI files written.
+            if self.pki().client_paths("officer-1001")[1].exists():
+                try:
+                    with self.channel() as channel:
+                        status = health_pb2_grpc.HealthStub(channel).Check(
+                            health_pb2.HealthCheckRequest(), timeout=1
+                        )
+                    if status.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+            time.sleep(0.3)
+        raise TimeoutError("justice run did not become healthy")
+
+    def channel(self) -> grpc.Channel:
+        cert, key = self.pki().client_paths("officer-1001")
+        credentials = grpc.ssl_channel_credentials(
+            self.pki().ca_path.read_bytes(), key.read_bytes(), cert.read_bytes()
         )
+        return grpc.secure_channel(f"localhost:{self.port}", credentials)
 
     def children(self) -> list[int]:
         # Every thread's children: nats-server and weed are started from a worker thread.
+        assert self.process is not None
         tasks = Path(f"/proc/{self.process.pid}/task")
         return [int(pid) for t in tasks.glob("*/children") for pid in t.read_text().split()]
 
-    def pki(self) -> DevPki:
-        return DevPki(self.state / "pki", self.env["JUSTICE_KEY_PASSPHRASE"].encode())
-
-
-def _channel(stack: Stack) -> grpc.Channel:
-    cert, key = stack.pki().client_paths("officer-1001")
-    credentials = grpc.ssl_channel_credentials(
-        stack.pki().ca_path.read_bytes(), key.read_bytes(), cert.read_bytes()
-    )
-    return grpc.secure_channel(f"localhost:{stack.port}", credentials)
-
-
-def _start(state: Path, env: dict[str, str], port: int) -> Stack:
-    log = (state.parent / f"run-{time.monotonic_ns()}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "justice", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    stack = Stack(state, env, process, port)
-    try:
-        _wait_healthy(stack, log.name)
-    except BaseException:
-        # SIGINT, not SIGKILL: `justice run` then stops nats-server and weed too.
-        process.send_signal(signal.SIGINT)
+    def interrupt(self) -> list[int]:
+        """Ctrl-C: SIGINT to `justice run`, which stops its children; returns their PIDs."""
+        if self.process is None or self.process.poll() is not None:
+            return []
+        children = self.children()
+        self.process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        raise
-    return stack
+            assert self.process.wait(timeout=60) == 0
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        return children
+
+    def sh(self, command: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        # The README's commands, verbatim, as a user types them into a shell.
+        return subprocess.run(  # noqa: S602
+            command,
+            shell=True,
+            cwd=cwd or self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+    def justice(
+        self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.root / ".venv" / "bin" / "justice"), *args],
+            cwd=cwd or self.root,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
 
 
-def _wait_healthy(stack: Stack, log: str) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert stack.process.poll() is None, f"justice run exited: {log}"
-        # The client key is among the last PKI files written.
-        if stack.pki().client_paths("officer-1001")[1].exists():
-            try:
-                with _channel(stack) as channel:
-                    status = health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(), timeout=1
-                    )
-                if status.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-        time.sleep(0.3)
-    raise TimeoutError("justice run did not become healthy")
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = _fresh_copy(tmp_path_factory.mktemp("first-run") / "justice-exchange")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUSTICE_")} | _ports()
+    running = Stack(root, env)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.interrupt()
 
 
-def _nats_admits_anonymous(port: int) -> bool:
+def _gone(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    return not status.exists() or "zombie" in status.read_text()
+
+
+# -- the tests ------------------------------------------------------------------------------
+
+
+def test_the_first_command_serves_on_the_default_relative_state_dir(stack: Stack) -> None:
+    readme = (stack.root / "README.md").read_text()
+    first = shlex.split(_commands(readme)[0], comments=True)
+    assert first == ["make", "run"]
+    assert _make_recipe("run")[-1] == ".venv/bin/justice run"
+    # Everything is under ./.justice of the folder it was started in.
+    assert (stack.state / "justice.db").exists()
+    assert (stack.state / "nats" / "nats-server.conf").exists()
+    assert (stack.state / "s3" / "credentials.json").exists()
+    # nats-server and weed run in their own folders: they get absolute paths only.
+    children = stack.children()
+    assert len(children) >= 2
+    for pid in children:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        paths = [a.partition("=")[2] or a for a in argv if "/" in a]
+        assert all(Path(p).is_absolute() for p in paths), argv
+    with stack.channel() as channel:
+        services = ProtoReflectionDescriptorDatabase(channel).get_services()
+    assert "justice.reports.v1.ReportService" in services
+
+
+def _learn(values: dict[str, str], stack: Stack, output: str) -> None:
+    """Fill the placeholders from what a command printed or wrote."""
+    for found in (stack.root / "demo-output").glob("report-*-v1.xml"):
+        values["id"] = found.name.removeprefix("report-").removesuffix("-v1.xml")
+    if stored := re.search(r"stored evidence/(\S+)", output):
+        values["evidence"] = stored.group(1)
+
+
+def test_every_example_of_trying_it_works_verbatim(stack: Stack) -> None:
+    section = _section((stack.root / "README.md").read_text(), "Trying it")
+    commands = _commands(section)
+    assert len(commands) >= 6, commands
+    values: dict[str, str] = {}
+    for written in commands:
+        missing = set(re.findall(r"<(\w+)>", written)) - set(values)
+        assert not missing, f"nothing before `{written}` tells its {missing}"
+        command = re.sub(r"<(\w+)>", lambda m: values[m.group(1)], written)
+        result = stack.sh(command)
+        output = result.stdout + result.stderr
+        refusal = _refusal(written)
+        if refusal is None:
+            assert result.returncode == 0, f"{written}\n{output}"
+        else:
+            assert result.returncode == 1, f"{written}\n{output}"
+            assert refusal in result.stdout, f"{written}\n{output}"
+        _learn(values, stack, result.stdout)
+    # What the examples say they produce.
+    assert (stack.root / "copy.txt").read_bytes() == (
+        stack.root / "demo-output" / "VERIFY.txt"
+    ).read_bytes()
+    # The grpcurl example in the prose names the state dir's PKI files: they exist.
+    for named in re.findall(r"\.justice/[\w./-]+", section):
+        assert (stack.root / named).exists(), named
+
+
+# Subcommands that do not call the running stack's gRPC API, and why.
+NOT_CALLING_THE_SERVER = {
+    ("run",): "starts the stack",
+    ("serve",): "the production entry point",
+    ("verify",): "offline by design (the README test runs it)",
+    ("audit", "verify-bundle"): "offline by design",
+    ("exchange", "nats-config"): "reads the database, writes a file",
+    ("exchange", "partner-credentials"): "derives a password",
+    ("exchange", "relay"): "a long-running NATS worker, no gRPC",
+    ("exchange", "inbound"): "a long-running NATS worker, no gRPC",
+    ("partner", "listen"): "the partner's side, on NATS (the demo runs the same SDK)",
+    ("partner", "send"): "the partner's side, on NATS",
+}
+
+
+def _subcommands() -> set[tuple[str, ...]]:
+    def walk(group: TyperGroup, prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+        for name, command in group.commands.items():
+            if isinstance(command, TyperGroup):
+                yield from walk(command, (*prefix, name))
+            else:
+                yield (*prefix, name)
+
+    root = typer.main.get_command(cli_app)
+    assert isinstance(root, TyperGroup)
+    return set(walk(root, ()))
+
+
+@dataclass
+class Driver:
+    """Runs `justice` subcommands against the stack and remembers which ones it ran."""
+
+    stack: Stack
+    driven: set[tuple[str, ...]] = field(default_factory=set)
+
+    def __call__(
+        self,
+        path: str,
+        *args: str,
+        as_: str = "",
+        purpose: str = "",
+        refused: str = "",
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        words = path.split()
+        options = [*(["--as", as_] if as_ else []), *(["--purpose", purpose] if purpose else [])]
+        result = self.stack.justice(*options, *words, *args, env=env)
+        output = result.stdout + result.stderr
+        if refused:
+            assert result.returncode == 1, output
+            assert refused in result.stdout, output
+        else:
+            assert result.returncode == 0, output
+        self.driven.add(tuple(words))
+        return result
+
+
+def test_every_subcommand_that_calls_the_server_works_against_it(
+    stack: Stack, tmp_path: Path
+) -> None:
+    run = Driver(stack)
+    subcommands = _subcommands()
+    assert set(NOT_CALLING_THE_SERVER) <= subcommands
+
+    # The demo (unary calls, and the partner SDK over NATS); its output verifies offline.
+    demo = run("demo", "--out", str(tmp_path / "demo"))
+    assert "the report is ACKNOWLEDGED" in demo.stdout
+    versions = sorted((tmp_path / "demo").glob("report-*-v*.xml"))
+    assert [p.name[-6:] for p in versions] == ["v1.xml", "v2.xml"]
+    submitted = "reports/" + versions[0].name.split("-")[1]
+    verify_commands = [
+        line
+        for line in (tmp_path / "demo" / "VERIFY.txt").read_text().splitlines()
+        if line.startswith("xmlsec1")
+    ]
+    assert len(verify_commands) == 2
+    for command in verify_commands:
+        checked = subprocess.run(
+            shlex.split(command), cwd=tmp_path / "demo", capture_output=True, check=False
+        )
+        assert checked.returncode == 0, checked.stderr
+    tampered = tmp_path / "tampered.xml"
+    tampered.write_bytes(versions[1].read_bytes().replace(b"rood zadel", b"rood zadeL"))
+    refused = stack.justice("verify", str(tampered), "--ca", str(tmp_path / "demo" / "ca.pem"))
+    assert refused.returncode == 1
+    assert "INVALID" in refused.stdout
+    # The prosecutor simulator connected as its own user: nobody gets in without one.
+    assert not _nats_admits_anonymous(stack)
+
+    # Reports: unary calls; the reads declare a purpose.
+    created = run(
+        "report create",
+        *("--case", "AN.12.L3.000001/26", "--narrative", "Een fiets werd gestolen."),
+        *("--place", "Gent", "--offence", "43A=Art. 461 Sw."),
+    )
+    name = json.loads(created.stdout)["name"]
+    run("report get", name, purpose=PURPOSE)
+    run("report get", name, refused="PURPOSE_REQUIRED")
+    listed = run("report list", purpose=PURPOSE, env={"COLUMNS": "200"})
+    assert name in listed.stdout
+    run("report sign", name)
+    run("report sign", name, as_="officer-1002", refused="PERMISSION_DENIED")
+    run("report submit", name)
+    run("report amend", name)
+    run("report export", f"{name}@1", "--out", str(tmp_path), purpose=PURPOSE)
+    assert (tmp_path / f"report-{name.split('/')[1]}-v1.xml").exists()
+
+    # Evidence: upload is client-streaming, download server-streaming.
+    original = tmp_path / "photo.jpg"
+    original.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    uploaded = run(
+        "evidence upload", str(original), "--case", "AN.12.L3.004512/26", "--report", submitted
+    )
+    match = re.search(r"stored (evidence/\S+)", uploaded.stdout)
+    assert match, uploaded.stdout
+    evidence = match.group(1)
+    listed = run("evidence list", "--report", submitted, purpose=PURPOSE)
+    assert evidence in listed.stdout
+    copy = tmp_path / "copy.jpg"
+    run("evidence download", evidence, "--out", str(copy), purpose=PURPOSE)
+    assert copy.read_bytes() == original.read_bytes()
+    by_env = tmp_path / "by-env.jpg"
+    run(
+        "evidence download",
+        *(evidence, "--out", str(by_env), "--offset", "1000", "--length", "5000"),
+        env={"JUSTICE_PURPOSE": PURPOSE},
+    )
+    assert by_env.read_bytes() == original.read_bytes()[1000:6000]
+    refused_out = tmp_path / "refused.jpg"
+    run("evidence download", evidence, "--out", str(refused_out), refused="PURPOSE_REQUIRED")
+    assert not refused_out.exists()
+    run("evidence verify", evidence)
+    share = run(
+        "evidence share",
+        *(evidence, "--partner", "prosecutor-antwerp", "--purpose", "court file"),
+        purpose=PURPOSE,
+    )
+    assert '"url"' in share.stdout
+    held = run("evidence hold", evidence, as_="prosecutor-antwerp")
+    assert '"legal_hold": true' in held.stdout
+    run("evidence hold", evidence, "--release", as_="prosecutor-antwerp")
+    run("evidence sweep")
+
+    # Exchange administration.
+    partners = run("exchange partners", as_="access-admin-5001", env={"COLUMNS": "300"})
+    assert "prosecutor-antwerp" in partners.stdout
+    stack.pki().issue_signing("court-gent", "Court of First Instance", "Gent")
+    run(
+        "exchange add-partner",
+        *("court-gent", "--kind", "COURT", "--sends", "receipt"),
+        *("--certificate", str(stack.pki().signing_paths("court-gent")[0])),
+        as_="access-admin-5001",
+    )
+    deliveries = run("exchange deliveries", as_="auditor-4001", env={"COLUMNS": "300"})
+    delivery = re.search(r"deliveries/[0-9a-f-]+", deliveries.stdout)
+    assert delivery, deliveries.stdout
+    run(
+        "exchange redeliver",
+        delivery.group(0),
+        as_="justice-server",
+        refused="NOT_REDELIVERABLE",  # only rejected or expired ones are sent again
+    )
+    run("exchange dead-letters", as_="auditor-4001")
+    run("exchange status", as_="auditor-4001")
+
+    # Audit: the auditor's reads declare a purpose too.
+    run("audit query", "--resource", name, as_="auditor-4001", purpose=PURPOSE)
+    run("audit verify", as_="auditor-4001")
+    run("audit export", "--out", str(tmp_path / "audit.xml"), as_="auditor-4001", purpose=PURPOSE)
+    run("audit alerts", as_="auditor-4001")
+
+    # The global options reach the stack from anywhere, with no environment.
+    elsewhere = stack.justice(
+        *("--listen", f"127.0.0.1:{stack.port}", "--state-dir", str(stack.state)),
+        *("--purpose", PURPOSE, "report", "get", name),
+        cwd=tmp_path,
+    )
+    assert elsewhere.returncode == 0, elsewhere.stdout + elsewhere.stderr
+
+    missing = subcommands - set(NOT_CALLING_THE_SERVER) - run.driven
+    assert not missing, f"subcommands without a test against the running stack: {missing}"
+
+
+def _nats_admits_anonymous(stack: Stack) -> bool:
+    port = int(stack.env.get("JUSTICE_DEV_NATS_PORT", PORT_VARIABLES["JUSTICE_DEV_NATS_PORT"]))
+
     async def attempt() -> bool:
         try:
             client = await nats.connect(
@@ -110,88 +520,32 @@ def _nats_admits_anonymous(port: int) -> bool:
     return asyncio.run(attempt())
 
 
-def _interrupt(stack: Stack) -> list[int]:
-    children = stack.children()
-    stack.process.send_signal(signal.SIGINT)
-    assert stack.process.wait(timeout=60) == 0
-    return children
-
-
-@pytest.fixture(scope="module")
-def environment(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Path, dict[str, str], int]:
-    root = tmp_path_factory.mktemp("stack")
-    port, nats_port, s3_port = free_tcp_ports(3)
-    env = {
-        **os.environ,
-        "JUSTICE_STATE_DIR": str(root / "state"),
-        "JUSTICE_LISTEN": f"127.0.0.1:{port}",
-        "JUSTICE_DEV_NATS_PORT": str(nats_port),
-        "JUSTICE_DEV_S3_PORT": str(s3_port),
-        "JUSTICE_KEY_PASSPHRASE": "e2e-passphrase",
-    }
-    env.pop("JUSTICE_DATABASE_URL", None)
-    return root / "state", env, port
-
-
-def test_run_demo_verify_interrupt_and_rerun(
-    environment: tuple[Path, dict[str, str], int], tmp_path: Path
+def test_ctrl_c_stops_every_child_and_a_second_run_keeps_the_data(
+    stack: Stack, tmp_path: Path
 ) -> None:
-    state, env, port = environment
-    stack = _start(state, env, port)
-    try:
-        with _channel(stack) as channel:
-            services = ProtoReflectionDescriptorDatabase(channel).get_services()
-        assert "justice.reports.v1.ReportService" in services
-        assert "grpc.health.v1.Health" in services
+    created = stack.justice(
+        *("report", "create", "--case", "AN.12.L3.000002/26", "--narrative", "Bewaard."),
+        *("--place", "Brugge", "--offence", "43A=Art. 461 Sw."),
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    name = json.loads(created.stdout)["name"]
+    original = tmp_path / "kept.bin"
+    original.write_bytes(os.urandom(100_000))
+    uploaded = stack.justice("evidence", "upload", str(original), "--case", "AN.12.L3.000002/26")
+    match = re.search(r"stored (evidence/\S+)", uploaded.stdout)
+    assert match, uploaded.stdout + uploaded.stderr
 
-        out = tmp_path / "demo"
-        demo = stack.cli("demo", "--out", str(out))
-        assert demo.returncode == 0, demo.stdout + demo.stderr
-        # The prosecutor simulator, on the partner SDK, answered over NATS, as its own user:
-        # the embedded nats-server admits no one without credentials.
-        assert "the report is ACKNOWLEDGED" in demo.stdout
-        assert not _nats_admits_anonymous(int(env["JUSTICE_DEV_NATS_PORT"]))
-        versions = sorted(out.glob("report-*-v*.xml"))
-        assert [p.name[-6:] for p in versions] == ["v1.xml", "v2.xml"]
-        commands = [
-            line
-            for line in (out / "VERIFY.txt").read_text().splitlines()
-            if line.startswith("xmlsec1")
-        ]
-        assert len(commands) == 2
-        for command in commands:
-            result = subprocess.run(shlex.split(command), cwd=out, capture_output=True, check=False)
-            assert result.returncode == 0, result.stderr
-
-        verified = stack.cli("verify", str(versions[1]), "--ca", str(out / "ca.pem"))
-        assert verified.returncode == 0, verified.stdout
-        assert "VALID" in verified.stdout
-        tampered = tmp_path / "tampered.xml"
-        tampered.write_bytes(versions[1].read_bytes().replace(b"rood zadel", b"rood zadeL"))
-        refused = stack.cli("verify", str(tampered), "--ca", str(out / "ca.pem"))
-        assert refused.returncode == 1
-        assert "INVALID" in refused.stdout
-
-        name = "reports/" + versions[0].name.split("-")[1]
-        draft = stack.cli("report", "amend", name)
-        assert draft.returncode == 0, draft.stdout + draft.stderr
-        foreign = stack.cli("--as", "officer-1002", "report", "sign", name)
-        assert foreign.returncode == 1
-        assert "PERMISSION_DENIED" in foreign.stdout
-    finally:
-        children = _interrupt(stack)
+    children = stack.interrupt()
     assert len(children) >= 2  # nats-server and weed
-    for pid in children:
-        assert (
-            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
-        )
+    assert all(_gone(pid) for pid in children)
 
-    again = _start(state, env, port)
-    try:
-        kept = again.cli("--purpose", "e2e check", "report", "get", f"{name}@2")
-        assert kept.returncode == 0, kept.stdout + kept.stderr
-        assert '"state": "ACKNOWLEDGED"' in kept.stdout
-    finally:
-        _interrupt(again)
+    stack.start()  # the same folder, the same command, the same default state dir
+    kept = stack.justice("--purpose", PURPOSE, "report", "get", name)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert '"state": "DRAFT"' in kept.stdout
+    copy = tmp_path / "copy.bin"
+    downloaded = stack.justice(
+        "--purpose", PURPOSE, "evidence", "download", match.group(1), "--out", str(copy)
+    )
+    assert downloaded.returncode == 0, downloaded.stdout + downloaded.stderr
+    assert copy.read_bytes() == original.read_bytes()
