@@ -12,6 +12,7 @@ import pytest
 from justice.devstack.pki import DevPki
 from justice.devstack.testing import PKI_PASSPHRASE
 from justice.platform.config import Settings
+from tests.softhsm import SoftHsmToken, softhsm_token
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -44,3 +45,10 @@ def settings(database_url: str, pki: DevPki, tmp_path_factory: pytest.TempPathFa
         key_passphrase=PKI_PASSPHRASE.decode(),
         shutdown_grace_seconds=1.0,
     )
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsmToken]:
+    # Session-wide: SoftHSM reads its configuration once per process.
+    with softhsm_token(tmp_path_factory.mktemp("softhsm")) as token:
+        yield token

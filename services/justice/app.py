@@ -47,6 +47,7 @@ from justice.platform.config import Settings
 from justice.platform.db import Database
 from justice.platform.errors import AlreadyExists, JusticeError
 from justice.platform.listing import Page
+from justice.platform.production import refuse_development_settings
 from justice.platform.rpc import error_mapping
 from justice.platform.server import (
     BoundServer,
@@ -75,7 +76,7 @@ from justice.security.principal import Role
 from justice.security.rules import authorisation
 from justice.security.tokens import DevTokens
 from justice.signing.keyed import KeyStoreSigner
-from justice.signing.keystore import FileKeyStore
+from justice.signing.keystore import KeyStore, configured_key_store
 from justice.signing.xades import XadesSigner, XadesVerifier
 
 
@@ -132,13 +133,12 @@ def server_settings(settings: Settings) -> ServerSettings:
 
 async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) -> Application:
     """Migrate the database and build every service on one TLS server (not started)."""
+    refuse_development_settings(settings)
     database = Database(settings.resolved_database_url())
     await database.migrate()
     tls = server_settings(settings).tls
     trust_anchors = x509.load_pem_x509_certificates(tls.client_ca.read_bytes())
-    keys = FileKeyStore(
-        settings.pki_dir / "signing", settings.key_passphrase.get_secret_value().encode()
-    )
+    keys = configured_key_store(settings, trust_anchors)
     blobs, evidence = await _evidence(settings, database, clock, _ReportCases(lambda: reports))
     reports = ReportService(
         uow=lambda: ReportTransaction(database.sessions),
@@ -250,7 +250,7 @@ class Exchange:
 def build_exchange(
     settings: Settings,
     database: Database,
-    keys: FileKeyStore,
+    keys: KeyStore,
     clock: Callable[[], datetime],
     register: Callable[[Dispatcher], None],
 ) -> Exchange:

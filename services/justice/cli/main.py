@@ -56,9 +56,14 @@ def run(ctx: typer.Context) -> None:
 def serve(ctx: typer.Context) -> None:
     """Serve every service with the configured database, PKI, NATS and S3 (production entry)."""
     from justice.cli.stack import serve_only
+    from justice.platform.production import ProductionRefused
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(serve_only(ctx.obj.settings))
+    try:
+        asyncio.run(serve_only(ctx.obj.settings))
+    except ProductionRefused as refused:
+        console.print(f"[red]{refused}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

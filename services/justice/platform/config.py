@@ -126,6 +126,13 @@ class Settings(BaseSettings):
     audit_batch_max: int = Field(default=1_000, gt=0)
     audit_detection: AuditDetection = Field(default_factory=AuditDetection)
 
+    # Deployment. Where signing keys live: files in the state dir (dev), or an HSM over
+    # PKCS#11 whose PIN is read from a file (a mounted Secret), never from the environment.
+    key_store: Literal["file", "pkcs11"] = "file"
+    pkcs11_module: Path | None = None
+    pkcs11_token_label: str = ""
+    pkcs11_pin_file: Path | None = None
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
