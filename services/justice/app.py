@@ -42,11 +42,14 @@ from justice.exchange.service import ExchangeService
 from justice.exchange.store import OUTBOX_WRITTEN, ExchangeTransaction
 from justice.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from justice.exchange.workers import ExchangeWorkers, NatsLink
+from justice.monitoring import monitor
 from justice.platform.blobs import S3Blobs
 from justice.platform.config import Settings
 from justice.platform.db import Database
 from justice.platform.errors import AlreadyExists, JusticeError
+from justice.platform.health import DependencyHealth
 from justice.platform.listing import Page
+from justice.platform.metrics import Metrics
 from justice.platform.production import refuse_development_settings
 from justice.platform.rpc import error_mapping
 from justice.platform.server import (
@@ -101,6 +104,8 @@ class Application:
     directory: CachedDirectory | None = None
     personnel: PersonnelFeed | None = None
     exchange: Exchange | None = None
+    metrics: Metrics | None = None
+    health: DependencyHealth | None = None
 
     async def close(self) -> None:
         if self.exchange is not None and self.exchange.workers is not None:
@@ -139,10 +144,11 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
     tls = server_settings(settings).tls
     trust_anchors = x509.load_pem_x509_certificates(tls.client_ca.read_bytes())
     keys = configured_key_store(settings, trust_anchors)
+    metrics = Metrics()
     blobs, evidence = await _evidence(settings, database, clock, _ReportCases(lambda: reports))
     reports = ReportService(
         uow=lambda: ReportTransaction(database.sessions),
-        signer=KeyStoreSigner(keys, XadesSigner(clock=clock)),
+        signer=KeyStoreSigner(keys, XadesSigner(clock=clock), metrics.observe_signing),
         verifier=XadesVerifier(trust_anchors),
         clock=clock,
         limits=Limits(narrative_max_chars=settings.narrative_max_chars),
@@ -165,7 +171,7 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         settings,
         database,
         clock,
-        KeyStoreSigner(keys, XadesSigner(clock=clock)),
+        KeyStoreSigner(keys, XadesSigner(clock=clock), metrics.observe_signing),
         _Owners(reports, evidence, _UnitIds(access)),
     )
     audit_api = AuditApi(audit.service)
@@ -192,7 +198,7 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         ),
     ]
     if evidence is not None:
-        evidence_api = EvidenceApi(evidence)
+        evidence_api = EvidenceApi(evidence, metrics.evidence_traffic)
         mounts.append(
             Mount(
                 evidence_pb2.DESCRIPTOR.services_by_name["EvidenceService"].full_name,
@@ -209,6 +215,7 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
             # authorisation (it records PERMISSION_DENIED); the purpose gate sits inside
             # authorisation, so an unauthorised caller hears PERMISSION_DENIED first.
             around=[
+                metrics.around(),
                 error_mapping(),
                 identity(directory, clock, tokens),
                 recorder(audit.writer, clock),
@@ -220,6 +227,11 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
     application = Application(settings, database, reports, server, audit, evidence, blobs)
     application.access, application.directory = access, directory
     application.exchange = exchange
+    application.metrics = metrics
+    application.health, watching = monitor(
+        settings, metrics, server, database, exchange.service, exchange.workers, audit.service
+    )
+    application.background.extend(watching)
     # The audit writer, and the detector and stream publisher following the log.
     audit.start()
     if exchange.workers is not None:

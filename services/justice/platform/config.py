@@ -132,6 +132,14 @@ class Settings(BaseSettings):
     pkcs11_module: Path | None = None
     pkcs11_token_label: str = ""
     pkcs11_pin_file: Path | None = None
+    # Prometheus /metrics on host:port, apart from the gRPC port (off when empty), and how
+    # often the database-held figures (backlog, deliveries, audit chain) are sampled.
+    metrics_listen: str = ""
+    metrics_sample_seconds: float = Field(default=5.0, gt=0)
+    # How often health re-checks the database and NATS.
+    health_check_seconds: float = Field(default=2.0, gt=0)
+    # "json": one JSON object per line, for log collectors; "text" for people.
+    log_format: Literal["text", "json"] = "text"
 
     def resolved_database_url(self) -> str:
         if self.database_url:
