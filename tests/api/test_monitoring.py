@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -25,7 +25,7 @@ from justice.reports.v1 import reports_pb2_grpc
 from tests.api.conftest import with_evidence
 from tests.api.test_reports import PURPOSE, create, draft
 from tests.eventually import eventually
-from tests.exchange_env import SECRET, nats_with_partners, partner_record, platform_url
+from tests.exchange_env import SECRET, partner_record, platform_url
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True, scope="module")
 
@@ -37,14 +37,8 @@ Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @pytest.fixture(scope="module")
-def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    server = nats_with_partners(tmp_path_factory.mktemp("nats"))
-    server.start()
-    server.wait_ready()
-    try:
-        yield server
-    finally:
-        server.stop()
+def nats(exchange_nats: NatsServer) -> NatsServer:
+    return exchange_nats
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ one the settings choose."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from justice.platform.production import (
     refuse_development_settings,
 )
 from justice.signing.keystore import FileKeyStore, KeyStoreError, configured_key_store
+from tests.cli_process import run_cli
 
 POSTGRES = "postgresql+psycopg://justice@db.internal/justice"
 
@@ -98,14 +97,7 @@ def test_serve_refuses_to_start_on_dev_defaults(tmp_path: Path) -> None:
         "JUSTICE_STATE_DIR": str(tmp_path),
         "JUSTICE_PRODUCTION": "true",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "justice", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli(env, "serve", timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "JUSTICE_KEY_PASSPHRASE" in result.stdout
     # Refused before anything was created.

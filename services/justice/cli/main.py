@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +11,7 @@ from rich.console import Console
 
 from justice.cli import audit, evidence, exchange, partner, reports
 from justice.platform.config import Settings
+from justice.platform.logs import configure_logging
 
 app = typer.Typer(
     no_args_is_help=True, help="Justice Exchange: signed reports, evidence, exchange."
@@ -48,7 +48,7 @@ def run(ctx: typer.Context) -> None:
     """Start the whole platform on embedded defaults; Ctrl-C stops everything."""
     from justice.cli.stack import run_stack
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(ctx.obj.settings.log_format)
     asyncio.run(run_stack(ctx.obj.settings, console))
 
 
@@ -58,7 +58,7 @@ def serve(ctx: typer.Context) -> None:
     from justice.cli.stack import serve_only
     from justice.platform.production import ProductionRefused
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(ctx.obj.settings.log_format)
     try:
         asyncio.run(serve_only(ctx.obj.settings))
     except ProductionRefused as refused:

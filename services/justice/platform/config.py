@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     metrics_sample_seconds: float = Field(default=5.0, gt=0)
     # How often health re-checks the database and NATS.
     health_check_seconds: float = Field(default=2.0, gt=0)
+    # On SIGTERM, how long to keep serving after health says NOT_SERVING, before the
+    # shutdown_grace_seconds drain (platform.server.drain says why; 5 s under Kubernetes).
+    shutdown_settle_seconds: float = Field(default=0.0, ge=0)
     # "json": one JSON object per line, for log collectors; "text" for people.
     log_format: Literal["text", "json"] = "text"
 
