@@ -289,6 +289,7 @@ def build_exchange(
                 settings.nats_url, settings.nats_user, settings.nats_password.get_secret_value()
             ),
             partner_ids,
+            stream_replicas=settings.nats_stream_replicas,
         )
         relay = None
         if settings.exchange_relay:
@@ -351,6 +352,20 @@ async def _evidence(
     """The evidence service on the configured S3, its buckets made sure of; none without S3."""
     if not settings.s3_endpoint:
         return None, None
+    blobs, config = await _storage(settings)
+    service = EvidenceService(
+        uow=lambda: EvidenceTransaction(database.sessions),
+        blobs=blobs,
+        cases=cases,
+        clock=clock,
+        config=config,
+    )
+    return blobs, service
+
+
+async def _storage(settings: Settings) -> tuple[S3Blobs, EvidenceConfig]:
+    """The S3 client, with the evidence buckets created if missing (the write-once one with
+    object lock, hence versioning)."""
     blobs = S3Blobs(
         settings.s3_endpoint,
         settings.s3_access_key,
@@ -364,14 +379,24 @@ async def _evidence(
     except BaseException:
         blobs.close()
         raise
-    service = EvidenceService(
-        uow=lambda: EvidenceTransaction(database.sessions),
-        blobs=blobs,
-        cases=cases,
-        clock=clock,
-        config=config,
-    )
-    return blobs, service
+    return blobs, config
+
+
+async def migrate(settings: Settings) -> None:
+    """`justice migrate`: the schema migrations build() runs first, as a job of their own."""
+    database = Database(settings.resolved_database_url())
+    try:
+        await database.migrate()
+    finally:
+        await database.close()
+
+
+async def bootstrap_storage(settings: Settings) -> None:
+    """`justice bootstrap-storage`: the evidence buckets build() makes sure of, as a job."""
+    if not settings.s3_endpoint:
+        raise RuntimeError("no S3 endpoint configured (JUSTICE_S3_ENDPOINT)")
+    blobs, _ = await _storage(settings)
+    blobs.close()
 
 
 async def evidence_sweep(settings: Settings) -> SweepSummary:

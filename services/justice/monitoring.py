@@ -16,7 +16,7 @@ from justice.platform.config import Settings
 from justice.platform.db import Database
 from justice.platform.health import DependencyHealth, Probe
 from justice.platform.metrics import Metrics
-from justice.platform.server import BoundServer
+from justice.platform.server import BoundServer, create_health_server, serve_health
 
 __all__ = ["dependency_probes", "monitor"]
 
@@ -79,7 +79,8 @@ def monitor(
     audit: AuditService,
     clock: Callable[[], datetime] = _utc_now,
 ) -> tuple[DependencyHealth, list[asyncio.Task[None]]]:
-    """Start health following the dependencies and, when configured, the metrics endpoint.
+    """Start health following the dependencies, and when configured the plaintext health
+    port for probes and the metrics endpoint.
 
     The returned tasks run until cancelled; cancelling the sampler also closes the endpoint.
     """
@@ -87,6 +88,9 @@ def monitor(
         server, dependency_probes(database, workers), every=settings.health_check_seconds
     )
     tasks = [asyncio.create_task(health.run())]
+    if settings.health_listen:
+        probes = create_health_server(settings.health_listen, server.health)
+        tasks.append(asyncio.create_task(serve_health(probes)))
     if settings.metrics_listen:
         _samplers(metrics, exchange, audit, clock)
         metrics.serve(settings.metrics_listen)

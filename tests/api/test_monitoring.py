@@ -17,9 +17,11 @@ from justice.app import Application
 from justice.devstack.nats import NatsServer
 from justice.devstack.pki import DevPki
 from justice.devstack.seaweed import SeaweedS3
+from justice.devstack.supervised import free_tcp_ports
 from justice.evidence.v1 import evidence_pb2, evidence_pb2_grpc
 from justice.platform.config import Settings
 from justice.platform.listing import Page
+from justice.platform.server import LIVENESS
 from justice.reports.v1 import reports_pb2 as pb
 from justice.reports.v1 import reports_pb2_grpc
 from tests.api.conftest import with_evidence
@@ -32,6 +34,9 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True, 
 PARTNER = "prosecutor-antwerp"
 REPORTS = "justice.reports.v1.ReportService"
 EVIDENCE = b"bodycam frames " * 20_000
+
+# The plaintext health-only port the kubelet probes.
+(PROBE_PORT,) = free_tcp_ports(1)
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -51,6 +56,7 @@ def settings(settings: Settings, s3_server: SeaweedS3, nats: NatsServer) -> Sett
         metrics_listen="127.0.0.1:0",
         metrics_sample_seconds=0.2,
         health_check_seconds=0.2,
+        health_listen=f"127.0.0.1:{PROBE_PORT}",
     )
 
 
@@ -64,6 +70,13 @@ async def partner(application: Application, pki: DevPki) -> str:
 @pytest.fixture(scope="module")
 async def health(grpc_channel: grpc.aio.Channel) -> health_pb2_grpc.HealthStub:
     return health_pb2_grpc.HealthStub(grpc_channel)
+
+
+@pytest.fixture(scope="module")
+async def probe(application: Application) -> AsyncIterator[health_pb2_grpc.HealthStub]:
+    """What the kubelet sees: the plaintext health-only port."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{PROBE_PORT}") as channel:
+        yield health_pb2_grpc.HealthStub(channel)
 
 
 def scrape(application: Application) -> Series:
@@ -149,13 +162,20 @@ async def test_a_scrape_during_a_run_carries_every_series(
 
 
 async def test_health_follows_nats_away_and_back(
-    application: Application, health: health_pb2_grpc.HealthStub, nats: NatsServer
+    application: Application,
+    health: health_pb2_grpc.HealthStub,
+    probe: health_pb2_grpc.HealthStub,
+    nats: NatsServer,
 ) -> None:
     async def status(expected: int) -> bool:
         answer = await health.Check(health_pb2.HealthCheckRequest(service=REPORTS))
         return answer.status == expected
 
+    async def probed(service: str) -> int:
+        return (await probe.Check(health_pb2.HealthCheckRequest(service=service))).status
+
     assert await status(health_pb2.HealthCheckResponse.SERVING)
+    assert await probed("") == health_pb2.HealthCheckResponse.SERVING
     await asyncio.to_thread(nats.stop)
     try:
         await eventually(
@@ -164,6 +184,9 @@ async def test_health_follows_nats_away_and_back(
         )
         assert application.health is not None
         assert application.health.down == frozenset({"nats"})
+        # Readiness follows; liveness does not (a restart would not bring NATS back).
+        assert await probed("") == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert await probed(LIVENESS) == health_pb2.HealthCheckResponse.SERVING
     finally:
         await asyncio.to_thread(nats.start)
         await asyncio.to_thread(nats.wait_ready)

@@ -92,3 +92,25 @@ def demo(
     from justice.cli.demo import run_demo
 
     run_demo(ctx.obj.settings, ctx.obj.principal, out, console)
+
+
+@app.command()
+def migrate(ctx: typer.Context) -> None:
+    """Apply the database migrations and exit (a Kubernetes hook Job; serve does it too)."""
+    from justice.app import migrate as run_migrations
+
+    configure_logging(ctx.obj.settings.log_format)
+    asyncio.run(run_migrations(ctx.obj.settings))
+
+
+@app.command("bootstrap-storage")
+def bootstrap_storage(ctx: typer.Context) -> None:
+    """Create the evidence buckets (object lock, versioning) and exit; serve does it too."""
+    from justice.app import bootstrap_storage as run_bootstrap
+
+    configure_logging(ctx.obj.settings.log_format)
+    try:
+        asyncio.run(run_bootstrap(ctx.obj.settings))
+    except RuntimeError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None

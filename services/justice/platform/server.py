@@ -98,6 +98,32 @@ def create_server(settings: ServerSettings, deps: ServerDeps) -> BoundServer:
     return BoundServer(server, port, deps.health, names)
 
 
+# The health service name a liveness probe asks: SERVING while the process runs (until it
+# drains), whatever its dependencies, so a database outage does not restart every pod.
+LIVENESS = "liveness"
+
+
+def create_health_server(listen: str, health: HealthServicer) -> BoundServer:
+    """Only `health`, without TLS, bound on `listen` (Kubernetes' native gRPC probes cannot
+    do mTLS). Readiness asks service "" (follows the dependencies), liveness LIVENESS."""
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    return BoundServer(server, port, health, ())
+
+
+async def serve_health(bound: BoundServer) -> None:
+    """Run the health-only server until cancelled."""
+    await bound.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+    await bound.server.start()
+    try:
+        await bound.server.wait_for_termination()
+    finally:
+        await bound.server.stop(None)
+
+
 # mallopt parameter number of M_ARENA_MAX in glibc's malloc.h.
 _M_ARENA_MAX = -8
 
