@@ -119,6 +119,17 @@ def partner_credentials(ctx: typer.Context, partner: str) -> None:
     typer.echo(f"inbox_prefix={partner_inbox_prefix(partner)}")
 
 
+@app.command("platform-credentials")
+def platform_credentials(ctx: typer.Context) -> None:
+    """The platform's own NATS user and password (for JUSTICE_NATS_URL), derived like the
+    partners' from JUSTICE_EXCHANGE_NATS_SECRET."""
+    from justice.exchange.nats_config import PLATFORM_USER, derive_password
+
+    settings: Settings = ctx.find_root().obj.settings
+    secret = settings.exchange_nats_secret.get_secret_value().encode()
+    typer.echo(f"user={PLATFORM_USER}\npassword={derive_password(secret, PLATFORM_USER)}")
+
+
 @app.command()
 def partners(ctx: typer.Context) -> None:
     """List the registered partners."""
