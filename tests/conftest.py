@@ -9,9 +9,12 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from justice.devstack.nats import NatsServer
 from justice.devstack.pki import DevPki
 from justice.devstack.testing import PKI_PASSPHRASE
 from justice.platform.config import Settings
+from tests.exchange_env import nats_with_partners
+from tests.softhsm import SoftHsmToken, softhsm_token
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -44,3 +47,22 @@ def settings(database_url: str, pki: DevPki, tmp_path_factory: pytest.TempPathFa
         key_passphrase=PKI_PASSPHRASE.decode(),
         shutdown_grace_seconds=1.0,
     )
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsmToken]:
+    # Session-wide: SoftHSM reads its configuration once per process.
+    with softhsm_token(tmp_path_factory.mktemp("softhsm")) as token:
+        yield token
+
+
+@pytest.fixture(scope="module")
+def exchange_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server of the module's own, its users generated for the test partners."""
+    server = nats_with_partners(tmp_path_factory.mktemp("nats"))
+    server.start()
+    server.wait_ready()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -102,13 +102,11 @@ def partner_side(pki: DevPki) -> PartnerSide:
     return PartnerSide(FileKeyStore(pki.signing_dir, PKI_PASSPHRASE), pki)
 
 
-def platform_process(
-    command: str, settings: Settings, nats: NatsServer, log: Path
-) -> subprocess.Popen[bytes]:
-    """`justice exchange <command>` on the test's database and NATS, in its own process."""
-    env = {
+def platform_env(settings: Settings, nats: NatsServer, state_dir: Path) -> dict[str, str]:
+    """The environment of a `justice` process on the test's database, PKI and NATS."""
+    return {
         **os.environ,
-        "JUSTICE_STATE_DIR": str(settings.state_dir / command),
+        "JUSTICE_STATE_DIR": str(state_dir),
         "JUSTICE_PKI_ROOT": str(settings.pki_dir),
         "JUSTICE_DATABASE_URL": settings.database_url,
         "JUSTICE_LISTEN": "127.0.0.1:0",
@@ -116,6 +114,13 @@ def platform_process(
         "JUSTICE_NATS_URL": platform_url(nats),
         "JUSTICE_EXCHANGE_NATS_SECRET": SECRET.decode(),
     }
+
+
+def platform_process(
+    command: str, settings: Settings, nats: NatsServer, log: Path
+) -> subprocess.Popen[bytes]:
+    """`justice exchange <command>` on the test's database and NATS, in its own process."""
+    env = platform_env(settings, nats, settings.state_dir / command)
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "justice", "exchange", command],

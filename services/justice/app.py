@@ -42,11 +42,15 @@ from justice.exchange.service import ExchangeService
 from justice.exchange.store import OUTBOX_WRITTEN, ExchangeTransaction
 from justice.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from justice.exchange.workers import ExchangeWorkers, NatsLink
+from justice.monitoring import monitor
 from justice.platform.blobs import S3Blobs
 from justice.platform.config import Settings
 from justice.platform.db import Database
 from justice.platform.errors import AlreadyExists, JusticeError
+from justice.platform.health import DependencyHealth
 from justice.platform.listing import Page
+from justice.platform.metrics import Metrics
+from justice.platform.production import refuse_development_settings
 from justice.platform.rpc import error_mapping
 from justice.platform.server import (
     BoundServer,
@@ -75,7 +79,7 @@ from justice.security.principal import Role
 from justice.security.rules import authorisation
 from justice.security.tokens import DevTokens
 from justice.signing.keyed import KeyStoreSigner
-from justice.signing.keystore import FileKeyStore
+from justice.signing.keystore import KeyStore, configured_key_store
 from justice.signing.xades import XadesSigner, XadesVerifier
 
 
@@ -100,6 +104,8 @@ class Application:
     directory: CachedDirectory | None = None
     personnel: PersonnelFeed | None = None
     exchange: Exchange | None = None
+    metrics: Metrics | None = None
+    health: DependencyHealth | None = None
 
     async def close(self) -> None:
         if self.exchange is not None and self.exchange.workers is not None:
@@ -132,17 +138,17 @@ def server_settings(settings: Settings) -> ServerSettings:
 
 async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) -> Application:
     """Migrate the database and build every service on one TLS server (not started)."""
+    refuse_development_settings(settings)
     database = Database(settings.resolved_database_url())
     await database.migrate()
     tls = server_settings(settings).tls
     trust_anchors = x509.load_pem_x509_certificates(tls.client_ca.read_bytes())
-    keys = FileKeyStore(
-        settings.pki_dir / "signing", settings.key_passphrase.get_secret_value().encode()
-    )
+    keys = configured_key_store(settings, trust_anchors)
+    metrics = Metrics()
     blobs, evidence = await _evidence(settings, database, clock, _ReportCases(lambda: reports))
     reports = ReportService(
         uow=lambda: ReportTransaction(database.sessions),
-        signer=KeyStoreSigner(keys, XadesSigner(clock=clock)),
+        signer=KeyStoreSigner(keys, XadesSigner(clock=clock), metrics.observe_signing),
         verifier=XadesVerifier(trust_anchors),
         clock=clock,
         limits=Limits(narrative_max_chars=settings.narrative_max_chars),
@@ -165,7 +171,7 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         settings,
         database,
         clock,
-        KeyStoreSigner(keys, XadesSigner(clock=clock)),
+        KeyStoreSigner(keys, XadesSigner(clock=clock), metrics.observe_signing),
         _Owners(reports, evidence, _UnitIds(access)),
     )
     audit_api = AuditApi(audit.service)
@@ -192,7 +198,7 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         ),
     ]
     if evidence is not None:
-        evidence_api = EvidenceApi(evidence)
+        evidence_api = EvidenceApi(evidence, metrics.evidence_traffic)
         mounts.append(
             Mount(
                 evidence_pb2.DESCRIPTOR.services_by_name["EvidenceService"].full_name,
@@ -209,6 +215,7 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
             # authorisation (it records PERMISSION_DENIED); the purpose gate sits inside
             # authorisation, so an unauthorised caller hears PERMISSION_DENIED first.
             around=[
+                metrics.around(),
                 error_mapping(),
                 identity(directory, clock, tokens),
                 recorder(audit.writer, clock),
@@ -220,6 +227,11 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
     application = Application(settings, database, reports, server, audit, evidence, blobs)
     application.access, application.directory = access, directory
     application.exchange = exchange
+    application.metrics = metrics
+    application.health, watching = monitor(
+        settings, metrics, server, database, exchange.service, exchange.workers, audit.service
+    )
+    application.background.extend(watching)
     # The audit writer, and the detector and stream publisher following the log.
     audit.start()
     if exchange.workers is not None:
@@ -250,7 +262,7 @@ class Exchange:
 def build_exchange(
     settings: Settings,
     database: Database,
-    keys: FileKeyStore,
+    keys: KeyStore,
     clock: Callable[[], datetime],
     register: Callable[[Dispatcher], None],
 ) -> Exchange:
@@ -277,6 +289,7 @@ def build_exchange(
                 settings.nats_url, settings.nats_user, settings.nats_password.get_secret_value()
             ),
             partner_ids,
+            stream_replicas=settings.nats_stream_replicas,
         )
         relay = None
         if settings.exchange_relay:
@@ -339,6 +352,20 @@ async def _evidence(
     """The evidence service on the configured S3, its buckets made sure of; none without S3."""
     if not settings.s3_endpoint:
         return None, None
+    blobs, config = await _storage(settings)
+    service = EvidenceService(
+        uow=lambda: EvidenceTransaction(database.sessions),
+        blobs=blobs,
+        cases=cases,
+        clock=clock,
+        config=config,
+    )
+    return blobs, service
+
+
+async def _storage(settings: Settings) -> tuple[S3Blobs, EvidenceConfig]:
+    """The S3 client, with the evidence buckets created if missing (the write-once one with
+    object lock, hence versioning)."""
     blobs = S3Blobs(
         settings.s3_endpoint,
         settings.s3_access_key,
@@ -352,14 +379,24 @@ async def _evidence(
     except BaseException:
         blobs.close()
         raise
-    service = EvidenceService(
-        uow=lambda: EvidenceTransaction(database.sessions),
-        blobs=blobs,
-        cases=cases,
-        clock=clock,
-        config=config,
-    )
-    return blobs, service
+    return blobs, config
+
+
+async def migrate(settings: Settings) -> None:
+    """`justice migrate`: the schema migrations build() runs first, as a job of their own."""
+    database = Database(settings.resolved_database_url())
+    try:
+        await database.migrate()
+    finally:
+        await database.close()
+
+
+async def bootstrap_storage(settings: Settings) -> None:
+    """`justice bootstrap-storage`: the evidence buckets build() makes sure of, as a job."""
+    if not settings.s3_endpoint:
+        raise RuntimeError("no S3 endpoint configured (JUSTICE_S3_ENDPOINT)")
+    blobs, _ = await _storage(settings)
+    blobs.close()
 
 
 async def evidence_sweep(settings: Settings) -> SweepSummary:

@@ -3,8 +3,6 @@ signatures verified by XadesVerifier and by xmlsec1."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,55 +21,13 @@ from justice.signing import (
     xmlsec1_verify_command,
 )
 from justice.signing.pkcs11 import Pkcs11KeyStore
+from tests.softhsm import SoftHsmToken
 
-MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
-TOKEN = "justice-test"
-PIN = "1234"
-SO_PIN = "5678"
 PASSPHRASE = b"pkcs11-passphrase"
 REPORT = (
     b'<report xmlns="urn:justice:report:v1"><name>reports/0011</name>'
     b"<narrative>In beslag genomen: 2 gsm's.</narrative></report>"
 )
-
-
-@pytest.fixture(scope="module")
-def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    if not MODULE.exists() or shutil.which("softhsm2-util") is None:
-        pytest.fail(
-            "SoftHSM is not installed: apt-get install softhsm2 (the test command installs it)"
-        )
-    base = tmp_path_factory.mktemp("softhsm")
-    (base / "tokens").mkdir()
-    conf = base / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
-    )
-    previous = os.environ.get("SOFTHSM2_CONF")
-    # SoftHSM reads SOFTHSM2_CONF when the module is initialised, i.e. at the first
-    # pkcs11.lib() in this process; it must point at the temporary token dir before that.
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    subprocess.run(
-        [
-            "softhsm2-util",
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--pin",
-            PIN,
-            "--so-pin",
-            SO_PIN,
-        ],
-        check=True,
-        capture_output=True,
-        env=os.environ.copy(),
-    )
-    yield conf
-    if previous is None:
-        os.environ.pop("SOFTHSM2_CONF", None)
-    else:
-        os.environ["SOFTHSM2_CONF"] = previous
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +38,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
 
 
 @pytest.fixture(scope="module")
-def store(softhsm: Path, pki: DevPki) -> Iterator[Pkcs11KeyStore]:
-    with Pkcs11KeyStore(MODULE, TOKEN, PIN, issuers=[pki.ca_certificate()]) as hsm:
+def store(softhsm: SoftHsmToken, pki: DevPki) -> Iterator[Pkcs11KeyStore]:
+    with Pkcs11KeyStore(
+        softhsm.module, softhsm.label, softhsm.pin, issuers=[pki.ca_certificate()]
+    ) as hsm:
         yield hsm
 
 

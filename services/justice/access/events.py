@@ -13,6 +13,7 @@ from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
 
 from justice.access.api import event_from_proto
 from justice.access.service import AccessService
@@ -55,7 +56,12 @@ class PersonnelFeed:
             log.exception("personnel event failed")
 
     async def stop(self) -> None:
-        if self._subscription is not None:
-            await self._subscription.unsubscribe()
-        if self._client is not None:
-            await self._client.drain()
+        client, self._client, self._subscription = self._client, None, None
+        if client is None:
+            return
+        try:
+            # Unsubscribes and lets the events in hand finish.
+            await client.drain()
+        except NatsError:
+            # Reconnecting (NATS restarted meanwhile): nothing to drain, just close.
+            await client.close()

@@ -27,6 +27,7 @@ _SEQUENCE = re.compile(r"^[0-9]{1,18}$")
 
 class Records(CursorRecords, Protocol):
     async def at(self, sequence: int) -> AuditRecord | None: ...
+    async def head(self) -> int: ...
     async def access(
         self,
         *,
@@ -41,6 +42,7 @@ class Records(CursorRecords, Protocol):
 
 class Alerts(Protocol):
     async def add_new(self, alerts: Sequence[Alert]) -> list[Alert]: ...
+    async def count(self) -> int: ...
     async def list(
         self,
         *,
@@ -76,6 +78,12 @@ class AccessQuery:
     start: datetime | None
     end: datetime | None
     page: Page
+
+
+@dataclass(frozen=True)
+class AuditFigures:
+    chain_length: int
+    alerts: int
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,11 @@ class AuditService:
             record_count=len(records),
             sha256=hashlib.sha256(signed).hexdigest(),
         )
+
+    async def figures(self) -> AuditFigures:
+        """How long the chain is and how many alerts it raised, for monitoring."""
+        async with self._uow() as uow:
+            return AuditFigures(await uow.records.head(), await uow.alerts.count())
 
     async def list_alerts(self, principal: str | None, rule: str | None, page: Page) -> list[Alert]:
         after = None

@@ -319,6 +319,9 @@ class SqlAlertRepository:
         fresh = {str(row[0]) for row in inserted.all()}
         return [a for a in unique.values() if a.id in fresh]
 
+    async def count(self) -> int:
+        return int((await self._session.exec(select(func.count()).select_from(AlertRow))).one())
+
     async def list(
         self,
         *,

@@ -4,7 +4,6 @@ NATS configuration, and administer partners and deliveries through the ExchangeS
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from justice.cli.reports import show
 from justice.exchange.v1 import exchange_pb2 as pb
 from justice.exchange.v1 import exchange_pb2_grpc
 from justice.platform.config import Settings
+from justice.platform.logs import configure_logging
 
 if TYPE_CHECKING:
     from justice.exchange.v1.exchange_pb2_grpc import ExchangeServiceAsyncStub
@@ -50,8 +50,8 @@ async def _run_workers(settings: Settings) -> None:
 
 
 def _workers(ctx: typer.Context, relay: bool, inbound: bool) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings: Settings = ctx.find_root().obj.settings
+    configure_logging(settings.log_format)
     if not settings.nats_url:
         console.print("[red]JUSTICE_NATS_URL is not set[/red]")
         raise typer.Exit(2)
@@ -117,6 +117,17 @@ def partner_credentials(ctx: typer.Context, partner: str) -> None:
     secret = settings.exchange_nats_secret.get_secret_value().encode()
     typer.echo(f"user={user}\npassword={derive_password(secret, user)}")
     typer.echo(f"inbox_prefix={partner_inbox_prefix(partner)}")
+
+
+@app.command("platform-credentials")
+def platform_credentials(ctx: typer.Context) -> None:
+    """The platform's own NATS user and password (for JUSTICE_NATS_URL), derived like the
+    partners' from JUSTICE_EXCHANGE_NATS_SECRET."""
+    from justice.exchange.nats_config import PLATFORM_USER, derive_password
+
+    settings: Settings = ctx.find_root().obj.settings
+    secret = settings.exchange_nats_secret.get_secret_value().encode()
+    typer.echo(f"user={PLATFORM_USER}\npassword={derive_password(secret, PLATFORM_USER)}")
 
 
 @app.command()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from rich.console import Console
 
 from justice.cli import audit, evidence, exchange, partner, reports
 from justice.platform.config import Settings
+from justice.platform.logs import configure_logging
 
 app = typer.Typer(
     no_args_is_help=True, help="Justice Exchange: signed reports, evidence, exchange."
@@ -71,7 +71,7 @@ def run(ctx: typer.Context) -> None:
     """Start the whole platform on embedded defaults; Ctrl-C stops everything."""
     from justice.cli.stack import run_stack
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(ctx.obj.settings.log_format)
     asyncio.run(run_stack(ctx.obj.settings, console))
 
 
@@ -79,9 +79,14 @@ def run(ctx: typer.Context) -> None:
 def serve(ctx: typer.Context) -> None:
     """Serve every service with the configured database, PKI, NATS and S3 (production entry)."""
     from justice.cli.stack import serve_only
+    from justice.platform.production import ProductionRefused
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(serve_only(ctx.obj.settings))
+    configure_logging(ctx.obj.settings.log_format)
+    try:
+        asyncio.run(serve_only(ctx.obj.settings))
+    except ProductionRefused as refused:
+        console.print(f"[red]{refused}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -110,3 +115,25 @@ def demo(
     from justice.cli.demo import run_demo
 
     run_demo(ctx.obj.settings, ctx.obj.principal, out, console)
+
+
+@app.command()
+def migrate(ctx: typer.Context) -> None:
+    """Apply the database migrations and exit (a Kubernetes hook Job; serve does it too)."""
+    from justice.app import migrate as run_migrations
+
+    configure_logging(ctx.obj.settings.log_format)
+    asyncio.run(run_migrations(ctx.obj.settings))
+
+
+@app.command("bootstrap-storage")
+def bootstrap_storage(ctx: typer.Context) -> None:
+    """Create the evidence buckets (object lock, versioning) and exit; serve does it too."""
+    from justice.app import bootstrap_storage as run_bootstrap
+
+    configure_logging(ctx.obj.settings.log_format)
+    try:
+        asyncio.run(run_bootstrap(ctx.obj.settings))
+    except RuntimeError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None

@@ -18,7 +18,11 @@ async def serve_only(settings: Settings) -> None:
     limit_malloc_arenas()
     application = await build(settings)
     try:
-        await serve(application.server, settings.shutdown_grace_seconds)
+        await serve(
+            application.server,
+            settings.shutdown_grace_seconds,
+            settle=settings.shutdown_settle_seconds,
+        )
     finally:
         await application.close()
 

@@ -132,8 +132,14 @@ async def _first(
     )
 
 
+def _uncounted(direction: str, size: int) -> None:
+    pass
+
+
 async def _chunks(
-    requests: AsyncIterator[pb.UploadEvidenceRequest], context: Context
+    requests: AsyncIterator[pb.UploadEvidenceRequest],
+    context: Context,
+    traffic: Callable[[str, int], None] = _uncounted,
 ) -> AsyncIterator[bytes]:
     async for request in requests:
         if request.WhichOneof("payload") != "chunk":
@@ -142,6 +148,7 @@ async def _chunks(
                 "after the first message only chunks may follow",
                 violations=[FieldViolation("payload", "only chunk after the first message")],
             )
+        traffic("in", len(request.chunk))
         yield request.chunk
     # A cancelled or cut call ends the request stream just like a finished one, with its
     # cancellation already queued: let it land before this end is taken for the file's end.
@@ -170,8 +177,12 @@ def evidence_scope() -> EvidenceScope | None:
 
 
 class EvidenceApi(evidence_pb2_grpc.EvidenceServiceServicer):
-    def __init__(self, service: EvidenceService) -> None:
+    def __init__(
+        self, service: EvidenceService, traffic: Callable[[str, int], None] | None = None
+    ) -> None:
         self._service = service
+        # Told the bytes each stream carries: ("in", n) for uploads, ("out", n) for downloads.
+        self._traffic = traffic or _uncounted
 
     async def UploadEvidence(
         self, request_iterator: AsyncIterator[pb.UploadEvidenceRequest], context: Context
@@ -180,7 +191,7 @@ class EvidenceApi(evidence_pb2_grpc.EvidenceServiceServicer):
         start = await _first(requests)
         principal = current_principal()
         evidence = await self._service.upload(
-            principal.id, start, _chunks(requests, context), unit=principal.unit
+            principal.id, start, _chunks(requests, context, self._traffic), unit=principal.unit
         )
         return evidence_to_proto(evidence)
 
@@ -206,6 +217,7 @@ class EvidenceApi(evidence_pb2_grpc.EvidenceServiceServicer):
             # S3 hands out what it has; gRPC messages stay at a bounded size.
             for start in range(0, len(chunk), DOWNLOAD_CHUNK_BYTES):
                 yield pb.DownloadEvidenceResponse(chunk=chunk[start : start + DOWNLOAD_CHUNK_BYTES])
+            self._traffic("out", len(chunk))
 
     async def GetEvidence(self, request: pb.GetEvidenceRequest, context: Context) -> pb.Evidence:
         return evidence_to_proto(await self._service.get(request.name, evidence_scope()))

@@ -102,10 +102,11 @@ async def connect(
     return await nats.connect(**options)
 
 
-def _stream(name: str, subjects: list[str]) -> StreamConfig:
+def _stream(name: str, subjects: list[str], replicas: int) -> StreamConfig:
     return StreamConfig(
         name=name,
         subjects=subjects,
+        num_replicas=replicas,
         storage=StorageType.FILE,
         retention=RetentionPolicy.LIMITS,
         discard=DiscardPolicy.OLD,
@@ -115,11 +116,15 @@ def _stream(name: str, subjects: list[str]) -> StreamConfig:
     )
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
-    """Create or update both partner streams and the inbound consumer (idempotent)."""
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
+    """Create or update both partner streams and the inbound consumer (idempotent).
+
+    `replicas` is 3 on a JetStream cluster of three: an update to the stream would
+    otherwise scale an operator's R3 stream down to one copy.
+    """
     for config in (
-        _stream(INBOX_STREAM, ["justice.v1.partner.*.inbox.>"]),
-        _stream(OUTBOX_STREAM, ["justice.v1.partner.*.outbox.>"]),
+        _stream(INBOX_STREAM, ["justice.v1.partner.*.inbox.>"], replicas),
+        _stream(OUTBOX_STREAM, ["justice.v1.partner.*.outbox.>"], replicas),
     ):
         try:
             await js.add_stream(config)

@@ -145,6 +145,10 @@ class ExchangeService:
             dead = await tx.dead_letters.count()
         return RelayStatus(backlog, awaiting, dead, oldest)
 
+    async def delivery_counts(self) -> dict[DeliveryState, int]:
+        async with self._uow() as tx:
+            return await tx.deliveries.count_by_state()
+
     @staticmethod
     async def _load_partner(tx: ExchangeTransaction, partner_id: str) -> Partner:
         partner = await tx.partners.get(partner_id)

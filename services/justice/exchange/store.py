@@ -453,6 +453,14 @@ class SqlDeliveries:
         query = select(func.count()).select_from(_DELIVERY).where(_DELIVERY.c.state == state.value)
         return int((await _execute(self._session, query)).scalar_one())
 
+    async def count_by_state(self) -> dict[DeliveryState, int]:
+        """Every state, those without deliveries at 0."""
+        query = select(_DELIVERY.c.state, func.count()).group_by(_DELIVERY.c.state)
+        counts = dict.fromkeys(DeliveryState, 0)
+        for state, count in (await _execute(self._session, query)).all():
+            counts[DeliveryState(state)] = int(count)
+        return counts
+
 
 def _partner(row: PartnerRow) -> Partner:
     return Partner(

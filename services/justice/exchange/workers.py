@@ -39,11 +39,13 @@ class NatsLink:
         *,
         name: str = "justice-exchange",
         publish_window: int = 4096,
+        stream_replicas: int = 1,
     ) -> None:
         self._credentials = credentials
         self._partner_ids = partner_ids
         self._name = name
         self._window = publish_window
+        self._replicas = stream_replicas
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._ensured: set[str] = set()
@@ -60,7 +62,7 @@ class NatsLink:
                 self._nc = await bus.connect(self._credentials, name=self._name)
                 # The window bounds publishes awaiting their PubAck.
                 self._js = self._nc.jetstream(publish_async_max_pending=self._window)
-                await bus.ensure_streams(self._js)
+                await bus.ensure_streams(self._js, self._replicas)
                 self._ensured.clear()
                 self._swept_at = 0.0
             assert self._js is not None

@@ -126,7 +126,38 @@ class Settings(BaseSettings):
     audit_batch_max: int = Field(default=1_000, gt=0)
     audit_detection: AuditDetection = Field(default_factory=AuditDetection)
 
-    @field_validator("state_dir", "pki_root", "tls_cert", "tls_key", "tls_client_ca", mode="after")
+    # Deployment. Where signing keys live: files in the state dir (dev), or an HSM over
+    # PKCS#11 whose PIN is read from a file (a mounted Secret), never from the environment.
+    key_store: Literal["file", "pkcs11"] = "file"
+    pkcs11_module: Path | None = None
+    pkcs11_token_label: str = ""
+    pkcs11_pin_file: Path | None = None
+    # Prometheus /metrics on host:port, apart from the gRPC port (off when empty), and how
+    # often the database-held figures (backlog, deliveries, audit chain) are sampled.
+    metrics_listen: str = ""
+    metrics_sample_seconds: float = Field(default=5.0, gt=0)
+    # How often health re-checks the database and NATS.
+    health_check_seconds: float = Field(default=2.0, gt=0)
+    # On SIGTERM, how long to keep serving after health says NOT_SERVING, before the
+    # shutdown_grace_seconds drain (platform.server.drain says why; 5 s under Kubernetes).
+    shutdown_settle_seconds: float = Field(default=0.0, ge=0)
+    # Copies of each partner stream: 3 on a JetStream cluster of three.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
+    # A plaintext gRPC port carrying only the health service, for Kubernetes' native gRPC
+    # probes (the kubelet cannot present a client certificate). Off when empty.
+    health_listen: str = ""
+    # "json": one JSON object per line, for log collectors; "text" for people.
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator(
+        "state_dir",
+        "pki_root",
+        "tls_cert",
+        "tls_key",
+        "tls_client_ca",
+        "pkcs11_pin_file",
+        mode="after",
+    )
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
         # Resolved once, against the directory the command was started in: child processes

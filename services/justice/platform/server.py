@@ -98,6 +98,32 @@ def create_server(settings: ServerSettings, deps: ServerDeps) -> BoundServer:
     return BoundServer(server, port, deps.health, names)
 
 
+# The health service name a liveness probe asks: SERVING while the process runs (until it
+# drains), whatever its dependencies, so a database outage does not restart every pod.
+LIVENESS = "liveness"
+
+
+def create_health_server(listen: str, health: HealthServicer) -> BoundServer:
+    """Only `health`, without TLS, bound on `listen` (Kubernetes' native gRPC probes cannot
+    do mTLS). Readiness asks service "" (follows the dependencies), liveness LIVENESS."""
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    return BoundServer(server, port, health, ())
+
+
+async def serve_health(bound: BoundServer) -> None:
+    """Run the health-only server until cancelled."""
+    await bound.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+    await bound.server.start()
+    try:
+        await bound.server.wait_for_termination()
+    finally:
+        await bound.server.stop(None)
+
+
 # mallopt parameter number of M_ARENA_MAX in glibc's malloc.h.
 _M_ARENA_MAX = -8
 
@@ -124,13 +150,24 @@ async def start(bound: BoundServer) -> None:
         await bound.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
 
-async def drain(bound: BoundServer, grace: float) -> None:
-    """Stop taking calls, let the ones in flight finish within `grace`, then stop."""
+async def drain(bound: BoundServer, grace: float, settle: float = 0.0) -> None:
+    """Say NOT_SERVING, keep serving for `settle` seconds, then stop taking calls and let
+    the ones in flight finish within `grace`.
+
+    The settle time matters under load: calls that reached the server but were not yet
+    picked up by the event loop are cancelled by gRPC's shutdown (measured: 26 of 40
+    concurrent SubmitReports CANCELLED 7 ms after SIGTERM without it, none with 1 s), and
+    load balancers learn of NOT_SERVING, or Kubernetes of the pod's end, only after a while.
+    """
     await bound.health.enter_graceful_shutdown()
+    if settle > 0:
+        await asyncio.sleep(settle)
     await bound.server.stop(grace)
 
 
-async def serve(bound: BoundServer, grace: float, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    bound: BoundServer, grace: float, stop: asyncio.Event | None = None, settle: float = 0.0
+) -> None:
     """Run until SIGTERM, SIGINT or `stop`, then drain."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -143,4 +180,4 @@ async def serve(bound: BoundServer, grace: float, stop: asyncio.Event | None = N
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        await drain(bound, grace)
+        await drain(bound, grace, settle)

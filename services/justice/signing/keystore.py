@@ -4,8 +4,9 @@ picks `FileKeyStore` (dev stack) or `Pkcs11KeyStore` (HSM)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -13,7 +14,10 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from justice.signing.identity import SigningIdentity
 
-__all__ = ["FileKeyStore", "KeyStore", "KeyStoreError", "UnknownSigner"]
+if TYPE_CHECKING:
+    from justice.platform.config import Settings
+
+__all__ = ["FileKeyStore", "KeyStore", "KeyStoreError", "UnknownSigner", "configured_key_store"]
 
 # Signer ids are used as file names: no separators, no dot-dot, nothing exotic.
 _SIGNER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
@@ -78,3 +82,33 @@ class FileKeyStore:
             raise KeyStoreError(f"{signer_id}: {exc}") from None
         self._cache[signer_id] = identity
         return identity
+
+
+def configured_key_store(settings: Settings, issuers: Sequence[x509.Certificate]) -> KeyStore:
+    """The key store the settings choose: files in the state dir, or an HSM over PKCS#11.
+
+    `issuers` complete an HSM signer's chain (the token holds only its leaf certificate).
+    """
+    if settings.key_store == "file":
+        return FileKeyStore(
+            settings.pki_dir / "signing", settings.key_passphrase.get_secret_value().encode()
+        )
+    missing = [
+        name
+        for name, value in (
+            ("JUSTICE_PKCS11_MODULE", settings.pkcs11_module),
+            ("JUSTICE_PKCS11_TOKEN_LABEL", settings.pkcs11_token_label),
+            ("JUSTICE_PKCS11_PIN_FILE", settings.pkcs11_pin_file),
+        )
+        if not value
+    ]
+    if missing or settings.pkcs11_module is None or settings.pkcs11_pin_file is None:
+        raise KeyStoreError(f"JUSTICE_KEY_STORE=pkcs11 needs {', '.join(missing)}")
+    try:
+        pin = settings.pkcs11_pin_file.read_text().strip()
+    except OSError as exc:
+        raise KeyStoreError(f"cannot read JUSTICE_PKCS11_PIN_FILE ({type(exc).__name__})") from None
+    # Imported here so python-pkcs11 is only loaded where an HSM is configured.
+    from justice.signing.pkcs11 import Pkcs11KeyStore
+
+    return Pkcs11KeyStore(settings.pkcs11_module, settings.pkcs11_token_label, pin, issuers=issuers)

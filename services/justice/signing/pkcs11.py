@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives._asymmetric import AsymmetricPadding
 from cryptography.hazmat.primitives.asymmetric import rsa, utils
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from pkcs11 import Attribute, CertificateType, KeyType, Mechanism, ObjectClass
-from pkcs11.exceptions import MultipleObjectsReturned, NoSuchKey
+from pkcs11.exceptions import MultipleObjectsReturned, NoSuchKey, UserAlreadyLoggedIn
 from pkcs11.util.rsa import decode_rsa_private_key
 
 from justice.signing.identity import SigningIdentity
@@ -130,7 +130,12 @@ class Pkcs11KeyStore:
             raise KeyStoreError(
                 f"PKCS#11 token {token_label!r} not found: {type(exc).__name__}"
             ) from None
-        self._session = token.open(user_pin=pin, rw=True)
+        try:
+            self._session = token.open(user_pin=pin, rw=True)
+        except UserAlreadyLoggedIn:
+            # PKCS#11 login is per process and token: another store in this process (another
+            # application built here) is logged in, and a new session shares that state.
+            self._session = token.open(rw=True)
         self._issuers = tuple(issuers)
         self._cache: dict[str, SigningIdentity] = {}
         self._write_lock = threading.Lock()
