@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from justice.platform.errors import FieldViolation, InvalidArgument
 
 
-class RetentionMode(enum.Enum):
+class RetentionMode(enum.StrEnum):
+    # A str, so object storage adapters take it as the mode name as it is.
     COMPLIANCE = "COMPLIANCE"
     GOVERNANCE = "GOVERNANCE"
 

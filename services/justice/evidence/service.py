@@ -22,6 +22,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from justice.evidence.locking import (
+    INTEGRITY,
+    OBJECT_MISSING,
+    Alarm,
+    LockNotHeld,
+    LockStore,
+    WriteOnce,
+)
 from justice.evidence.model import (
     Evidence,
     EvidenceConfig,
@@ -29,7 +37,6 @@ from justice.evidence.model import (
     Metadata,
     Part,
     Retention,
-    RetentionMode,
     Share,
     UploadSession,
     check_metadata,
@@ -41,7 +48,6 @@ from justice.evidence.model import (
 )
 from justice.evidence.multipart import Hasher, PartWindow
 from justice.platform import ports
-from justice.platform.blobs import BlobLock
 from justice.platform.errors import (
     Aborted,
     AlreadyExists,
@@ -109,14 +115,7 @@ class ObjectInfo(Protocol):
     def metadata(self) -> dict[str, str]: ...
 
 
-class ObjectLock(Protocol):
-    @property
-    def mode(self) -> str: ...
-    @property
-    def until(self) -> datetime: ...
-
-
-class BlobStore(Protocol):
+class BlobStore(LockStore, Protocol):
     """Object storage (justice.platform.blobs.S3Blobs)."""
 
     async def start_multipart(
@@ -126,7 +125,7 @@ class BlobStore(Protocol):
         *,
         content_type: str,
         metadata: dict[str, str],
-        lock: BlobLock | None = None,
+        lock: Retention | None = None,
     ) -> str: ...
     async def upload_part(
         self, bucket: str, key: str, upload_id: str, number: int, data: bytes | memoryview
@@ -149,9 +148,6 @@ class BlobStore(Protocol):
         metadata: dict[str, str],
     ) -> str: ...
     async def remove(self, bucket: str, key: str, version_id: str | None = None) -> None: ...
-    async def lock(self, bucket: str, key: str, version_id: str) -> ObjectLock | None: ...
-    async def set_lock(self, bucket: str, key: str, version_id: str, lock: BlobLock) -> None: ...
-    async def set_legal_hold(self, bucket: str, key: str, version_id: str, on: bool) -> None: ...
     def read(
         self, bucket: str, key: str, version_id: str, *, offset: int = 0, length: int = 0
     ) -> AsyncIterator[bytes]: ...
@@ -227,13 +223,16 @@ class _Pinned:
         self.busy = asyncio.Lock()
 
 
-def lock_of(retention: Retention) -> BlobLock:
-    return BlobLock(retention.mode.value, retention.until)
-
-
 def _metadata_for_object(sha256: str, size: int) -> dict[str, str]:
     # No personal data in object metadata: only what proves the content.
     return {"sha256": sha256, "size": str(size)}
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
 
 
 async def _hash_stream(chunks: AsyncIterator[bytes]) -> tuple[str, int]:
@@ -254,9 +253,11 @@ class EvidenceService:
         cases: CaseDirectory,
         clock: Callable[[], datetime],
         config: EvidenceConfig,
+        alarm: Alarm | None = None,
     ) -> None:
         self._uow = uow
         self._blobs = blobs
+        self._locks = WriteOnce(blobs, alarm)
         self._cases = cases
         self._clock = clock
         self._config = config
@@ -337,7 +338,7 @@ class EvidenceService:
                 metadata=_metadata_for_object(meta.declared_sha256, meta.declared_size)
                 if meta.declared_sha256
                 else {},
-                lock=lock_of(lock) if lock else None,
+                lock=lock,
             )
         session = UploadSession(
             upload_id=meta.request_id,
@@ -509,6 +510,13 @@ class EvidenceService:
             create_time=now,
         )
         async with self._uow() as uow:
+            # One object serves every record of its content: all report the lock S3 holds.
+            for record in await uow.evidence.sharing_object(
+                evidence.bucket, evidence.key, version_id
+            ):
+                if record.retention != retention:
+                    record.retention = retention
+                    await uow.evidence.update(record)
             await uow.evidence.add(evidence)
             await uow.uploads.remove(session.upload_id)
             await uow.commit()
@@ -518,47 +526,67 @@ class EvidenceService:
     async def _place(
         self, session: UploadSession, sha256: str, size: int, wanted: Retention
     ) -> tuple[str, Retention]:
-        """Put the verified bytes at their content address, once; return version and lock."""
+        """Put the verified bytes at their content address, once; lock that version and
+        return it with the retention S3 holds (read back: see locking.py)."""
         bucket, key = self._config.bucket, content_key(sha256)
         existing = await self._blobs.stat(bucket, key)
         if existing is not None:
             # Same content stored before: keep one copy, drop ours, lengthen the lock if needed.
             await self._abort_s3(session)
-            retention = await self._extend_lock(bucket, key, existing.version_id, wanted)
-            return existing.version_id, retention
+            version = await self._content_version(bucket, key, existing.version_id, sha256)
+            return version, await self._locks.hold(
+                bucket, key, version, wanted, subject=session.name
+            )
         parts = [(p.number, p.etag) for p in session.parts]
         if not session.stages:
             version = await self._blobs.complete_multipart(bucket, key, session.s3_upload_id, parts)
-            return version, wanted
-        staged = session.key
-        await self._blobs.complete_multipart(session.bucket, staged, session.s3_upload_id, parts)
-        try:
-            version = await self._blobs.copy(
-                session.bucket,
-                staged,
-                bucket,
-                key,
-                content_type=session.metadata.media_type,
-                metadata=_metadata_for_object(sha256, size),
+        else:
+            staged = session.key
+            await self._blobs.complete_multipart(
+                session.bucket, staged, session.s3_upload_id, parts
             )
-            # Server-side copy does not carry lock headers on every S3 server; set it after.
-            await self._blobs.set_lock(bucket, key, version, lock_of(wanted))
-        finally:
-            await self._blobs.remove(session.bucket, staged)
-        return version, wanted
+            try:
+                version = await self._blobs.copy(
+                    session.bucket,
+                    staged,
+                    bucket,
+                    key,
+                    content_type=session.metadata.media_type,
+                    metadata=_metadata_for_object(sha256, size),
+                )
+            finally:
+                await self._blobs.remove(session.bucket, staged)
+        version = await self._content_version(bucket, key, version, sha256)
+        try:
+            return version, await self._locks.hold(
+                bucket, key, version, wanted, subject=session.name
+            )
+        except LockNotHeld:
+            # Not write-once: no unlocked copy may stay for a later upload to take as locked.
+            try:
+                removed = await self._blobs.remove_version(bucket, key, version)
+            except Exception:  # the refusal stands; the sweep or an operator cleans up
+                removed = False
+            if not removed:
+                log.error("unlocked evidence version %s of %s could not be removed", version, key)
+            raise
 
-    async def _extend_lock(
-        self, bucket: str, key: str, version_id: str, wanted: Retention
-    ) -> Retention:
-        current = await self._blobs.lock(bucket, key, version_id)
-        if current is None:
-            await self._blobs.set_lock(bucket, key, version_id, lock_of(wanted))
-            return wanted
-        have = Retention(RetentionMode(current.mode), current.until)
-        needed = have.covering(wanted)
-        if needed != have:
-            await self._blobs.set_lock(bucket, key, version_id, lock_of(needed))
-        return needed
+    async def _content_version(self, bucket: str, key: str, reported: str, sha256: str) -> str:
+        """The version holding the content; never "" (a record must pin its version).
+
+        Some servers (radosgw) name no version in a CopyObject answer: then HEAD the
+        content address and take its latest version if it carries this content's hash."""
+        if reported:
+            return reported
+        info = await self._blobs.stat(bucket, key)
+        if info is not None and info.version_id and info.metadata.get("sha256") == sha256:
+            return info.version_id
+        raise FailedPrecondition(
+            "OBJECT_VERSION_UNKNOWN",
+            "object storage names no version of the stored content; the evidence bucket "
+            "must be versioned",
+            metadata={"bucket": bucket},
+        )
 
     async def _abort_s3(self, session: UploadSession) -> None:
         if session.s3_upload_id:
@@ -666,14 +694,30 @@ class EvidenceService:
         chunks = self._blobs.read(
             evidence.bucket, evidence.key, evidence.version_id, offset=offset, length=length
         )
-        return Download(evidence, offset, length, chunks)
+        # The first chunk now: a missing object answers before any response is sent.
+        try:
+            first = await anext(chunks)
+        except NotFound:
+            await self._locks.alert(
+                OBJECT_MISSING,
+                evidence.name,
+                f"{evidence.bucket}/{evidence.key} version {evidence.version_id} is not there",
+            )
+            raise DataLoss(
+                "EVIDENCE_OBJECT_MISSING",
+                "the stored bytes of this evidence are missing",
+                metadata={"name": evidence.name},
+            ) from None
+        except StopAsyncIteration:
+            first = b""
+        return Download(evidence, offset, length, _prepend(first, chunks))
 
     # ----- retention -----
 
     async def set_legal_hold(self, name: str, scope: EvidenceScope | None = None) -> Evidence:
         evidence = await self.get(name, scope)
-        await self._blobs.set_legal_hold(
-            evidence.bucket, evidence.key, evidence.version_id, on=True
+        await self._locks.legal_hold(
+            evidence.bucket, evidence.key, evidence.version_id, True, subject=evidence.name
         )
         async with self._uow() as uow:
             evidence = await self._load(uow, evidence.evidence_id)
@@ -694,8 +738,8 @@ class EvidenceService:
             # One object serves every record of the same content: it stays held while any holds.
             still_held = any(e.legal_hold for e in same if e.evidence_id != evidence.evidence_id)
             if not still_held:
-                await self._blobs.set_legal_hold(
-                    evidence.bucket, evidence.key, evidence.version_id, on=False
+                await self._locks.legal_hold(
+                    evidence.bucket, evidence.key, evidence.version_id, False, subject=evidence.name
                 )
             await uow.commit()
         return evidence
@@ -770,13 +814,10 @@ class EvidenceService:
                 await uow.evidence.update(record)
             await uow.commit()
         if integrity is not Integrity.INTACT:
-            # An alert: identifiers and hashes only, never metadata about people.
-            log.error(
-                "EVIDENCE INTEGRITY ALERT %s: %s (recorded %s, stored %s)",
+            await self._locks.alert(
+                INTEGRITY,
                 evidence.name,
-                integrity.value,
-                evidence.sha256,
-                stored or "-",
+                f"{integrity.value} (recorded {evidence.sha256}, stored {stored or '-'})",
             )
         return Verification(integrity, evidence.sha256, stored, now)
 

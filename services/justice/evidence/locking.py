@@ -1,0 +1,181 @@
+"""Write-once, checked: lock a stored version, read the lock back, refuse what S3 does not keep.
+
+Some S3 servers accept object-lock headers and do not keep them: radosgw 16.2 ignores them
+on CreateMultipartUpload (Ceph tracker 63724) while a single PUT is locked, and server-side
+copies drop them on others. So every version the platform stores is locked after it is
+written, on that exact version, and then read back: what S3 reports is what the platform
+records. A version S3 does not hold at least as long and as hard as wanted is refused with
+FAILED_PRECONDITION OBJECT_LOCK_NOT_HELD (retrying does not help: the store has to be
+fixed) and an alert is raised.
+
+`check_write_once` is the start-up check of the evidence bucket: versioned, made with
+object lock, and a probe version under a legal hold really cannot be deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime
+from typing import Protocol
+
+from justice.evidence.model import Retention, RetentionMode
+from justice.platform.errors import FailedPrecondition, JusticeError, Unavailable
+
+log = logging.getLogger(__name__)
+
+# Alert kinds (the audit alert rules of the same names).
+LOCK_NOT_HELD = "EVIDENCE_LOCK_NOT_HELD"
+OBJECT_MISSING = "EVIDENCE_OBJECT_MISSING"
+INTEGRITY = "EVIDENCE_INTEGRITY"
+# Where the start-up probe writes; it removes its version again.
+PROBE_PREFIX = "write-once-probe/"
+
+
+class Alarm(Protocol):
+    """The platform's alert channel (stored with the audit alerts, listed by ListAlerts)."""
+
+    async def raise_alert(self, kind: str, subject: str, summary: str) -> None: ...
+
+
+class ObjectLock(Protocol):
+    @property
+    def mode(self) -> str: ...
+    @property
+    def until(self) -> datetime: ...
+
+
+class LockStore(Protocol):
+    """What locking needs of object storage (justice.platform.blobs.S3Blobs)."""
+
+    async def lock(self, bucket: str, key: str, version_id: str) -> ObjectLock | None: ...
+    async def set_lock(self, bucket: str, key: str, version_id: str, lock: Retention) -> None: ...
+    async def legal_hold(self, bucket: str, key: str, version_id: str) -> bool: ...
+    async def set_legal_hold(self, bucket: str, key: str, version_id: str, on: bool) -> None: ...
+    async def remove_version(self, bucket: str, key: str, version_id: str) -> bool: ...
+    async def put(self, bucket: str, key: str, data: bytes) -> str: ...
+    async def bucket_versioned(self, bucket: str) -> bool: ...
+    async def bucket_object_lock(self, bucket: str) -> bool: ...
+
+
+class LockNotHeld(FailedPrecondition):
+    """S3 does not keep the lock the platform asked for on a version."""
+
+
+class WriteOnce:
+    def __init__(self, blobs: LockStore, alarm: Alarm | None = None) -> None:
+        self._blobs = blobs
+        self._alarm = alarm
+
+    async def held(self, bucket: str, key: str, version_id: str) -> Retention | None:
+        found = await self._blobs.lock(bucket, key, version_id)
+        return Retention(RetentionMode(found.mode), found.until) if found else None
+
+    async def hold(
+        self, bucket: str, key: str, version_id: str, wanted: Retention, *, subject: str
+    ) -> Retention:
+        """Lock the version at least as `wanted` (a lock only ever grows) and return the
+        retention S3 holds, read back. Raises LockNotHeld when S3 holds less."""
+        current = await self.held(bucket, key, version_id)
+        needed = current.covering(wanted) if current else wanted
+        refusal = ""
+        if needed != current:
+            try:
+                await self._blobs.set_lock(bucket, key, version_id, needed)
+            except Unavailable:
+                raise
+            except JusticeError as error:
+                refusal = error.message
+        held = await self.held(bucket, key, version_id)
+        if held is None or held.covering(wanted) != held:
+            have = f"{held.mode.value} until {held.until.isoformat()}" if held else "no lock"
+            summary = (
+                f"{bucket}/{key} version {version_id} of {subject}: wanted "
+                f"{wanted.mode.value} until {wanted.until.isoformat()}, S3 holds {have}"
+                + (f" ({refusal})" if refusal else "")
+            )
+            await self.alert(LOCK_NOT_HELD, subject, summary)
+            raise LockNotHeld(
+                "OBJECT_LOCK_NOT_HELD",
+                "object storage does not keep the evidence lock; nothing was recorded",
+                metadata={
+                    "bucket": bucket,
+                    "wanted_mode": wanted.mode.value,
+                    "held_mode": held.mode.value if held else "",
+                },
+            )
+        return held
+
+    async def legal_hold(
+        self, bucket: str, key: str, version_id: str, on: bool, *, subject: str
+    ) -> None:
+        """Set or release a legal hold and read it back; LockNotHeld when S3 differs."""
+        refusal = ""
+        try:
+            await self._blobs.set_legal_hold(bucket, key, version_id, on)
+        except Unavailable:
+            raise
+        except JusticeError as error:
+            refusal = error.message
+        if await self._blobs.legal_hold(bucket, key, version_id) != on:
+            state = "set" if on else "released"
+            await self.alert(
+                LOCK_NOT_HELD,
+                subject,
+                f"{bucket}/{key} version {version_id} of {subject}: legal hold not {state}"
+                + (f" ({refusal})" if refusal else ""),
+            )
+            raise LockNotHeld(
+                "LEGAL_HOLD_NOT_HELD",
+                f"object storage did not keep the legal hold {state}",
+                metadata={"bucket": bucket},
+            )
+
+    async def alert(self, kind: str, subject: str, summary: str) -> None:
+        # Identifiers and hashes only, never metadata about people.
+        log.error("EVIDENCE ALERT %s %s: %s", kind, subject, summary)
+        if self._alarm is None:
+            return
+        try:
+            await self._alarm.raise_alert(kind, subject, summary)
+        except Exception as error:  # the refusal stands even when the alert cannot be stored
+            log.error("alert %s not stored: %s", kind, type(error).__name__)
+
+
+class BucketNotWriteOnce(FailedPrecondition):
+    """The evidence bucket cannot keep evidence write-once; the service must not start."""
+
+
+async def check_write_once(blobs: LockStore, bucket: str) -> None:
+    """Refuse a bucket that is not versioned, has no object lock, or lets a held version be
+    deleted. The probe version is released and deleted again (a bucket default retention,
+    if any, keeps it until that ends)."""
+
+    def refuse(failed: str, detail: str) -> BucketNotWriteOnce:
+        return BucketNotWriteOnce(
+            "EVIDENCE_BUCKET_NOT_WRITE_ONCE",
+            f"evidence bucket {bucket!r}: {detail}",
+            metadata={"bucket": bucket, "property": failed},
+        )
+
+    if not await blobs.bucket_versioned(bucket):
+        raise refuse("versioning", "versioning is not enabled")
+    if not await blobs.bucket_object_lock(bucket):
+        raise refuse("object_lock", "object lock is not enabled (make the bucket with it)")
+    key = f"{PROBE_PREFIX}{secrets.token_hex(8)}"
+    version = await blobs.put(bucket, key, b"write-once probe")
+    if not version:
+        raise refuse("versioning", "a new object got no version id")
+    try:
+        await blobs.set_legal_hold(bucket, key, version, True)
+    except JusticeError as error:
+        if isinstance(error, Unavailable):
+            raise
+        await blobs.remove_version(bucket, key, version)
+        raise refuse("legal_hold", f"a legal hold cannot be set ({error.message})") from None
+    deleted = await blobs.remove_version(bucket, key, version)
+    if not deleted:
+        await blobs.set_legal_hold(bucket, key, version, False)
+        await blobs.remove_version(bucket, key, version)
+        return
+    raise refuse("legal_hold", "a version under legal hold was deleted by its version id")
