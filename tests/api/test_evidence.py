@@ -12,8 +12,6 @@ import json
 import os
 import random
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -49,6 +47,7 @@ from tests.api.conftest import (
     with_evidence,
 )
 from tests.api.rich_status import rich_error
+from tests.evidence_env import http_get
 
 Stub = evidence_pb2_grpc.EvidenceServiceStub
 MiB = 1024 * 1024
@@ -463,15 +462,6 @@ async def test_legal_hold_is_set_and_released_on_the_s3_object(
         await prosecutor.close()
 
 
-def _http_get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own S3 server
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        with err:
-            return err.code, err.read()
-
-
 @pytest.mark.usefixtures("case_report")
 async def test_share_link_works_with_plain_http_then_expires_and_is_recorded(
     stub: Stub, application: Application
@@ -487,9 +477,9 @@ async def test_share_link_works_with_plain_http_then_expires_and_is_recorded(
         ),
         metadata=PURPOSE,
     )
-    assert await asyncio.to_thread(_http_get, shared.url) == (200, data)
+    assert await asyncio.to_thread(http_get, shared.url) == (200, data)
     await asyncio.sleep(3)
-    assert (await asyncio.to_thread(_http_get, shared.url))[0] == 403
+    assert (await asyncio.to_thread(http_get, shared.url))[0] == 403
     evidence_id = evidence.name.removeprefix("evidence/")
     sql = (
         "SELECT count(*) FROM evidence_share WHERE evidence_id = :e AND partner = :p"
@@ -672,7 +662,7 @@ async def test_signed_report_covers_its_evidence_and_verifies_offline(
     links = json.loads(row.links)
     assert [(name, sha) for name, _, sha, _, _ in links] == [(v.name, v.sha256), (p.name, p.sha256)]
     assert len(row.payload) < len(photo)  # the report itself, not the evidence
-    assert await asyncio.to_thread(_http_get, links[0][1]) == (200, video)
+    assert await asyncio.to_thread(http_get, links[0][1]) == (200, video)
     for item in (v, p):
         shares = await count(
             application,

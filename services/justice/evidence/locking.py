@@ -49,7 +49,15 @@ class LockStore(Protocol):
     """What locking needs of object storage (justice.platform.blobs.S3Blobs)."""
 
     async def lock(self, bucket: str, key: str, version_id: str) -> ObjectLock | None: ...
-    async def set_lock(self, bucket: str, key: str, version_id: str, lock: Retention) -> None: ...
+    async def set_lock(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str,
+        lock: Retention,
+        *,
+        bypass_governance: bool = False,
+    ) -> None: ...
     async def legal_hold(self, bucket: str, key: str, version_id: str) -> bool: ...
     async def set_legal_hold(self, bucket: str, key: str, version_id: str, on: bool) -> None: ...
     async def remove_version(self, bucket: str, key: str, version_id: str) -> bool: ...
@@ -80,8 +88,13 @@ class WriteOnce:
         needed = current.covering(wanted) if current else wanted
         refusal = ""
         if needed != current:
+            # A GOVERNANCE lock made COMPLIANCE is a stronger lock, but S3 counts it as a
+            # change of a governance lock: it needs the bypass (never used to shorten one).
+            upgrade = current is not None and current.mode is not needed.mode
             try:
-                await self._blobs.set_lock(bucket, key, version_id, needed)
+                await self._blobs.set_lock(
+                    bucket, key, version_id, needed, bypass_governance=upgrade
+                )
             except Unavailable:
                 raise
             except JusticeError as error:

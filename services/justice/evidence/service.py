@@ -24,9 +24,9 @@ from typing import Protocol
 
 from justice.evidence.locking import (
     INTEGRITY,
+    LOCK_NOT_HELD,
     OBJECT_MISSING,
     Alarm,
-    LockNotHeld,
     LockStore,
     WriteOnce,
 )
@@ -63,6 +63,8 @@ from justice.platform.errors import (
 from justice.platform.listing import Page, visible_page
 
 log = logging.getLogger(__name__)
+
+_NULL_VERSION = "null"
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,6 @@ class BlobStore(LockStore, Protocol):
         *,
         content_type: str,
         metadata: dict[str, str],
-        lock: Retention | None = None,
     ) -> str: ...
     async def upload_part(
         self, bucket: str, key: str, upload_id: str, number: int, data: bytes | memoryview
@@ -330,7 +331,9 @@ class EvidenceService:
             bucket, key, exists = self._config.staging_bucket, f"uploads/{meta.request_id}", False
         s3_upload_id = ""
         if not exists:
-            lock = None if bucket == self._config.staging_bucket else self._retention(category, now)
+            # No lock headers here: radosgw 16.2 ignores them on a multipart start and
+            # SeaweedFS refuses them in a bucket without object lock. The lock is set on the
+            # completed version and read back (_place), the same way on every server.
             s3_upload_id = await self._blobs.start_multipart(
                 bucket,
                 key,
@@ -338,7 +341,6 @@ class EvidenceService:
                 metadata=_metadata_for_object(meta.declared_sha256, meta.declared_size)
                 if meta.declared_sha256
                 else {},
-                lock=lock,
             )
         session = UploadSession(
             upload_id=meta.request_id,
@@ -556,16 +558,20 @@ class EvidenceService:
                 )
             finally:
                 await self._blobs.remove(session.bucket, staged)
-        version = await self._content_version(bucket, key, version, sha256)
         try:
+            version = await self._content_version(bucket, key, version, sha256)
             return version, await self._locks.hold(
                 bucket, key, version, wanted, subject=session.name
             )
-        except LockNotHeld:
+        except FailedPrecondition:
             # Not write-once: no unlocked copy may stay for a later upload to take as locked.
             try:
-                removed = await self._blobs.remove_version(bucket, key, version)
-            except Exception:  # the refusal stands; the sweep or an operator cleans up
+                if version:
+                    removed = await self._blobs.remove_version(bucket, key, version)
+                else:
+                    await self._blobs.remove(bucket, key)
+                    removed = True
+            except Exception:  # the refusal stands; an operator cleans up
                 removed = False
             if not removed:
                 log.error("unlocked evidence version %s of %s could not be removed", version, key)
@@ -575,12 +581,18 @@ class EvidenceService:
         """The version holding the content; never "" (a record must pin its version).
 
         Some servers (radosgw) name no version in a CopyObject answer: then HEAD the
-        content address and take its latest version if it carries this content's hash."""
-        if reported:
+        content address and take its latest version if it carries this content's hash.
+        "null" is the version of an object written while versioning was off or suspended."""
+        if reported and reported != _NULL_VERSION:
             return reported
         info = await self._blobs.stat(bucket, key)
-        if info is not None and info.version_id and info.metadata.get("sha256") == sha256:
+        if (
+            info is not None
+            and info.version_id not in ("", _NULL_VERSION)
+            and info.metadata.get("sha256") == sha256
+        ):
             return info.version_id
+        await self._locks.alert(LOCK_NOT_HELD, key, f"{bucket}/{key}: S3 names no version")
         raise FailedPrecondition(
             "OBJECT_VERSION_UNKNOWN",
             "object storage names no version of the stored content; the evidence bucket "

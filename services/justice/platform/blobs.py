@@ -31,8 +31,9 @@ from minio import Minio
 from minio.commonconfig import COMPLIANCE, GOVERNANCE, CopySource
 from minio.datatypes import Part
 from minio.error import MinioException, S3Error
-from minio.helpers import genheaders
+from minio.helpers import genheaders, md5sum_hash
 from minio.retention import Retention
+from minio.xml import marshal
 
 from justice.platform.errors import FailedPrecondition, NotFound, Unavailable
 
@@ -190,11 +191,9 @@ class S3Blobs:
         *,
         content_type: str,
         metadata: dict[str, str],
-        lock: Lock | None = None,
     ) -> str:
-        retention = Retention(_MODES[lock.mode], lock.until) if lock else None
         headers = genheaders(
-            {f"x-amz-meta-{k}": v for k, v in metadata.items()}, None, None, retention, False
+            {f"x-amz-meta-{k}": v for k, v in metadata.items()}, None, None, None, False
         )
         headers["Content-Type"] = content_type
         return await self._run(self._client._create_multipart_upload, bucket, key, headers)
@@ -311,20 +310,32 @@ class S3Blobs:
                 query_params={"retention": "", "versionId": version_id},
             )
         except S3Error as error:
-            if error.code in _NO_LOCK:
+            # InvalidRequest: the bucket has no object lock, so no version in it is locked.
+            if error.code in _NO_LOCK or error.code == "InvalidRequest":
                 return None
             raise
         return await self._run(_parse_retention, response.data)
 
-    async def set_lock(self, bucket: str, key: str, version_id: str, lock: Lock) -> None:
-        """Raises FailedPrecondition OBJECT_LOCK_REFUSED when S3 will not set it."""
+    async def set_lock(
+        self, bucket: str, key: str, version_id: str, lock: Lock, *, bypass_governance: bool = False
+    ) -> None:
+        """Raises FailedPrecondition OBJECT_LOCK_REFUSED when S3 will not set it.
+
+        Turning a GOVERNANCE lock into COMPLIANCE is a change S3 only allows with
+        `bypass_governance` (x-amz-bypass-governance-retention); the SDK cannot send it."""
+        body = marshal(Retention(_MODES[lock.mode], lock.until))
+        headers = {"Content-MD5": md5sum_hash(body) or ""}
+        if bypass_governance:
+            headers["x-amz-bypass-governance-retention"] = "true"
         try:
             await self._run(
-                self._client.set_object_retention,
+                self._client._execute,
+                "PUT",
                 bucket,
-                key,
-                Retention(_MODES[lock.mode], lock.until),
-                version_id=version_id,
+                object_name=key,
+                body=body,
+                headers=headers,
+                query_params={"retention": "", "versionId": version_id},
             )
         except S3Error as error:
             raise _refused(error) from None
@@ -347,7 +358,7 @@ class S3Blobs:
                 )
             )
         except S3Error as error:
-            if error.code in _NO_HOLD:
+            if error.code in _NO_HOLD or error.code == "InvalidRequest":
                 return False
             raise
 
