@@ -216,6 +216,22 @@ async def test_3_an_undeclared_upload_pins_the_version_radosgw_does_not_name(
     )
     assert f"versionId={version}" in shared.url
     assert http_get(shared.url) == (200, data)
+    # A record made before this fix, without its version, is never shared unpinned.
+    async with application.database.engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE evidence SET version_id = '' WHERE evidence_id = :id"),
+            {"id": evidence.name.removeprefix("evidence/")},
+        )
+    with pytest.raises(grpc.aio.AioRpcError) as unpinned:
+        await stub.ShareEvidence(
+            pb.ShareEvidenceRequest(name=evidence.name, partner="prosecutor-antwerp", purpose="x"),
+            metadata=PURPOSE,
+        )
+    details = rich_error(unpinned.value)
+    assert (details.code, details.reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "EVIDENCE_VERSION_UNKNOWN",
+    )
 
 
 async def test_4_a_missing_version_is_data_loss_with_an_alert(

@@ -783,6 +783,13 @@ class EvidenceService:
         now = self._clock()
         async with self._uow() as uow:
             evidence = await self._load(uow, parse_evidence_name(name))
+            if not evidence.version_id:
+                # A link without a version would serve whatever is written at the key later.
+                raise FailedPrecondition(
+                    "EVIDENCE_VERSION_UNKNOWN",
+                    "this evidence was recorded without its S3 version; it cannot be shared",
+                    metadata={"name": evidence.name},
+                )
             share = Share(
                 share_id=new_id(),
                 evidence_id=evidence.evidence_id,
