@@ -6,10 +6,12 @@ clock) from the composition root.
 Running hash and resuming. hashlib cannot serialise its state, and S3 cannot read
 back the parts of an unfinished multipart upload. So an upload's running SHA-256,
 as it stood at the committed offset, stays pinned in this process (a copy() per
-part). A cut stream resumes against the same process; if the process restarted
-meanwhile, resuming answers FAILED_PRECONDITION UPLOAD_STATE_LOST, the multipart
-upload is aborted, and the client starts again from zero. The session row (offset,
-parts, S3 upload id) is in the database, so expiry still cleans up after a restart.
+part). A cut stream resumes against the same process. If the process restarted
+meanwhile, the upload still resumes from the session row (offset, parts, S3 upload
+id): the rest is streamed into new parts, and once complete the whole file is hashed
+back from storage (one extra read, only for uploads that outlived a process). An
+upload of content already stored writes nothing, so after a restart it has nothing
+to re-hash: it answers FAILED_PRECONDITION UPLOAD_STATE_LOST and starts again.
 """
 
 from __future__ import annotations
@@ -217,11 +219,15 @@ class SharedLink:
 
 
 class _Pinned:
-    """An upload's running hash at its committed offset, and who is streaming into it."""
+    """An upload's running hash at its committed offset, and who is streaming into it.
 
-    def __init__(self) -> None:
+    `rehash`: the hash of the committed prefix died with an earlier process; the stored
+    file is hashed from S3 once complete."""
+
+    def __init__(self, *, rehash: bool = False) -> None:
         self.hasher: Hasher = hashlib.sha256()
         self.busy = asyncio.Lock()
+        self.rehash = rehash
 
 
 def _metadata_for_object(sha256: str, size: int) -> dict[str, str]:
@@ -372,11 +378,14 @@ class EvidenceService:
         if session.expire_time <= self._clock():
             raise FailedPrecondition("UPLOAD_EXPIRED", "the upload expired; start again")
         if upload_id not in self._pinned:
-            await self._discard(session)
-            raise FailedPrecondition(
-                "UPLOAD_STATE_LOST",
-                "the server restarted since this upload began; start again from zero",
-            )
+            if not session.s3_upload_id:
+                # Content already stored: nothing of this upload was written to re-hash.
+                await self._discard(session)
+                raise FailedPrecondition(
+                    "UPLOAD_STATE_LOST",
+                    "the server restarted since this upload began; start again from zero",
+                )
+            self._pinned[upload_id] = _Pinned(rehash=True)
         if request.offset != session.committed_offset:
             raise FailedPrecondition(
                 "OFFSET_MISMATCH",
@@ -451,7 +460,7 @@ class EvidenceService:
                 await window.write(chunk)
             if not meta.declared_size or received == meta.declared_size:
                 await window.close()
-                return await self._finish(session, pinned.hasher.hexdigest())
+                return await self._finish(session, pinned)
         except JusticeError as error:
             await window.settle()
             if error.reason != "OBJECT_STORAGE_UNAVAILABLE":
@@ -472,7 +481,7 @@ class EvidenceService:
             metadata={"upload": session.name, "committed_offset": str(session.committed_offset)},
         )
 
-    async def _finish(self, session: UploadSession, sha256: str) -> Evidence:
+    async def _finish(self, session: UploadSession, pinned: _Pinned) -> Evidence:
         meta = session.metadata
         size = session.committed_offset
         if size == 0:
@@ -488,6 +497,7 @@ class EvidenceService:
                 violations=[FieldViolation("metadata.declared_size", "does not match the bytes")],
                 metadata={"received_size": str(size)},
             )
+        sha256 = await self._rehash(session) if pinned.rehash else pinned.hasher.hexdigest()
         if meta.declared_sha256 and sha256 != meta.declared_sha256:
             raise DataLoss(
                 "SHA256_MISMATCH",
@@ -531,6 +541,9 @@ class EvidenceService:
         """Put the verified bytes at their content address, once; lock that version and
         return it with the retention S3 holds (read back: see locking.py)."""
         bucket, key = self._config.bucket, content_key(sha256)
+        if session.completed is not None and not session.stages:
+            # Completed at its content address already, to be hashed back: lock it.
+            return await self._lock_placed(session, bucket, key, session.completed, sha256, wanted)
         existing = await self._blobs.stat(bucket, key)
         if existing is not None:
             # Same content stored before: keep one copy, drop ours, lengthen the lock if needed.
@@ -544,9 +557,10 @@ class EvidenceService:
             version = await self._blobs.complete_multipart(bucket, key, session.s3_upload_id, parts)
         else:
             staged = session.key
-            await self._blobs.complete_multipart(
-                session.bucket, staged, session.s3_upload_id, parts
-            )
+            if session.s3_upload_id:
+                await self._blobs.complete_multipart(
+                    session.bucket, staged, session.s3_upload_id, parts
+                )
             try:
                 version = await self._blobs.copy(
                     session.bucket,
@@ -558,6 +572,20 @@ class EvidenceService:
                 )
             finally:
                 await self._blobs.remove(session.bucket, staged)
+                session.completed = None
+        return await self._lock_placed(session, bucket, key, version, sha256, wanted)
+
+    async def _lock_placed(
+        self,
+        session: UploadSession,
+        bucket: str,
+        key: str,
+        version: str,
+        sha256: str,
+        wanted: Retention,
+    ) -> tuple[str, Retention]:
+        """Lock the version just placed; a version S3 will not lock is removed again."""
+        session.completed = None  # placed: no longer the upload's to clean up
         try:
             version = await self._content_version(bucket, key, version, sha256)
             return version, await self._locks.hold(
@@ -600,10 +628,27 @@ class EvidenceService:
             metadata={"bucket": bucket},
         )
 
+    async def _rehash(self, session: UploadSession) -> str:
+        """Complete the multipart upload where it is and hash the stored file back."""
+        parts = [(p.number, p.etag) for p in session.parts]
+        version = await self._blobs.complete_multipart(
+            session.bucket, session.key, session.s3_upload_id, parts
+        )
+        session.s3_upload_id, session.completed = "", version
+        sha256, _ = await _hash_stream(self._blobs.read(session.bucket, session.key, version))
+        return sha256
+
     async def _abort_s3(self, session: UploadSession) -> None:
         if session.s3_upload_id:
             await self._blobs.abort_multipart(session.bucket, session.key, session.s3_upload_id)
             session.s3_upload_id = ""
+        elif session.completed is not None:
+            # Completed to be re-hashed, then refused or a duplicate: not evidence, remove it.
+            version, session.completed = session.completed, None
+            if version:
+                await self._blobs.remove_version(session.bucket, session.key, version)
+            else:
+                await self._blobs.remove(session.bucket, session.key)
 
     async def _discard(self, session: UploadSession) -> None:
         """Abort the multipart upload and forget the session."""
