@@ -16,7 +16,7 @@ import pytest
 
 from justice.devstack.seaweed import SeaweedS3
 from justice.devstack.supervised import free_tcp_port
-from justice.evidence.model import content_key
+from justice.evidence.model import Metadata, content_key
 from justice.evidence.service import EvidenceService, ResumeRequest
 from justice.evidence.store import EvidenceTransaction
 from justice.platform.blobs import S3Blobs
@@ -97,27 +97,34 @@ async def test_abandoned_upload_expires_and_its_multipart_upload_is_aborted(
     assert gone.value.reason == "UPLOAD_NOT_FOUND"
 
 
-@pytest.mark.parametrize("declare", [False, True], ids=["staged", "declared"])
-async def test_an_upload_resumes_after_a_restart_and_is_hashed_back_from_storage(
-    database: Database, blobs: S3Blobs, s3_server: SeaweedS3, declare: bool
-) -> None:
-    suffix = uuid.uuid4().hex[:8]
+async def _cut_then_restart(
+    database: Database, blobs: S3Blobs, meta: Metadata, data: bytes, suffix: str = ""
+) -> EvidenceService:
+    """Stream `data` into a new upload, cut the connection, and return a new service on the
+    same database and buckets: a restarted process, nothing of the upload in memory."""
+    suffix = suffix or uuid.uuid4().hex[:8]
     first = evidence_service(database, blobs, Clock(), suffix)
     await blobs.ensure_bucket(first.config.bucket, object_lock=True)
     await blobs.ensure_bucket(first.config.staging_bucket, object_lock=False)
-    data = os.urandom(11 * MiB + 10)
-    sha = hashlib.sha256(data).hexdigest()
-    meta = metadata(declared_sha256=sha if declare else "")
 
     async def cut() -> AsyncIterator[bytes]:
-        async for chunk in chunks(data[: 6 * MiB]):
+        async for chunk in chunks(data):
             yield chunk
         raise ConnectionResetError
 
     with pytest.raises(ConnectionResetError):
         await first.upload("officer-1", meta, cut(), unit="unit-1")
-    # A new process: the running hash at the committed offset is gone with the old one.
-    restarted = evidence_service(database, blobs, Clock(), suffix)
+    return evidence_service(database, blobs, Clock(), suffix)
+
+
+@pytest.mark.parametrize("declare", [False, True], ids=["staged", "declared"])
+async def test_an_upload_resumes_after_a_restart_and_is_hashed_back_from_storage(
+    database: Database, blobs: S3Blobs, s3_server: SeaweedS3, declare: bool
+) -> None:
+    data = os.urandom(11 * MiB + 10)
+    sha = hashlib.sha256(data).hexdigest()
+    meta = metadata(declared_sha256=sha if declare else "")
+    restarted = await _cut_then_restart(database, blobs, meta, data[: 6 * MiB])
     with pytest.raises(FailedPrecondition) as wrong:
         await restarted.upload(
             "officer-1",
@@ -139,29 +146,17 @@ async def test_an_upload_resumes_after_a_restart_and_is_hashed_back_from_storage
     assert hashlib.sha256(stored.read()).hexdigest() == sha
     assert await rows(database, "evidence_upload", "WHERE upload_id = :id", id=meta.request_id) == 0
     # Nothing is left in staging, nor unfinished.
-    assert list(client.list_objects(first.config.staging_bucket, recursive=True)) == []
-    for bucket in (first.config.bucket, first.config.staging_bucket):
+    assert list(client.list_objects(restarted.config.staging_bucket, recursive=True)) == []
+    for bucket in (restarted.config.bucket, restarted.config.staging_bucket):
         assert client._list_multipart_uploads(bucket).uploads == []
 
 
 async def test_after_a_restart_the_wrong_rest_of_a_declared_upload_is_data_loss(
     database: Database, blobs: S3Blobs, s3_server: SeaweedS3
 ) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    first = evidence_service(database, blobs, Clock(), suffix)
-    await blobs.ensure_bucket(first.config.bucket, object_lock=True)
-    await blobs.ensure_bucket(first.config.staging_bucket, object_lock=False)
     data = os.urandom(6 * MiB)
     meta = metadata(declared_sha256=hashlib.sha256(data).hexdigest())
-
-    async def cut() -> AsyncIterator[bytes]:
-        async for chunk in chunks(data[: 5 * MiB + 1]):
-            yield chunk
-        raise ConnectionResetError
-
-    with pytest.raises(ConnectionResetError):
-        await first.upload("officer-1", meta, cut(), unit="unit-1")
-    restarted = evidence_service(database, blobs, Clock(), suffix)
+    restarted = await _cut_then_restart(database, blobs, meta, data[: 5 * MiB + 1])
     with pytest.raises(DataLoss) as mismatch:
         await restarted.upload(
             "officer-1",
@@ -172,7 +167,7 @@ async def test_after_a_restart_the_wrong_rest_of_a_declared_upload_is_data_loss(
     assert mismatch.value.reason == "SHA256_MISMATCH"
     # The completed, unverified object is gone from the content address, the session too.
     listing = s3_server.client().list_objects(
-        first.config.bucket, prefix=content_key(meta.declared_sha256), include_version=True
+        restarted.config.bucket, prefix=content_key(meta.declared_sha256), include_version=True
     )
     assert list(listing) == []
     assert await rows(database, "evidence_upload", "WHERE upload_id = :id", id=meta.request_id) == 0
@@ -182,23 +177,15 @@ async def test_after_a_restart_an_upload_of_stored_content_starts_over(
     database: Database, blobs: S3Blobs
 ) -> None:
     """Content already stored is only hashed, never written: nothing to hash back."""
-    suffix = uuid.uuid4().hex[:8]
-    first = evidence_service(database, blobs, Clock(), suffix)
-    await blobs.ensure_bucket(first.config.bucket, object_lock=True)
-    await blobs.ensure_bucket(first.config.staging_bucket, object_lock=False)
     data = os.urandom(5 * MiB + 10)
     sha = hashlib.sha256(data).hexdigest()
-    await first.upload("officer-1", metadata(declared_sha256=sha), chunks(data), unit="unit-1")
+    suffix = uuid.uuid4().hex[:8]
+    stored = evidence_service(database, blobs, Clock(), suffix)
+    await blobs.ensure_bucket(stored.config.bucket, object_lock=True)
+    await blobs.ensure_bucket(stored.config.staging_bucket, object_lock=False)
+    await stored.upload("officer-1", metadata(declared_sha256=sha), chunks(data), unit="unit-1")
     meta = metadata(declared_sha256=sha)
-
-    async def cut() -> AsyncIterator[bytes]:
-        async for chunk in chunks(data):
-            yield chunk
-        raise ConnectionResetError
-
-    with pytest.raises(ConnectionResetError):
-        await first.upload("officer-1", meta, cut(), unit="unit-1")
-    restarted = evidence_service(database, blobs, Clock(), suffix)
+    restarted = await _cut_then_restart(database, blobs, meta, data, suffix)
     with pytest.raises(FailedPrecondition) as lost:
         await restarted.upload(
             "officer-1",
