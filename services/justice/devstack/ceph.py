@@ -5,8 +5,9 @@ SeaweedFS): Debian's Ceph 16.2 (`apt-get install radosgw ceph-mon ceph-osd`), th
 an operator reported evidence stored unlocked on. Everything lives under one directory:
 config, monitor store, OSD (memstore: nothing is written to disk but logs) and logs.
 No authentication inside the cluster (auth none, msgr2 in crc mode); S3 requests are signed
-with the keys of a user made with radosgw-admin. Start-up takes about 15 s on 2 cores,
-most of it radosgw creating its pools.
+with the keys of a user made with radosgw-admin. Start-up takes about 1.5 s on 2 cores
+(15 s with the monitor's default 1 s paxos batching, radosgw creating its pools one change
+at a time), stopping about 1 s.
 """
 
 from __future__ import annotations
@@ -132,10 +133,14 @@ osd pool default size = 1
 osd pool default min size = 1
 mon allow pool size one = true
 mon warn on pool no redundancy = false
-osd pool default pg num = 8
-osd pool default pgp num = 8
+osd pool default pg num = 1
+osd pool default pgp num = 1
 osd pool default pg autoscale mode = off
 mon max pg per osd = 1000
+# The monitor commits every change at once instead of batching them for a second: radosgw
+# creates its pools one change at a time.
+paxos propose interval = 0.01
+paxos min wait = 0.001
 osd crush chooseleaf type = 0
 osd objectstore = memstore
 memstore device bytes = 1073741824
