@@ -244,7 +244,16 @@ async def test_cut_upload_resumes_from_the_committed_offset(
 
     offset = state.committed_offset
     resume = pb.UploadEvidenceRequest(resume=pb.ResumeUpload(upload=name, offset=offset))
-    evidence = await stub.UploadEvidence(requests(resume, data[offset:]))
+    while True:
+        try:
+            evidence = await stub.UploadEvidence(requests(resume, data[offset:]))
+            break
+        except grpc.aio.AioRpcError as busy:
+            # The cut call's handler may still be unwinding on a loaded machine: ABORTED
+            # UPLOAD_BUSY says retry, as the CLI does.
+            if rich_error(busy).reason != "UPLOAD_BUSY" or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
     assert evidence.sha256 == sha
     assert read_back(s3, settings.evidence_bucket, sha) == (sha, len(data))
     assert (
