@@ -1,4 +1,5 @@
-"""Write-once, checked: lock a stored version, read the lock back, refuse what S3 does not keep.
+"""Write-once, checked: pin a stored version, lock it, read the lock back, refuse what S3
+does not keep.
 
 Some S3 servers accept object-lock headers and do not keep them: radosgw 16.2 ignores them
 on CreateMultipartUpload (Ceph tracker 63724) while a single PUT is locked, and server-side
@@ -6,7 +7,8 @@ copies drop them on others. So every version the platform stores is locked after
 written, on that exact version, and then read back: what S3 reports is what the platform
 records. A version S3 does not hold at least as long and as hard as wanted is refused with
 FAILED_PRECONDITION OBJECT_LOCK_NOT_HELD (retrying does not help: the store has to be
-fixed) and an alert is raised.
+fixed) and an alert is raised. A record never pins an empty version: where S3 names none
+(radosgw's CopyObject answer), the content address is asked (HEAD) and its sha256 checked.
 
 `check_write_once` is the start-up check of the evidence bucket: versioned, made with
 object lock, and a probe version under a legal hold really cannot be deleted.
@@ -30,6 +32,8 @@ OBJECT_MISSING = "EVIDENCE_OBJECT_MISSING"
 INTEGRITY = "EVIDENCE_INTEGRITY"
 # Where the start-up probe writes; it removes its version again.
 PROBE_PREFIX = "write-once-probe/"
+# The version of an object written while versioning was off or suspended.
+_NULL_VERSION = "null"
 
 
 class Alarm(Protocol):
@@ -45,8 +49,20 @@ class ObjectLock(Protocol):
     def until(self) -> datetime: ...
 
 
+class StoredObject(Protocol):
+    @property
+    def version_id(self) -> str: ...
+    @property
+    def metadata(self) -> dict[str, str]: ...
+
+
 class LockStore(Protocol):
     """What locking needs of object storage (justice.platform.blobs.S3Blobs)."""
+
+    async def stat(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> StoredObject | None: ...
+    async def remove(self, bucket: str, key: str, version_id: str | None = None) -> None: ...
 
     async def lock(self, bucket: str, key: str, version_id: str) -> ObjectLock | None: ...
     async def set_lock(
@@ -74,6 +90,51 @@ class WriteOnce:
     def __init__(self, blobs: LockStore, alarm: Alarm | None = None) -> None:
         self._blobs = blobs
         self._alarm = alarm
+
+    async def place(
+        self, bucket: str, key: str, reported: str, sha256: str, wanted: Retention, *, subject: str
+    ) -> tuple[str, Retention]:
+        """Pin and lock a version just written (its version as S3 `reported` it); return it
+        with the retention S3 holds. A version S3 will not lock is removed again, so no
+        unlocked copy stays for a later upload to take as locked evidence."""
+        version = reported
+        try:
+            version = await self.pinned_version(bucket, key, reported, sha256)
+            return version, await self.hold(bucket, key, version, wanted, subject=subject)
+        except FailedPrecondition:
+            try:
+                if version and version != _NULL_VERSION:
+                    removed = await self._blobs.remove_version(bucket, key, version)
+                else:
+                    await self._blobs.remove(bucket, key)
+                    removed = True
+            except Exception:  # the refusal stands; an operator cleans up
+                removed = False
+            if not removed:
+                log.error("unlocked evidence version %s of %s could not be removed", version, key)
+            raise
+
+    async def pinned_version(self, bucket: str, key: str, reported: str, sha256: str) -> str:
+        """The version holding the content; never "" or "null" (a record pins its version).
+
+        Where S3 named none, HEAD the content address and take its latest version if it
+        carries this content's hash."""
+        if reported and reported != _NULL_VERSION:
+            return reported
+        info = await self._blobs.stat(bucket, key)
+        if (
+            info is not None
+            and info.version_id not in ("", _NULL_VERSION)
+            and info.metadata.get("sha256") == sha256
+        ):
+            return info.version_id
+        await self.alert(LOCK_NOT_HELD, key, f"{bucket}/{key}: S3 names no version")
+        raise FailedPrecondition(
+            "OBJECT_VERSION_UNKNOWN",
+            "object storage names no version of the stored content; the evidence bucket "
+            "must be versioned",
+            metadata={"bucket": bucket},
+        )
 
     async def held(self, bucket: str, key: str, version_id: str) -> Retention | None:
         found = await self._blobs.lock(bucket, key, version_id)

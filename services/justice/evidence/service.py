@@ -26,7 +26,6 @@ from typing import Protocol
 
 from justice.evidence.locking import (
     INTEGRITY,
-    LOCK_NOT_HELD,
     OBJECT_MISSING,
     Alarm,
     LockStore,
@@ -65,8 +64,6 @@ from justice.platform.errors import (
 from justice.platform.listing import Page, visible_page
 
 log = logging.getLogger(__name__)
-
-_NULL_VERSION = "null"
 
 
 @dataclass(frozen=True)
@@ -543,12 +540,15 @@ class EvidenceService:
         bucket, key = self._config.bucket, content_key(sha256)
         if session.completed is not None and not session.stages:
             # Completed at its content address already, to be hashed back: lock it.
-            return await self._lock_placed(session, bucket, key, session.completed, sha256, wanted)
+            version, session.completed = session.completed, None
+            return await self._locks.place(
+                bucket, key, version, sha256, wanted, subject=session.name
+            )
         existing = await self._blobs.stat(bucket, key)
         if existing is not None:
             # Same content stored before: keep one copy, drop ours, lengthen the lock if needed.
             await self._abort_s3(session)
-            version = await self._content_version(bucket, key, existing.version_id, sha256)
+            version = await self._locks.pinned_version(bucket, key, existing.version_id, sha256)
             return version, await self._locks.hold(
                 bucket, key, version, wanted, subject=session.name
             )
@@ -573,60 +573,7 @@ class EvidenceService:
             finally:
                 await self._blobs.remove(session.bucket, staged)
                 session.completed = None
-        return await self._lock_placed(session, bucket, key, version, sha256, wanted)
-
-    async def _lock_placed(
-        self,
-        session: UploadSession,
-        bucket: str,
-        key: str,
-        version: str,
-        sha256: str,
-        wanted: Retention,
-    ) -> tuple[str, Retention]:
-        """Lock the version just placed; a version S3 will not lock is removed again."""
-        session.completed = None  # placed: no longer the upload's to clean up
-        try:
-            version = await self._content_version(bucket, key, version, sha256)
-            return version, await self._locks.hold(
-                bucket, key, version, wanted, subject=session.name
-            )
-        except FailedPrecondition:
-            # Not write-once: no unlocked copy may stay for a later upload to take as locked.
-            try:
-                if version:
-                    removed = await self._blobs.remove_version(bucket, key, version)
-                else:
-                    await self._blobs.remove(bucket, key)
-                    removed = True
-            except Exception:  # the refusal stands; an operator cleans up
-                removed = False
-            if not removed:
-                log.error("unlocked evidence version %s of %s could not be removed", version, key)
-            raise
-
-    async def _content_version(self, bucket: str, key: str, reported: str, sha256: str) -> str:
-        """The version holding the content; never "" (a record must pin its version).
-
-        Some servers (radosgw) name no version in a CopyObject answer: then HEAD the
-        content address and take its latest version if it carries this content's hash.
-        "null" is the version of an object written while versioning was off or suspended."""
-        if reported and reported != _NULL_VERSION:
-            return reported
-        info = await self._blobs.stat(bucket, key)
-        if (
-            info is not None
-            and info.version_id not in ("", _NULL_VERSION)
-            and info.metadata.get("sha256") == sha256
-        ):
-            return info.version_id
-        await self._locks.alert(LOCK_NOT_HELD, key, f"{bucket}/{key}: S3 names no version")
-        raise FailedPrecondition(
-            "OBJECT_VERSION_UNKNOWN",
-            "object storage names no version of the stored content; the evidence bucket "
-            "must be versioned",
-            metadata={"bucket": bucket},
-        )
+        return await self._locks.place(bucket, key, version, sha256, wanted, subject=session.name)
 
     async def _rehash(self, session: UploadSession) -> str:
         """Complete the multipart upload where it is and hash the stored file back."""
