@@ -223,14 +223,23 @@ async def test_cut_upload_resumes_from_the_committed_offset(
     await cut_channel.close()
     with pytest.raises((asyncio.CancelledError, grpc.aio.AioRpcError)):
         await call
-    # The part in flight at the cut still commits, in its own time: wait until it settles.
-    state = await stub.GetUpload(pb.GetUploadRequest(name=name))
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.3)
-        settled = await stub.GetUpload(pb.GetUploadRequest(name=name))
-        if settled.committed_offset == state.committed_offset:
+    # The part in flight at the cut still commits, in its own time, and the cut call's
+    # handler holds the upload until then: a resume without bytes answers UPLOAD_BUSY (or
+    # OFFSET_MISMATCH while the offset moves) until it has let go, then UPLOAD_INCOMPLETE.
+    offset = (await stub.GetUpload(pb.GetUploadRequest(name=name))).committed_offset
+    while True:
+        probe = pb.UploadEvidenceRequest(resume=pb.ResumeUpload(upload=name, offset=offset))
+        with pytest.raises(grpc.aio.AioRpcError) as answer:
+            await stub.UploadEvidence(requests(probe, b""))
+        details = rich_error(answer.value)
+        offset = int(details.metadata.get("committed_offset", offset))
+        if details.reason == "UPLOAD_INCOMPLETE":
             break
-        state = settled
+        assert details.reason in ("UPLOAD_BUSY", "OFFSET_MISMATCH")
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+    state = await stub.GetUpload(pb.GetUploadRequest(name=name))
+    assert state.committed_offset == offset
     # Whole parts only (the part in flight at the cut included); the rest is re-sent.
     assert state.committed_offset in (PART, 2 * PART)
     assert state.metadata.declared_sha256 == sha
@@ -242,18 +251,8 @@ async def test_cut_upload_resumes_from_the_committed_offset(
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert rich_error(refused.value).metadata["committed_offset"] == str(state.committed_offset)
 
-    offset = state.committed_offset
     resume = pb.UploadEvidenceRequest(resume=pb.ResumeUpload(upload=name, offset=offset))
-    while True:
-        try:
-            evidence = await stub.UploadEvidence(requests(resume, data[offset:]))
-            break
-        except grpc.aio.AioRpcError as busy:
-            # The cut call's handler may still be unwinding on a loaded machine: ABORTED
-            # UPLOAD_BUSY says retry, as the CLI does.
-            if rich_error(busy).reason != "UPLOAD_BUSY" or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+    evidence = await stub.UploadEvidence(requests(resume, data[offset:]))
     assert evidence.sha256 == sha
     assert read_back(s3, settings.evidence_bucket, sha) == (sha, len(data))
     assert (
