@@ -16,7 +16,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -318,21 +318,37 @@ async def test_an_unversioned_bucket_is_refused_and_nothing_is_recorded(
     assert await rows(database, "audit_alert", where, rule="EVIDENCE_LOCK_NOT_HELD", bucket=bucket)
 
 
-async def test_radosgw_version_it_will_not_lock_is_refused_with_an_alert(
+async def test_a_bucket_without_object_lock_never_holds_evidence(
     database: Database, blobs: S3Blobs, target: S3Target
 ) -> None:
-    """A versioned bucket made without object lock. radosgw refuses the retention, so the
-    read-back finds none: OBJECT_LOCK_NOT_HELD. (SeaweedFS instead reports a retention it
-    set there and does not enforce it, a delete by version id goes through: that bucket is
-    what the start-up check refuses, test above.)"""
-    if target.name != "radosgw":
-        pytest.skip("SeaweedFS reports locks in such a bucket; the start-up check covers it")
+    """A versioned bucket made without object lock: the start-up check refuses it on every
+    server. Past that check, the servers differ: radosgw refuses the retention, so the
+    read-back finds none and the upload is refused (OBJECT_LOCK_NOT_HELD, an alert);
+    SeaweedFS sets and reports a retention there and does not enforce it, which no
+    read-back can see: the start-up check is what keeps evidence out of such a bucket."""
     service = evidence_service(database, blobs, Clock(), uuid.uuid4().hex[:8], alarms=True)
     bucket = service.config.bucket
     await blobs.ensure_bucket(bucket, object_lock=False)
     await blobs.ensure_bucket(service.config.staging_bucket, object_lock=False)
     s3 = target.boto3()
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    with pytest.raises(FailedPrecondition) as not_started:
+        await check_write_once(blobs, bucket)
+    assert not_started.value.metadata == {"bucket": bucket, "property": "object_lock"}
+
+    if target.name == "seaweedfs":
+        version = s3.put_object(Bucket=bucket, Key="unenforced", Body=b"x")["VersionId"]
+        until = datetime.now(UTC) + timedelta(days=1)
+        s3.put_object_retention(
+            Bucket=bucket,
+            Key="unenforced",
+            VersionId=version,
+            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until},
+        )
+        held = s3.get_object_retention(Bucket=bucket, Key="unenforced", VersionId=version)
+        assert held["Retention"]["Mode"] == "COMPLIANCE"
+        s3.delete_object(Bucket=bucket, Key="unenforced", VersionId=version)  # not refused
+        return
     refused = await _upload_into(service, database, s3, os.urandom(7 * MiB))
     assert refused.reason == "OBJECT_LOCK_NOT_HELD"
     where = "WHERE rule = :rule AND summary LIKE :bucket"
