@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -17,15 +18,18 @@ from justice.access.events import PersonnelFeed
 from justice.access.service import AccessService, Enrolment
 from justice.access.store import AccessTransaction
 from justice.access.v1 import access_pb2, access_pb2_grpc
+from justice.audit.alarms import PlatformAlarms
 from justice.audit.api import AuditApi
 from justice.audit.interceptor import purpose_gate, recorder
 from justice.audit.personal_data import PERSONAL_DATA_READS
 from justice.audit.publisher import AuditStream
+from justice.audit.store import AuditTransaction
 from justice.audit.trail import AuditTrail, build_trail, detection_rules
 from justice.audit.v1 import audit_pb2, audit_pb2_grpc
 from justice.devstack.pki import DEMO_PRINCIPALS, PARTNER_KINDS, DevPki, PrincipalKind
 from justice.evidence.api import EvidenceApi
 from justice.evidence.attachments import EvidenceAttachments
+from justice.evidence.locking import Alarm, BucketNotWriteOnce, check_write_once
 from justice.evidence.model import EvidenceConfig, RetentionMode, RetentionRule
 from justice.evidence.service import CaseDirectory, EvidenceService, SweepSummary
 from justice.evidence.store import EvidenceTransaction
@@ -81,6 +85,8 @@ from justice.security.tokens import DevTokens
 from justice.signing.keyed import KeyStoreSigner
 from justice.signing.keystore import KeyStore, configured_key_store
 from justice.signing.xades import XadesSigner, XadesVerifier
+
+log = logging.getLogger(__name__)
 
 
 def _utc_now() -> datetime:
@@ -145,7 +151,15 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
     trust_anchors = x509.load_pem_x509_certificates(tls.client_ca.read_bytes())
     keys = configured_key_store(settings, trust_anchors)
     metrics = Metrics()
-    blobs, evidence = await _evidence(settings, database, clock, _ReportCases(lambda: reports))
+    stream = _audit_stream(settings)
+    alarms = PlatformAlarms(
+        lambda: AuditTransaction(database.sessions),
+        clock,
+        stream.publish_alerts if stream else None,
+    )
+    blobs, evidence = await _evidence(
+        settings, database, clock, _ReportCases(lambda: reports), alarms
+    )
     reports = ReportService(
         uow=lambda: ReportTransaction(database.sessions),
         signer=KeyStoreSigner(keys, XadesSigner(clock=clock), metrics.observe_signing),
@@ -173,6 +187,7 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         clock,
         KeyStoreSigner(keys, XadesSigner(clock=clock), metrics.observe_signing),
         _Owners(reports, evidence, _UnitIds(access)),
+        stream,
     )
     audit_api = AuditApi(audit.service)
     exchange = build_exchange(settings, database, keys, clock, ReportInbound(reports).register)
@@ -348,8 +363,12 @@ async def _evidence(
     database: Database,
     clock: Callable[[], datetime],
     cases: CaseDirectory,
+    alarm: Alarm | None = None,
 ) -> tuple[S3Blobs | None, EvidenceService | None]:
-    """The evidence service on the configured S3, its buckets made sure of; none without S3."""
+    """The evidence service on the configured S3, its buckets made sure of; none without S3.
+
+    Refuses to start (BucketNotWriteOnce, logged naming the bucket and what failed) when
+    the evidence bucket cannot keep evidence write-once."""
     if not settings.s3_endpoint:
         return None, None
     blobs, config = await _storage(settings)
@@ -359,6 +378,7 @@ async def _evidence(
         cases=cases,
         clock=clock,
         config=config,
+        alarm=alarm,
     )
     return blobs, service
 
@@ -376,6 +396,11 @@ async def _storage(settings: Settings) -> tuple[S3Blobs, EvidenceConfig]:
     try:
         await blobs.ensure_bucket(config.bucket, object_lock=True)
         await blobs.ensure_bucket(config.staging_bucket, object_lock=False)
+        await check_write_once(blobs, config.bucket)
+    except BucketNotWriteOnce as refused:
+        log.error("evidence service not started: %s (%s)", refused.message, refused.metadata)
+        blobs.close()
+        raise
     except BaseException:
         blobs.close()
         raise
@@ -518,6 +543,7 @@ def _audit_trail(
     clock: Callable[[], datetime],
     signer: KeyStoreSigner,
     owners: _Owners,
+    stream: AuditStream | None,
 ) -> AuditTrail:
     return build_trail(
         database,
@@ -526,14 +552,19 @@ def _audit_trail(
         signer_id=settings.audit_signer,
         rules=detection_rules(settings.audit_detection),
         unit_of=owners.unit_of,
-        stream=AuditStream(
-            settings.nats_url,
-            user=settings.nats_user,
-            password=settings.nats_password.get_secret_value(),
-        )
-        if settings.nats_url
-        else None,
+        stream=stream,
         batch_max=settings.audit_batch_max,
+    )
+
+
+def _audit_stream(settings: Settings) -> AuditStream | None:
+    """The audit stream and alert subject on NATS; None without NATS."""
+    if not settings.nats_url:
+        return None
+    return AuditStream(
+        settings.nats_url,
+        user=settings.nats_user,
+        password=settings.nats_password.get_secret_value(),
     )
 
 

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from justice.app import Application, build
+from justice.audit.v1 import audit_pb2_grpc
 from justice.devstack.pki import DevPki
 from justice.devstack.seaweed import SeaweedS3
 from justice.platform.config import Settings
@@ -157,3 +158,13 @@ def enrol(application: Application, pki: DevPki) -> Enrol:
         return user
 
     return create
+
+
+@pytest.fixture(scope="module")
+async def auditor(
+    grpc_create_channel: ChannelFactory,
+) -> AsyncIterator[audit_pb2_grpc.AuditServiceStub]:
+    """The AuditService as the demo auditor (ListAlerts, access queries)."""
+    channel = grpc_create_channel(principal="auditor-4001")
+    yield audit_pb2_grpc.AuditServiceStub(channel)
+    await channel.close()

@@ -86,15 +86,6 @@ async def stubs(
         await channel.close()
 
 
-@pytest.fixture(scope="module")
-async def auditor(
-    grpc_create_channel: ChannelFactory,
-) -> AsyncIterator[audit_pb2_grpc.AuditServiceStub]:
-    channel = grpc_create_channel(principal="auditor-4001")
-    yield audit_pb2_grpc.AuditServiceStub(channel)
-    await channel.close()
-
-
 async def _create(stub: reports_pb2_grpc.ReportServiceStub, n: int) -> str:
     report = pb.Report(
         case_number=f"AN.12.L1.{n:06d}/25",

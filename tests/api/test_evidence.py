@@ -12,11 +12,8 @@ import json
 import os
 import random
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -48,14 +45,20 @@ from tests.api.conftest import (
     outbox_message,
     with_evidence,
 )
+from tests.api.evidence_client import (
+    CASE,
+    PURPOSE,
+    MiB,
+    Stub,
+    meta,
+    report_draft,
+    requests,
+    upload,
+)
 from tests.api.rich_status import rich_error
+from tests.evidence_env import http_get
 
-Stub = evidence_pb2_grpc.EvidenceServiceStub
-MiB = 1024 * 1024
 PART = 5 * MiB
-# Evidence and its metadata are personal data: reads declare why (they are audited).
-PURPOSE = (("x-justice-purpose", "evidence tests"),)
-CASE = "AN.77.EV.000001/26"
 
 
 @pytest.fixture(scope="module")
@@ -84,53 +87,12 @@ async def reports(grpc_channel: grpc.aio.Channel) -> reports_pb2_grpc.ReportServ
     return reports_pb2_grpc.ReportServiceStub(grpc_channel)
 
 
-def _draft(attachments: list[rpb.Attachment]) -> rpb.Report:
-    report = rpb.Report(
-        case_number=CASE,
-        reporting_unit="PZ Antwerpen/Team A",
-        offences=[rpb.Offence(code="43A", article="Art. 461 Sw.")],
-        place="Meir 1, 2000 Antwerpen",
-        language="nl",
-        narrative="Bodycambeelden van de vaststelling.",
-        attachments=attachments,
-    )
-    report.facts_time.FromDatetime(datetime.now(UTC) - timedelta(hours=2))
-    return report
-
-
 @pytest.fixture(scope="module")
 async def case_report(reports: reports_pb2_grpc.ReportServiceStub) -> rpb.Report:
     """A draft that makes CASE known to the platform."""
     return await reports.CreateReport(
-        rpb.CreateReportRequest(report=_draft([]), request_id=str(uuid.uuid4()))
+        rpb.CreateReportRequest(report=report_draft([]), request_id=str(uuid.uuid4()))
     )
-
-
-def meta(**overrides: object) -> pb.EvidenceMetadata:
-    m = pb.EvidenceMetadata(
-        case_number=CASE,
-        media_type="video/mp4",
-        original_filename="bodycam.mp4",
-        capture_device="bodycam-17",
-        request_id=uuid.uuid4().hex,
-    )
-    for key, value in overrides.items():
-        setattr(m, key, value)
-    return m
-
-
-async def _requests(
-    first: pb.UploadEvidenceRequest | None, data: bytes, chunk: int = MiB
-) -> AsyncIterator[pb.UploadEvidenceRequest]:
-    if first is not None:
-        yield first
-    for start in range(0, len(data), chunk):
-        yield pb.UploadEvidenceRequest(chunk=data[start : start + chunk])
-
-
-async def upload(stub: Stub, data: bytes, **overrides: object) -> pb.Evidence:
-    first = pb.UploadEvidenceRequest(metadata=meta(**overrides))
-    return await stub.UploadEvidence(_requests(first, data))
 
 
 async def count(app: Application, sql: str, **params: object) -> int:
@@ -244,7 +206,7 @@ async def test_cut_upload_resumes_from_the_committed_offset(
 
     async def cut_stream() -> AsyncIterator[pb.UploadEvidenceRequest]:
         yield pb.UploadEvidenceRequest(metadata=m)
-        async for request in _requests(None, data[: 2 * PART + MiB]):
+        async for request in requests(None, data[: 2 * PART + MiB]):
             yield request
         sent_enough.set()
         await asyncio.Event().wait()  # the connection drops before the rest
@@ -261,14 +223,23 @@ async def test_cut_upload_resumes_from_the_committed_offset(
     await cut_channel.close()
     with pytest.raises((asyncio.CancelledError, grpc.aio.AioRpcError)):
         await call
-    # The part in flight at the cut still commits, in its own time: wait until it settles.
-    state = await stub.GetUpload(pb.GetUploadRequest(name=name))
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.3)
-        settled = await stub.GetUpload(pb.GetUploadRequest(name=name))
-        if settled.committed_offset == state.committed_offset:
+    # The part in flight at the cut still commits, in its own time, and the cut call's
+    # handler holds the upload until then: a resume without bytes answers UPLOAD_BUSY (or
+    # OFFSET_MISMATCH while the offset moves) until it has let go, then UPLOAD_INCOMPLETE.
+    offset = (await stub.GetUpload(pb.GetUploadRequest(name=name))).committed_offset
+    while True:
+        probe = pb.UploadEvidenceRequest(resume=pb.ResumeUpload(upload=name, offset=offset))
+        with pytest.raises(grpc.aio.AioRpcError) as answer:
+            await stub.UploadEvidence(requests(probe, b""))
+        details = rich_error(answer.value)
+        offset = int(details.metadata.get("committed_offset", offset))
+        if details.reason == "UPLOAD_INCOMPLETE":
             break
-        state = settled
+        assert details.reason in ("UPLOAD_BUSY", "OFFSET_MISMATCH")
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+    state = await stub.GetUpload(pb.GetUploadRequest(name=name))
+    assert state.committed_offset == offset
     # Whole parts only (the part in flight at the cut included); the rest is re-sent.
     assert state.committed_offset in (PART, 2 * PART)
     assert state.metadata.declared_sha256 == sha
@@ -276,13 +247,12 @@ async def test_cut_upload_resumes_from_the_committed_offset(
     # Resuming elsewhere than the committed offset is refused with where to resume.
     wrong = pb.UploadEvidenceRequest(resume=pb.ResumeUpload(upload=name, offset=0))
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await stub.UploadEvidence(_requests(wrong, b"x"))
+        await stub.UploadEvidence(requests(wrong, b"x"))
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert rich_error(refused.value).metadata["committed_offset"] == str(state.committed_offset)
 
-    offset = state.committed_offset
     resume = pb.UploadEvidenceRequest(resume=pb.ResumeUpload(upload=name, offset=offset))
-    evidence = await stub.UploadEvidence(_requests(resume, data[offset:]))
+    evidence = await stub.UploadEvidence(requests(resume, data[offset:]))
     assert evidence.sha256 == sha
     assert read_back(s3, settings.evidence_bucket, sha) == (sha, len(data))
     assert (
@@ -322,7 +292,7 @@ async def test_declared_hash_mismatch_leaves_no_object_and_no_record(
     declared = hashlib.sha256(b"something else").hexdigest()
     m = meta(declared_sha256=declared)
     with pytest.raises(grpc.aio.AioRpcError) as failed:
-        await stub.UploadEvidence(_requests(pb.UploadEvidenceRequest(metadata=m), data))
+        await stub.UploadEvidence(requests(pb.UploadEvidenceRequest(metadata=m), data))
     assert failed.value.code() == grpc.StatusCode.DATA_LOSS
     assert rich_error(failed.value).reason == "SHA256_MISMATCH"
 
@@ -351,7 +321,7 @@ async def test_declared_size_mismatch_is_invalid_and_leaves_nothing(
 ) -> None:
     m = meta(declared_size=5)
     with pytest.raises(grpc.aio.AioRpcError) as failed:
-        await stub.UploadEvidence(_requests(pb.UploadEvidenceRequest(metadata=m), b"123456"))
+        await stub.UploadEvidence(requests(pb.UploadEvidenceRequest(metadata=m), b"123456"))
     assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert rich_error(failed.value).reason == "SIZE_MISMATCH"
     assert (
@@ -463,15 +433,6 @@ async def test_legal_hold_is_set_and_released_on_the_s3_object(
         await prosecutor.close()
 
 
-def _http_get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own S3 server
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        with err:
-            return err.code, err.read()
-
-
 @pytest.mark.usefixtures("case_report")
 async def test_share_link_works_with_plain_http_then_expires_and_is_recorded(
     stub: Stub, application: Application
@@ -487,9 +448,9 @@ async def test_share_link_works_with_plain_http_then_expires_and_is_recorded(
         ),
         metadata=PURPOSE,
     )
-    assert await asyncio.to_thread(_http_get, shared.url) == (200, data)
+    assert await asyncio.to_thread(http_get, shared.url) == (200, data)
     await asyncio.sleep(3)
-    assert (await asyncio.to_thread(_http_get, shared.url))[0] == 403
+    assert (await asyncio.to_thread(http_get, shared.url))[0] == 403
     evidence_id = evidence.name.removeprefix("evidence/")
     sql = (
         "SELECT count(*) FROM evidence_share WHERE evidence_id = :e AND partner = :p"
@@ -614,8 +575,8 @@ async def test_bad_uploads_are_refused_with_reasons(
 async def test_retry_with_the_same_request_id_returns_the_same_evidence(stub: Stub) -> None:
     m = meta()
     data = os.urandom(500)
-    first = await stub.UploadEvidence(_requests(pb.UploadEvidenceRequest(metadata=m), data))
-    again = await stub.UploadEvidence(_requests(pb.UploadEvidenceRequest(metadata=m), data))
+    first = await stub.UploadEvidence(requests(pb.UploadEvidenceRequest(metadata=m), data))
+    again = await stub.UploadEvidence(requests(pb.UploadEvidenceRequest(metadata=m), data))
     assert again.name == first.name
 
 
@@ -635,7 +596,7 @@ async def test_signed_report_covers_its_evidence_and_verifies_offline(
     p = await upload(stub, photo, media_type="image/jpeg", original_filename="scene.jpg")
     draft = await reports.CreateReport(
         rpb.CreateReportRequest(
-            report=_draft([rpb.Attachment(evidence=v.name), rpb.Attachment(evidence=p.name)]),
+            report=report_draft([rpb.Attachment(evidence=v.name), rpb.Attachment(evidence=p.name)]),
             request_id=str(uuid.uuid4()),
         )
     )
@@ -672,7 +633,7 @@ async def test_signed_report_covers_its_evidence_and_verifies_offline(
     links = json.loads(row.links)
     assert [(name, sha) for name, _, sha, _, _ in links] == [(v.name, v.sha256), (p.name, p.sha256)]
     assert len(row.payload) < len(photo)  # the report itself, not the evidence
-    assert await asyncio.to_thread(_http_get, links[0][1]) == (200, video)
+    assert await asyncio.to_thread(http_get, links[0][1]) == (200, video)
     for item in (v, p):
         shares = await count(
             application,
@@ -691,7 +652,7 @@ async def test_sign_report_refuses_missing_or_corrupt_evidence(
 ) -> None:
     missing = await reports.CreateReport(
         rpb.CreateReportRequest(
-            report=_draft([rpb.Attachment(evidence="evidence/doesnotexist")]),
+            report=report_draft([rpb.Attachment(evidence="evidence/doesnotexist")]),
             request_id=str(uuid.uuid4()),
         )
     )
@@ -703,7 +664,8 @@ async def test_sign_report_refuses_missing_or_corrupt_evidence(
     evidence = await upload(stub, os.urandom(1234))
     corrupt = await reports.CreateReport(
         rpb.CreateReportRequest(
-            report=_draft([rpb.Attachment(evidence=evidence.name)]), request_id=str(uuid.uuid4())
+            report=report_draft([rpb.Attachment(evidence=evidence.name)]),
+            request_id=str(uuid.uuid4()),
         )
     )
     await _corrupt_record(application, evidence.name)
@@ -816,7 +778,7 @@ async def test_a_stream_ending_short_of_its_declared_size_stays_resumable(
     data = os.urandom(2 * PART + 1000)
     sha = hashlib.sha256(data).hexdigest()
     m = meta(declared_size=len(data), declared_sha256=sha)
-    short = _requests(pb.UploadEvidenceRequest(metadata=m), data[: PART + 7])
+    short = requests(pb.UploadEvidenceRequest(metadata=m), data[: PART + 7])
     with pytest.raises(grpc.aio.AioRpcError) as cut:
         await stub.UploadEvidence(short)
     assert cut.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -827,7 +789,7 @@ async def test_a_stream_ending_short_of_its_declared_size_stays_resumable(
 
     name = f"uploads/{m.request_id}"
     resume = pb.UploadEvidenceRequest(resume=pb.ResumeUpload(upload=name, offset=PART))
-    evidence = await stub.UploadEvidence(_requests(resume, data[PART:]))
+    evidence = await stub.UploadEvidence(requests(resume, data[PART:]))
     assert evidence.sha256 == sha
     assert read_back(s3, settings.evidence_bucket, sha) == (sha, len(data))
 

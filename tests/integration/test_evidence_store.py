@@ -10,72 +10,33 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
 
-from justice.app import evidence_config
 from justice.devstack.seaweed import SeaweedS3
 from justice.devstack.supervised import free_tcp_port
-from justice.evidence.model import Metadata
+from justice.evidence.model import Metadata, content_key
 from justice.evidence.service import EvidenceService, ResumeRequest
 from justice.evidence.store import EvidenceTransaction
 from justice.platform.blobs import S3Blobs
-from justice.platform.config import Settings
 from justice.platform.db import Database
 from justice.platform.errors import (
+    DataLoss,
     FailedPrecondition,
     NotFound,
     ResourceExhausted,
     Unavailable,
 )
-
-MiB = 1024 * 1024
-
-
-class _AnyCase:
-    async def case_known(self, case_number: str) -> bool:
-        return True
-
-    async def report_case(self, report: str) -> str | None:
-        return None
-
-    async def report_recipient(self, report: str) -> str | None:
-        return None
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    await db.migrate()
-    yield db
-    await db.close()
-
-
-def _service(database: Database, blobs: S3Blobs, clock: _Clock, suffix: str) -> EvidenceService:
-    settings = Settings(
-        evidence_bucket=f"evi-{suffix}",
-        evidence_staging_bucket=f"evi-stage-{suffix}",
-        evidence_part_bytes=5 * MiB,
-        # Small enough that 10,000 parts of 5 MiB cover it (larger maxima grow the part).
-        evidence_max_upload_bytes=1024 * MiB,
-    )
-    return EvidenceService(
-        uow=lambda: EvidenceTransaction(database.sessions),
-        blobs=blobs,
-        cases=_AnyCase(),
-        clock=clock,
-        config=evidence_config(settings),
-    )
+from tests.evidence_env import (
+    AnyCase,
+    Clock,
+    MiB,
+    chunks,
+    evidence_service,
+    metadata,
+    rows,
+)
 
 
 @pytest.fixture
@@ -85,37 +46,15 @@ def blobs(s3_server: SeaweedS3) -> Iterator[S3Blobs]:
     store.close()
 
 
-def _meta(**overrides: object) -> Metadata:
-    values: dict[str, object] = {
-        "case_number": "AN.1/26",
-        "media_type": "audio/ogg",
-        "original_filename": "interview.ogg",
-        "request_id": uuid.uuid4().hex,
-    }
-    values.update(overrides)
-    return Metadata(**values)  # type: ignore[arg-type]
-
-
-async def _chunks(data: bytes, size: int = MiB) -> AsyncIterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-
-
-async def _rows(database: Database, table: str) -> int:
-    async with database.engine.connect() as connection:
-        query = text(f"SELECT count(*) FROM {table}")  # noqa: S608 - our own table names
-        return int((await connection.execute(query)).scalar_one())
-
-
 async def test_s3_down_is_unavailable_and_leaves_no_record(database: Database) -> None:
     dead = S3Blobs(f"127.0.0.1:{free_tcp_port()}", "nobody", "nothing", timeout=2)
     try:
-        service = _service(database, dead, _Clock(), "down")
-        before = (await _rows(database, "evidence"), await _rows(database, "evidence_upload"))
+        service = evidence_service(database, dead, Clock(), "down")
+        before = (await rows(database, "evidence"), await rows(database, "evidence_upload"))
         with pytest.raises(Unavailable) as down:
-            await service.upload("officer-1", _meta(), _chunks(b"bytes"), unit="unit-1")
+            await service.upload("officer-1", metadata(), chunks(b"bytes"), unit="unit-1")
         assert down.value.reason == "OBJECT_STORAGE_UNAVAILABLE"
-        after = (await _rows(database, "evidence"), await _rows(database, "evidence_upload"))
+        after = (await rows(database, "evidence"), await rows(database, "evidence_upload"))
         assert after == before
     finally:
         dead.close()
@@ -124,20 +63,20 @@ async def test_s3_down_is_unavailable_and_leaves_no_record(database: Database) -
 async def test_abandoned_upload_expires_and_its_multipart_upload_is_aborted(
     database: Database, blobs: S3Blobs, s3_server: SeaweedS3
 ) -> None:
-    clock = _Clock()
+    clock = Clock()
     suffix = uuid.uuid4().hex[:8]
-    service = _service(database, blobs, clock, suffix)
+    service = evidence_service(database, blobs, clock, suffix)
     config = service.config
     await blobs.ensure_bucket(config.bucket, object_lock=True)
     await blobs.ensure_bucket(config.staging_bucket, object_lock=False)
     data = os.urandom(6 * MiB)
-    meta = _meta(declared_sha256=hashlib.sha256(data).hexdigest())
+    meta = metadata(declared_sha256=hashlib.sha256(data).hexdigest())
 
     class Cut(Exception):
         pass
 
     async def cut_after_one_part() -> AsyncIterator[bytes]:
-        async for chunk in _chunks(data[: 5 * MiB + 1]):
+        async for chunk in chunks(data[: 5 * MiB + 1]):
             yield chunk
         raise Cut
 
@@ -158,54 +97,122 @@ async def test_abandoned_upload_expires_and_its_multipart_upload_is_aborted(
     assert gone.value.reason == "UPLOAD_NOT_FOUND"
 
 
-async def test_resume_after_a_restart_starts_over_honestly(
-    database: Database, blobs: S3Blobs
-) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    first = _service(database, blobs, _Clock(), suffix)
+async def _cut_then_restart(
+    database: Database, blobs: S3Blobs, meta: Metadata, data: bytes, suffix: str = ""
+) -> EvidenceService:
+    """Stream `data` into a new upload, cut the connection, and return a new service on the
+    same database and buckets: a restarted process, nothing of the upload in memory."""
+    suffix = suffix or uuid.uuid4().hex[:8]
+    first = evidence_service(database, blobs, Clock(), suffix)
     await blobs.ensure_bucket(first.config.bucket, object_lock=True)
     await blobs.ensure_bucket(first.config.staging_bucket, object_lock=False)
-    data = os.urandom(5 * MiB + 10)
-    meta = _meta()
 
     async def cut() -> AsyncIterator[bytes]:
-        async for chunk in _chunks(data):
+        async for chunk in chunks(data):
             yield chunk
         raise ConnectionResetError
 
     with pytest.raises(ConnectionResetError):
         await first.upload("officer-1", meta, cut(), unit="unit-1")
-    # A new process: the running hash at the committed offset is gone with the old one.
-    restarted = _service(database, blobs, _Clock(), suffix)
+    return evidence_service(database, blobs, Clock(), suffix)
+
+
+@pytest.mark.parametrize("declare", [False, True], ids=["staged", "declared"])
+async def test_an_upload_resumes_after_a_restart_and_is_hashed_back_from_storage(
+    database: Database, blobs: S3Blobs, s3_server: SeaweedS3, declare: bool
+) -> None:
+    data = os.urandom(11 * MiB + 10)
+    sha = hashlib.sha256(data).hexdigest()
+    meta = metadata(declared_sha256=sha if declare else "")
+    restarted = await _cut_then_restart(database, blobs, meta, data[: 6 * MiB])
+    with pytest.raises(FailedPrecondition) as wrong:
+        await restarted.upload(
+            "officer-1",
+            ResumeRequest(f"uploads/{meta.request_id}", 0),
+            chunks(data),
+            unit="unit-1",
+        )
+    assert wrong.value.reason == "OFFSET_MISMATCH"
+    evidence = await restarted.upload(
+        "officer-1",
+        ResumeRequest(f"uploads/{meta.request_id}", 5 * MiB),
+        chunks(data[5 * MiB :]),
+        unit="unit-1",
+    )
+    assert evidence.sha256 == sha
+    assert evidence.size_bytes == len(data)
+    client = s3_server.client()
+    stored = client.get_object(evidence.bucket, evidence.key, version_id=evidence.version_id)
+    assert hashlib.sha256(stored.read()).hexdigest() == sha
+    assert await rows(database, "evidence_upload", "WHERE upload_id = :id", id=meta.request_id) == 0
+    # Nothing is left in staging, nor unfinished.
+    assert list(client.list_objects(restarted.config.staging_bucket, recursive=True)) == []
+    for bucket in (restarted.config.bucket, restarted.config.staging_bucket):
+        assert client._list_multipart_uploads(bucket).uploads == []
+
+
+async def test_after_a_restart_the_wrong_rest_of_a_declared_upload_is_data_loss(
+    database: Database, blobs: S3Blobs, s3_server: SeaweedS3
+) -> None:
+    data = os.urandom(6 * MiB)
+    meta = metadata(declared_sha256=hashlib.sha256(data).hexdigest())
+    restarted = await _cut_then_restart(database, blobs, meta, data[: 5 * MiB + 1])
+    with pytest.raises(DataLoss) as mismatch:
+        await restarted.upload(
+            "officer-1",
+            ResumeRequest(f"uploads/{meta.request_id}", 5 * MiB),
+            chunks(os.urandom(MiB)),
+            unit="unit-1",
+        )
+    assert mismatch.value.reason == "SHA256_MISMATCH"
+    # The completed, unverified object is gone from the content address, the session too.
+    listing = s3_server.client().list_objects(
+        restarted.config.bucket, prefix=content_key(meta.declared_sha256), include_version=True
+    )
+    assert list(listing) == []
+    assert await rows(database, "evidence_upload", "WHERE upload_id = :id", id=meta.request_id) == 0
+
+
+async def test_after_a_restart_an_upload_of_stored_content_starts_over(
+    database: Database, blobs: S3Blobs
+) -> None:
+    """Content already stored is only hashed, never written: nothing to hash back."""
+    data = os.urandom(5 * MiB + 10)
+    sha = hashlib.sha256(data).hexdigest()
+    suffix = uuid.uuid4().hex[:8]
+    stored = evidence_service(database, blobs, Clock(), suffix)
+    await blobs.ensure_bucket(stored.config.bucket, object_lock=True)
+    await blobs.ensure_bucket(stored.config.staging_bucket, object_lock=False)
+    await stored.upload("officer-1", metadata(declared_sha256=sha), chunks(data), unit="unit-1")
+    meta = metadata(declared_sha256=sha)
+    restarted = await _cut_then_restart(database, blobs, meta, data, suffix)
     with pytest.raises(FailedPrecondition) as lost:
         await restarted.upload(
             "officer-1",
             ResumeRequest(f"uploads/{meta.request_id}", 5 * MiB),
-            _chunks(data[5 * MiB :]),
+            chunks(data[5 * MiB :]),
             unit="unit-1",
         )
     assert lost.value.reason == "UPLOAD_STATE_LOST"
-    evidence = await restarted.upload("officer-1", _meta(), _chunks(data), unit="unit-1")
-    assert evidence.sha256 == hashlib.sha256(data).hexdigest()
 
 
 async def test_stream_past_the_maximum_is_resource_exhausted_and_aborted(
     database: Database, blobs: S3Blobs, s3_server: SeaweedS3
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
-    service = _service(database, blobs, _Clock(), suffix)
+    service = evidence_service(database, blobs, Clock(), suffix)
     small = EvidenceService(
         uow=lambda: EvidenceTransaction(database.sessions),
         blobs=blobs,
-        cases=_AnyCase(),
-        clock=_Clock(),
+        cases=AnyCase(),
+        clock=Clock(),
         config=replace(service.config, max_upload_bytes=6 * MiB),
     )
     await blobs.ensure_bucket(service.config.bucket, object_lock=True)
     await blobs.ensure_bucket(service.config.staging_bucket, object_lock=False)
-    meta = _meta()
+    meta = metadata()
     with pytest.raises(ResourceExhausted) as too_big:
-        await small.upload("officer-1", meta, _chunks(os.urandom(7 * MiB)), unit="unit-1")
+        await small.upload("officer-1", meta, chunks(os.urandom(7 * MiB)), unit="unit-1")
     assert too_big.value.reason == "UPLOAD_TOO_LARGE"
     client = s3_server.client()
     assert client._list_multipart_uploads(service.config.staging_bucket).uploads == []

@@ -57,7 +57,7 @@ class Observation:
     baselines: dict[str, Baseline]
 
 
-def _alert_id(rule: AlertRule, principal: str, scope: str) -> str:
+def alert_id(rule: AlertRule, principal: str, scope: str) -> str:
     return hashlib.sha256(f"{rule}|{principal}|{scope}".encode()).hexdigest()[:32]
 
 
@@ -100,7 +100,7 @@ class Detector:
     ) -> Alert:
         e = record.entry
         return Alert(
-            id=_alert_id(rule, e.principal, scope),
+            id=alert_id(rule, e.principal, scope),
             rule=rule,
             principal=e.principal,
             agency=e.agency,

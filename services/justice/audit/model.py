@@ -40,6 +40,10 @@ class AlertRule(StrEnum):
     OUTSIDE_DUTY_HOURS = "OUTSIDE_DUTY_HOURS"
     OUTSIDE_UNIT = "OUTSIDE_UNIT"
     REPEATED_DENIALS = "REPEATED_DENIALS"
+    # Raised by the platform itself (justice.audit.alarms), not by the detector.
+    EVIDENCE_LOCK_NOT_HELD = "EVIDENCE_LOCK_NOT_HELD"
+    EVIDENCE_OBJECT_MISSING = "EVIDENCE_OBJECT_MISSING"
+    EVIDENCE_INTEGRITY = "EVIDENCE_INTEGRITY"
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from justice.devstack.ceph import CephRgw
 from justice.devstack.nats import NatsServer
 from justice.devstack.seaweed import SeaweedS3
+from justice.devstack.supervised import ProcessNotReadyError
 
 if TYPE_CHECKING:
     from justice.devstack.pki import DevPki
 
-__all__ = ["nats_server", "pki", "postgres_url", "s3_server"]
+__all__ = ["nats_server", "pki", "postgres_url", "rgw_server", "s3_server"]
 
 POSTGRES_HOST = "127.0.0.1"
 POSTGRES_PORT = 5432
@@ -47,6 +49,30 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
         secret_key=secrets.token_urlsafe(30),
     ) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def rgw_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephRgw]:
+    """Ceph's radosgw 16.2 (a second S3 implementation); skipped where Ceph cannot start,
+    except in CI, where that is a failure."""
+    try:
+        server = CephRgw(
+            tmp_path_factory.mktemp("ceph"),
+            access_key=secrets.token_hex(10),
+            secret_key=secrets.token_urlsafe(30),
+        )
+        server.__enter__()
+    except ProcessNotReadyError as error:
+        message = f"Ceph radosgw did not start: {error}"
+    else:
+        try:
+            yield server
+        finally:
+            server.__exit__(None, None, None)
+        return
+    if _running_in_ci():
+        pytest.fail(f"{message}; CI must run the S3 conformance suite on it", pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

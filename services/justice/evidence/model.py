@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from justice.platform.errors import FieldViolation, InvalidArgument
 
 
-class RetentionMode(enum.Enum):
+class RetentionMode(enum.StrEnum):
+    # A str, so object storage adapters take it as the mode name as it is.
     COMPLIANCE = "COMPLIANCE"
     GOVERNANCE = "GOVERNANCE"
 
@@ -141,6 +142,9 @@ class UploadSession:
     expire_time: datetime
     committed_offset: int = 0
     parts: list[Part] = field(default_factory=list)
+    # Set (to the S3 version, "" when unversioned) once the multipart upload is completed
+    # to hash the file back after a restart, until the bytes are placed. Not stored.
+    completed: str | None = None
 
     @property
     def name(self) -> str:

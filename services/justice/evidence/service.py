@@ -6,10 +6,12 @@ clock) from the composition root.
 Running hash and resuming. hashlib cannot serialise its state, and S3 cannot read
 back the parts of an unfinished multipart upload. So an upload's running SHA-256,
 as it stood at the committed offset, stays pinned in this process (a copy() per
-part). A cut stream resumes against the same process; if the process restarted
-meanwhile, resuming answers FAILED_PRECONDITION UPLOAD_STATE_LOST, the multipart
-upload is aborted, and the client starts again from zero. The session row (offset,
-parts, S3 upload id) is in the database, so expiry still cleans up after a restart.
+part). A cut stream resumes against the same process. If the process restarted
+meanwhile, the upload still resumes from the session row (offset, parts, S3 upload
+id): the rest is streamed into new parts, and once complete the whole file is hashed
+back from storage (one extra read, only for uploads that outlived a process). An
+upload of content already stored writes nothing, so after a restart it has nothing
+to re-hash: it answers FAILED_PRECONDITION UPLOAD_STATE_LOST and starts again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from justice.evidence.locking import (
+    INTEGRITY,
+    OBJECT_MISSING,
+    Alarm,
+    LockStore,
+    WriteOnce,
+)
 from justice.evidence.model import (
     Evidence,
     EvidenceConfig,
@@ -29,7 +38,6 @@ from justice.evidence.model import (
     Metadata,
     Part,
     Retention,
-    RetentionMode,
     Share,
     UploadSession,
     check_metadata,
@@ -41,7 +49,6 @@ from justice.evidence.model import (
 )
 from justice.evidence.multipart import Hasher, PartWindow
 from justice.platform import ports
-from justice.platform.blobs import BlobLock
 from justice.platform.errors import (
     Aborted,
     AlreadyExists,
@@ -109,14 +116,7 @@ class ObjectInfo(Protocol):
     def metadata(self) -> dict[str, str]: ...
 
 
-class ObjectLock(Protocol):
-    @property
-    def mode(self) -> str: ...
-    @property
-    def until(self) -> datetime: ...
-
-
-class BlobStore(Protocol):
+class BlobStore(LockStore, Protocol):
     """Object storage (justice.platform.blobs.S3Blobs)."""
 
     async def start_multipart(
@@ -126,7 +126,6 @@ class BlobStore(Protocol):
         *,
         content_type: str,
         metadata: dict[str, str],
-        lock: BlobLock | None = None,
     ) -> str: ...
     async def upload_part(
         self, bucket: str, key: str, upload_id: str, number: int, data: bytes | memoryview
@@ -149,9 +148,6 @@ class BlobStore(Protocol):
         metadata: dict[str, str],
     ) -> str: ...
     async def remove(self, bucket: str, key: str, version_id: str | None = None) -> None: ...
-    async def lock(self, bucket: str, key: str, version_id: str) -> ObjectLock | None: ...
-    async def set_lock(self, bucket: str, key: str, version_id: str, lock: BlobLock) -> None: ...
-    async def set_legal_hold(self, bucket: str, key: str, version_id: str, on: bool) -> None: ...
     def read(
         self, bucket: str, key: str, version_id: str, *, offset: int = 0, length: int = 0
     ) -> AsyncIterator[bytes]: ...
@@ -220,20 +216,27 @@ class SharedLink:
 
 
 class _Pinned:
-    """An upload's running hash at its committed offset, and who is streaming into it."""
+    """An upload's running hash at its committed offset, and who is streaming into it.
 
-    def __init__(self) -> None:
+    `rehash`: the hash of the committed prefix died with an earlier process; the stored
+    file is hashed from S3 once complete."""
+
+    def __init__(self, *, rehash: bool = False) -> None:
         self.hasher: Hasher = hashlib.sha256()
         self.busy = asyncio.Lock()
-
-
-def lock_of(retention: Retention) -> BlobLock:
-    return BlobLock(retention.mode.value, retention.until)
+        self.rehash = rehash
 
 
 def _metadata_for_object(sha256: str, size: int) -> dict[str, str]:
     # No personal data in object metadata: only what proves the content.
     return {"sha256": sha256, "size": str(size)}
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
 
 
 async def _hash_stream(chunks: AsyncIterator[bytes]) -> tuple[str, int]:
@@ -254,9 +257,11 @@ class EvidenceService:
         cases: CaseDirectory,
         clock: Callable[[], datetime],
         config: EvidenceConfig,
+        alarm: Alarm | None = None,
     ) -> None:
         self._uow = uow
         self._blobs = blobs
+        self._locks = WriteOnce(blobs, alarm)
         self._cases = cases
         self._clock = clock
         self._config = config
@@ -329,7 +334,9 @@ class EvidenceService:
             bucket, key, exists = self._config.staging_bucket, f"uploads/{meta.request_id}", False
         s3_upload_id = ""
         if not exists:
-            lock = None if bucket == self._config.staging_bucket else self._retention(category, now)
+            # No lock headers here: radosgw 16.2 ignores them on a multipart start and
+            # SeaweedFS refuses them in a bucket without object lock. The lock is set on the
+            # completed version and read back (_place), the same way on every server.
             s3_upload_id = await self._blobs.start_multipart(
                 bucket,
                 key,
@@ -337,7 +344,6 @@ class EvidenceService:
                 metadata=_metadata_for_object(meta.declared_sha256, meta.declared_size)
                 if meta.declared_sha256
                 else {},
-                lock=lock_of(lock) if lock else None,
             )
         session = UploadSession(
             upload_id=meta.request_id,
@@ -369,11 +375,14 @@ class EvidenceService:
         if session.expire_time <= self._clock():
             raise FailedPrecondition("UPLOAD_EXPIRED", "the upload expired; start again")
         if upload_id not in self._pinned:
-            await self._discard(session)
-            raise FailedPrecondition(
-                "UPLOAD_STATE_LOST",
-                "the server restarted since this upload began; start again from zero",
-            )
+            if not session.s3_upload_id:
+                # Content already stored: nothing of this upload was written to re-hash.
+                await self._discard(session)
+                raise FailedPrecondition(
+                    "UPLOAD_STATE_LOST",
+                    "the server restarted since this upload began; start again from zero",
+                )
+            self._pinned[upload_id] = _Pinned(rehash=True)
         if request.offset != session.committed_offset:
             raise FailedPrecondition(
                 "OFFSET_MISMATCH",
@@ -448,7 +457,7 @@ class EvidenceService:
                 await window.write(chunk)
             if not meta.declared_size or received == meta.declared_size:
                 await window.close()
-                return await self._finish(session, pinned.hasher.hexdigest())
+                return await self._finish(session, pinned)
         except JusticeError as error:
             await window.settle()
             if error.reason != "OBJECT_STORAGE_UNAVAILABLE":
@@ -469,7 +478,7 @@ class EvidenceService:
             metadata={"upload": session.name, "committed_offset": str(session.committed_offset)},
         )
 
-    async def _finish(self, session: UploadSession, sha256: str) -> Evidence:
+    async def _finish(self, session: UploadSession, pinned: _Pinned) -> Evidence:
         meta = session.metadata
         size = session.committed_offset
         if size == 0:
@@ -485,6 +494,7 @@ class EvidenceService:
                 violations=[FieldViolation("metadata.declared_size", "does not match the bytes")],
                 metadata={"received_size": str(size)},
             )
+        sha256 = await self._rehash(session) if pinned.rehash else pinned.hasher.hexdigest()
         if meta.declared_sha256 and sha256 != meta.declared_sha256:
             raise DataLoss(
                 "SHA256_MISMATCH",
@@ -509,6 +519,13 @@ class EvidenceService:
             create_time=now,
         )
         async with self._uow() as uow:
+            # One object serves every record of its content: all report the lock S3 holds.
+            for record in await uow.evidence.sharing_object(
+                evidence.bucket, evidence.key, version_id
+            ):
+                if record.retention != retention:
+                    record.retention = retention
+                    await uow.evidence.update(record)
             await uow.evidence.add(evidence)
             await uow.uploads.remove(session.upload_id)
             await uow.commit()
@@ -518,52 +535,67 @@ class EvidenceService:
     async def _place(
         self, session: UploadSession, sha256: str, size: int, wanted: Retention
     ) -> tuple[str, Retention]:
-        """Put the verified bytes at their content address, once; return version and lock."""
+        """Put the verified bytes at their content address, once; lock that version and
+        return it with the retention S3 holds (read back: see locking.py)."""
         bucket, key = self._config.bucket, content_key(sha256)
+        if session.completed is not None and not session.stages:
+            # Completed at its content address already, to be hashed back: lock it.
+            version, session.completed = session.completed, None
+            return await self._locks.place(
+                bucket, key, version, sha256, wanted, subject=session.name
+            )
         existing = await self._blobs.stat(bucket, key)
         if existing is not None:
             # Same content stored before: keep one copy, drop ours, lengthen the lock if needed.
             await self._abort_s3(session)
-            retention = await self._extend_lock(bucket, key, existing.version_id, wanted)
-            return existing.version_id, retention
+            version = await self._locks.pinned_version(bucket, key, existing.version_id, sha256)
+            return version, await self._locks.hold(
+                bucket, key, version, wanted, subject=session.name
+            )
         parts = [(p.number, p.etag) for p in session.parts]
         if not session.stages:
             version = await self._blobs.complete_multipart(bucket, key, session.s3_upload_id, parts)
-            return version, wanted
-        staged = session.key
-        await self._blobs.complete_multipart(session.bucket, staged, session.s3_upload_id, parts)
-        try:
-            version = await self._blobs.copy(
-                session.bucket,
-                staged,
-                bucket,
-                key,
-                content_type=session.metadata.media_type,
-                metadata=_metadata_for_object(sha256, size),
-            )
-            # Server-side copy does not carry lock headers on every S3 server; set it after.
-            await self._blobs.set_lock(bucket, key, version, lock_of(wanted))
-        finally:
-            await self._blobs.remove(session.bucket, staged)
-        return version, wanted
+        else:
+            staged = session.key
+            if session.s3_upload_id:
+                await self._blobs.complete_multipart(
+                    session.bucket, staged, session.s3_upload_id, parts
+                )
+            try:
+                version = await self._blobs.copy(
+                    session.bucket,
+                    staged,
+                    bucket,
+                    key,
+                    content_type=session.metadata.media_type,
+                    metadata=_metadata_for_object(sha256, size),
+                )
+            finally:
+                await self._blobs.remove(session.bucket, staged)
+                session.completed = None
+        return await self._locks.place(bucket, key, version, sha256, wanted, subject=session.name)
 
-    async def _extend_lock(
-        self, bucket: str, key: str, version_id: str, wanted: Retention
-    ) -> Retention:
-        current = await self._blobs.lock(bucket, key, version_id)
-        if current is None:
-            await self._blobs.set_lock(bucket, key, version_id, lock_of(wanted))
-            return wanted
-        have = Retention(RetentionMode(current.mode), current.until)
-        needed = have.covering(wanted)
-        if needed != have:
-            await self._blobs.set_lock(bucket, key, version_id, lock_of(needed))
-        return needed
+    async def _rehash(self, session: UploadSession) -> str:
+        """Complete the multipart upload where it is and hash the stored file back."""
+        parts = [(p.number, p.etag) for p in session.parts]
+        version = await self._blobs.complete_multipart(
+            session.bucket, session.key, session.s3_upload_id, parts
+        )
+        session.s3_upload_id, session.completed = "", version
+        sha256, _ = await _hash_stream(self._blobs.read(session.bucket, session.key, version))
+        return sha256
 
     async def _abort_s3(self, session: UploadSession) -> None:
         if session.s3_upload_id:
             await self._blobs.abort_multipart(session.bucket, session.key, session.s3_upload_id)
             session.s3_upload_id = ""
+        elif session.completed is not None:
+            # Completed to be re-hashed, then refused or a duplicate: not evidence, remove it.
+            version, session.completed = session.completed, None
+            if version:
+                await self._blobs.remove_version(session.bucket, session.key, version)
+            else:
+                await self._blobs.remove(session.bucket, session.key)
 
     async def _discard(self, session: UploadSession) -> None:
         """Abort the multipart upload and forget the session."""
@@ -666,14 +698,30 @@ class EvidenceService:
         chunks = self._blobs.read(
             evidence.bucket, evidence.key, evidence.version_id, offset=offset, length=length
         )
-        return Download(evidence, offset, length, chunks)
+        # The first chunk now: a missing object answers before any response is sent.
+        try:
+            first = await anext(chunks)
+        except NotFound:
+            await self._locks.alert(
+                OBJECT_MISSING,
+                evidence.name,
+                f"{evidence.bucket}/{evidence.key} version {evidence.version_id} is not there",
+            )
+            raise DataLoss(
+                "EVIDENCE_OBJECT_MISSING",
+                "the stored bytes of this evidence are missing",
+                metadata={"name": evidence.name},
+            ) from None
+        except StopAsyncIteration:
+            first = b""
+        return Download(evidence, offset, length, _prepend(first, chunks))
 
     # ----- retention -----
 
     async def set_legal_hold(self, name: str, scope: EvidenceScope | None = None) -> Evidence:
         evidence = await self.get(name, scope)
-        await self._blobs.set_legal_hold(
-            evidence.bucket, evidence.key, evidence.version_id, on=True
+        await self._locks.legal_hold(
+            evidence.bucket, evidence.key, evidence.version_id, True, subject=evidence.name
         )
         async with self._uow() as uow:
             evidence = await self._load(uow, evidence.evidence_id)
@@ -694,8 +742,8 @@ class EvidenceService:
             # One object serves every record of the same content: it stays held while any holds.
             still_held = any(e.legal_hold for e in same if e.evidence_id != evidence.evidence_id)
             if not still_held:
-                await self._blobs.set_legal_hold(
-                    evidence.bucket, evidence.key, evidence.version_id, on=False
+                await self._locks.legal_hold(
+                    evidence.bucket, evidence.key, evidence.version_id, False, subject=evidence.name
                 )
             await uow.commit()
         return evidence
@@ -727,6 +775,13 @@ class EvidenceService:
         now = self._clock()
         async with self._uow() as uow:
             evidence = await self._load(uow, parse_evidence_name(name))
+            if not evidence.version_id:
+                # A link without a version would serve whatever is written at the key later.
+                raise FailedPrecondition(
+                    "EVIDENCE_VERSION_UNKNOWN",
+                    "this evidence was recorded without its S3 version; it cannot be shared",
+                    metadata={"name": evidence.name},
+                )
             share = Share(
                 share_id=new_id(),
                 evidence_id=evidence.evidence_id,
@@ -770,13 +825,10 @@ class EvidenceService:
                 await uow.evidence.update(record)
             await uow.commit()
         if integrity is not Integrity.INTACT:
-            # An alert: identifiers and hashes only, never metadata about people.
-            log.error(
-                "EVIDENCE INTEGRITY ALERT %s: %s (recorded %s, stored %s)",
+            await self._locks.alert(
+                INTEGRITY,
                 evidence.name,
-                integrity.value,
-                evidence.sha256,
-                stored or "-",
+                f"{integrity.value} (recorded {evidence.sha256}, stored {stored or '-'})",
             )
         return Verification(integrity, evidence.sha256, stored, now)
 

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     exchange_nats_secret: SecretStr = SecretStr("justice-dev-nats-secret")
     exchange_relay_batch: int = Field(default=512, gt=0, le=10_000)
     exchange_receipt_deadline_seconds: float = Field(default=24 * 3600.0, gt=0)
+    # Evidence object storage: a URL (http://host:port or https://host; its scheme sets TLS
+    # and overrides s3_secure) or a bare host:port (TLS as s3_secure says). Empty: no
+    # evidence service.
     s3_endpoint: str = ""
     s3_access_key: str = ""
     s3_secret_key: SecretStr = SecretStr("")
