@@ -31,7 +31,6 @@ from justice.evidence.service import CaseDirectory, EvidenceService, SweepSummar
 from justice.evidence.store import EvidenceTransaction
 from justice.evidence.v1 import evidence_pb2, evidence_pb2_grpc
 from justice.exchange.api import ExchangeApi, own_deliveries_scope
-from justice.exchange.bus import NatsCredentials
 from justice.exchange.envelope import EnvelopeSigner
 from justice.exchange.inbound import Dispatcher, InboundConsumer, InboundProcessor
 from justice.exchange.message import Link
@@ -43,6 +42,7 @@ from justice.exchange.store import OUTBOX_WRITTEN, ExchangeTransaction
 from justice.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from justice.exchange.workers import ExchangeWorkers, NatsLink
 from justice.platform.blobs import S3Blobs
+from justice.platform.bus import Bus, platform_credentials
 from justice.platform.config import Settings
 from justice.platform.db import Database
 from justice.platform.errors import AlreadyExists, JusticeError
@@ -100,6 +100,8 @@ class Application:
     directory: CachedDirectory | None = None
     personnel: PersonnelFeed | None = None
     exchange: Exchange | None = None
+    # The process's NATS connection; None without NATS.
+    bus: Bus | None = None
 
     async def close(self) -> None:
         if self.exchange is not None and self.exchange.workers is not None:
@@ -112,6 +114,8 @@ class Application:
         if self.blobs is not None:
             self.blobs.close()
         await self.audit.close()
+        if self.bus is not None:
+            await self.bus.close()
         await self.database.close()
 
 
@@ -134,6 +138,14 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
     """Migrate the database and build every service on one TLS server (not started)."""
     database = Database(settings.resolved_database_url())
     await database.migrate()
+    bus = Bus(platform_credentials(settings)) if settings.nats_url else None
+    if bus is not None:
+        # Refused credentials stop the start here; an outage is retried by each user.
+        try:
+            await bus.check()
+        except BaseException:
+            await database.close()
+            raise
     tls = server_settings(settings).tls
     trust_anchors = x509.load_pem_x509_certificates(tls.client_ca.read_bytes())
     keys = FileKeyStore(
@@ -167,9 +179,10 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         clock,
         KeyStoreSigner(keys, XadesSigner(clock=clock)),
         _Owners(reports, evidence, _UnitIds(access)),
+        bus,
     )
     audit_api = AuditApi(audit.service)
-    exchange = build_exchange(settings, database, keys, clock, ReportInbound(reports).register)
+    exchange = build_exchange(settings, database, bus, keys, clock, ReportInbound(reports).register)
     exchange_api = ExchangeApi(exchange.service, own_deliveries_scope)
     mounts = [
         Mount(
@@ -220,12 +233,13 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
     application = Application(settings, database, reports, server, audit, evidence, blobs)
     application.access, application.directory = access, directory
     application.exchange = exchange
+    application.bus = bus
     # The audit writer, and the detector and stream publisher following the log.
     audit.start()
     if exchange.workers is not None:
         exchange.workers.start()
-    if settings.nats_url:
-        application.personnel = PersonnelFeed(access, settings.nats_url)
+    if bus is not None:
+        application.personnel = PersonnelFeed(access, bus)
         await application.personnel.start()
     if evidence is not None:
         application.background.append(
@@ -250,6 +264,7 @@ class Exchange:
 def build_exchange(
     settings: Settings,
     database: Database,
+    bus: Bus | None,
     keys: FileKeyStore,
     clock: Callable[[], datetime],
     register: Callable[[Dispatcher], None],
@@ -266,18 +281,13 @@ def build_exchange(
     dispatcher = Dispatcher()
     register(dispatcher)
     workers = None
-    if settings.nats_url and (settings.exchange_relay or settings.exchange_inbound):
+    if bus is not None and (settings.exchange_relay or settings.exchange_inbound):
 
         async def partner_ids() -> list[str]:
             async with uow() as tx:
                 return [p.id for p in await tx.partners.list(10_000, "")]
 
-        link = NatsLink(
-            NatsCredentials(
-                settings.nats_url, settings.nats_user, settings.nats_password.get_secret_value()
-            ),
-            partner_ids,
-        )
+        link = NatsLink(bus, partner_ids)
         relay = None
         if settings.exchange_relay:
             # The platform's own signing key, loaded once.
@@ -481,6 +491,7 @@ def _audit_trail(
     clock: Callable[[], datetime],
     signer: KeyStoreSigner,
     owners: _Owners,
+    bus: Bus | None,
 ) -> AuditTrail:
     return build_trail(
         database,
@@ -489,13 +500,7 @@ def _audit_trail(
         signer_id=settings.audit_signer,
         rules=detection_rules(settings.audit_detection),
         unit_of=owners.unit_of,
-        stream=AuditStream(
-            settings.nats_url,
-            user=settings.nats_user,
-            password=settings.nats_password.get_secret_value(),
-        )
-        if settings.nats_url
-        else None,
+        stream=AuditStream(bus) if bus is not None else None,
         batch_max=settings.audit_batch_max,
     )
 

@@ -34,8 +34,6 @@ class AuditTrail:
         await self.writer.close()
         for tail in self.tails:
             await tail.close()
-        if self.stream is not None:
-            await self.stream.close()
 
 
 def detection_rules(config: AuditDetection) -> Rules:
