@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from justice.app import evidence_config
 from justice.devstack.seaweed import SeaweedS3
 from justice.devstack.supervised import free_tcp_port
+from justice.evidence.compose import evidence_config
 from justice.evidence.model import Metadata
 from justice.evidence.service import EvidenceService, ResumeRequest
 from justice.evidence.store import EvidenceTransaction
