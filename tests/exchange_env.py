@@ -11,14 +11,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from justice.app import Application, build
 from justice.devstack.nats import NatsServer
 from justice.devstack.pki import DevPki
 from justice.devstack.testing import PKI_PASSPHRASE
-from justice.exchange.bus import NatsCredentials, partner_inbox_prefix
+from justice.exchange.bus import partner_inbox_prefix
 from justice.exchange.model import Partner, PartnerKind, nats_user_of
 from justice.exchange.nats_config import PLATFORM_USER, derive_password, render_authorization
 from justice.partner.client import PartnerClient, PartnerConfig
+from justice.platform.bus import NatsCredentials
 from justice.platform.config import Settings
+from justice.platform.server import start
 from justice.signing.keystore import FileKeyStore
 
 SECRET = b"test-exchange-secret"
@@ -59,6 +62,20 @@ def exchange_settings(
         **overrides,
     }
     return Settings(**values)
+
+
+async def serve_platform(
+    pki: DevPki, nats: NatsServer, state_dir: Path, database_url: str
+) -> Application:
+    """The whole platform on this NATS and database, serving on a free port."""
+    application = await build(exchange_settings(pki, nats, state_dir, database_url))
+    await start(application.server)
+    return application
+
+
+async def stop_platform(application: Application) -> None:
+    await application.server.server.stop(None)
+    await application.close()
 
 
 def partner_record(

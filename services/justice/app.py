@@ -1,92 +1,55 @@
-"""Composition root: the one place that picks adapters and mounts the services."""
+"""Composition root: the platform's shared parts, each domain's build function, the ports
+connected (through justice.bridges), and the services mounted on one TLS server.
+
+Three roots for three kinds of process: `build` for `justice serve` and `justice run`,
+`build_exchange_workers` for `justice exchange relay|inbound` (no gRPC port, no evidence),
+and `evidence_sweep` for `justice evidence sweep`. Each builds only what it runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import re
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 
-from justice.access.api import AccessApi
-from justice.access.events import PersonnelFeed
-from justice.access.service import AccessService, Enrolment
-from justice.access.store import AccessTransaction
-from justice.access.v1 import access_pb2, access_pb2_grpc
-from justice.audit.alarms import PlatformAlarms
-from justice.audit.api import AuditApi
+from justice import bridges
+from justice.access import compose as access_compose
+from justice.access.service import AccessService
+from justice.audit import compose as audit_compose
 from justice.audit.interceptor import purpose_gate, recorder
 from justice.audit.personal_data import PERSONAL_DATA_READS
-from justice.audit.publisher import AuditStream
-from justice.audit.store import AuditTransaction
-from justice.audit.trail import AuditTrail, build_trail, detection_rules
-from justice.audit.v1 import audit_pb2, audit_pb2_grpc
-from justice.devstack.pki import DEMO_PRINCIPALS, PARTNER_KINDS, DevPki, PrincipalKind
-from justice.evidence.api import EvidenceApi
-from justice.evidence.attachments import EvidenceAttachments
-from justice.evidence.locking import Alarm, BucketNotWriteOnce, check_write_once
-from justice.evidence.model import EvidenceConfig, RetentionMode, RetentionRule
-from justice.evidence.service import CaseDirectory, EvidenceService, SweepSummary
-from justice.evidence.store import EvidenceTransaction
-from justice.evidence.v1 import evidence_pb2, evidence_pb2_grpc
-from justice.exchange.api import ExchangeApi, own_deliveries_scope
-from justice.exchange.bus import NatsCredentials
-from justice.exchange.envelope import EnvelopeSigner
-from justice.exchange.inbound import Dispatcher, InboundConsumer, InboundProcessor
-from justice.exchange.message import Link
-from justice.exchange.model import Partner, PartnerKind
-from justice.exchange.registry import PartnerDirectory
-from justice.exchange.relay import Relay, RelaySettings
-from justice.exchange.service import ExchangeService
-from justice.exchange.store import OUTBOX_WRITTEN, ExchangeTransaction
-from justice.exchange.v1 import exchange_pb2, exchange_pb2_grpc
-from justice.exchange.workers import ExchangeWorkers, NatsLink
+from justice.devstack.demo import demo_enrolments
+from justice.evidence import compose as evidence_compose
+from justice.evidence.service import EvidenceService, SweepSummary
+from justice.exchange import compose as exchange_compose
 from justice.monitoring import monitor
 from justice.platform.blobs import S3Blobs
+from justice.platform.bus import Bus, platform_credentials
 from justice.platform.config import Settings
 from justice.platform.db import Database
-from justice.platform.errors import AlreadyExists, JusticeError
 from justice.platform.health import DependencyHealth
-from justice.platform.listing import Page
 from justice.platform.metrics import Metrics
 from justice.platform.production import refuse_development_settings
 from justice.platform.rpc import error_mapping
 from justice.platform.server import (
     BoundServer,
-    Mount,
     ServerDeps,
     ServerSettings,
     ServerTls,
     create_server,
 )
-from justice.reports.api import ReportApi
-from justice.reports.inbound import ReportInbound
-from justice.reports.model import Attachment, Limits
-from justice.reports.service import (
-    MESSAGE_TYPE_ACKNOWLEDGED,
-    MESSAGE_TYPE_REJECTED,
-    MESSAGE_TYPE_SUBMITTED,
-    ReportQuery,
-    ReportService,
-    StoredEvidence,
-)
-from justice.reports.store import ReportTransaction
-from justice.reports.v1 import reports_pb2, reports_pb2_grpc
-from justice.security.approvals import FourEyes
+from justice.reports import compose as reports_compose
+from justice.reports.service import ReportService
 from justice.security.identity import CachedDirectory, identity
-from justice.security.principal import Role
 from justice.security.rules import authorisation
 from justice.security.tokens import DevTokens
 from justice.signing.keyed import KeyStoreSigner
 from justice.signing.keystore import KeyStore, configured_key_store
 from justice.signing.xades import XadesSigner, XadesVerifier
-
-log = logging.getLogger(__name__)
 
 
 def _utc_now() -> datetime:
@@ -97,34 +60,33 @@ def _utc_now() -> datetime:
 class Application:
     settings: Settings
     database: Database
-    reports: ReportService
     server: BoundServer
-    audit: AuditTrail
-    # None when no S3 endpoint is configured: then no evidence service is mounted.
-    evidence: EvidenceService | None = None
-    blobs: S3Blobs | None = None
-    background: list[asyncio.Task[None]] = field(default_factory=list)
-    # The identity registry; set by build().
-    access: AccessService | None = None
+    reports: ReportService
+    audit: audit_compose.AuditComponent
+    access: AccessService
     # Drop its entries after changing the registry behind the service's back.
-    directory: CachedDirectory | None = None
-    personnel: PersonnelFeed | None = None
-    exchange: Exchange | None = None
-    metrics: Metrics | None = None
-    health: DependencyHealth | None = None
+    directory: CachedDirectory
+    exchange: exchange_compose.ExchangeComponent
+    # None when no S3 endpoint is configured: then no evidence service is mounted.
+    evidence: EvidenceService | None
+    # The process's NATS connection; None without NATS.
+    bus: Bus | None
+    metrics: Metrics
+    health: DependencyHealth
+    # Everything started or opened, closed in reverse order.
+    resources: AsyncExitStack
 
     async def close(self) -> None:
-        if self.exchange is not None and self.exchange.workers is not None:
-            await self.exchange.workers.stop(self.settings.shutdown_grace_seconds)
-        if self.personnel is not None:
-            await self.personnel.stop()
-        for task in self.background:
-            task.cancel()
-        await asyncio.gather(*self.background, return_exceptions=True)
-        if self.blobs is not None:
-            self.blobs.close()
-        await self.audit.close()
-        await self.database.close()
+        await self.resources.aclose()
+
+
+@dataclass
+class ExchangeProcess:
+    exchange: exchange_compose.ExchangeComponent
+    resources: AsyncExitStack
+
+    async def close(self) -> None:
+        await self.resources.aclose()
 
 
 def server_settings(settings: Settings) -> ServerSettings:
@@ -142,86 +104,121 @@ def server_settings(settings: Settings) -> ServerSettings:
     )
 
 
+# -- the platform's shared parts -------------------------------------------------------------
+
+
+async def _database(settings: Settings, resources: AsyncExitStack) -> Database:
+    database = Database(settings.resolved_database_url())
+    resources.push_async_callback(database.close)
+    await database.migrate()
+    return database
+
+
+async def _bus(settings: Settings, resources: AsyncExitStack) -> Bus | None:
+    if not settings.nats_url:
+        return None
+    bus = Bus(platform_credentials(settings))
+    resources.push_async_callback(bus.close)
+    # Refused credentials stop the start here; an outage is retried by each user.
+    await bus.check()
+    return bus
+
+
+def _blobs(settings: Settings, resources: AsyncExitStack) -> S3Blobs | None:
+    if not settings.s3_endpoint:
+        return None
+    blobs = S3Blobs(
+        settings.s3_endpoint,
+        settings.s3_access_key,
+        settings.s3_secret_key.get_secret_value(),
+        secure=settings.s3_secure,
+    )
+    resources.callback(blobs.close)
+    return blobs
+
+
+def _trust_anchors(settings: Settings) -> list[x509.Certificate]:
+    client_ca = server_settings(settings).tls.client_ca
+    return x509.load_pem_x509_certificates(client_ca.read_bytes())
+
+
+def _keys(settings: Settings) -> KeyStore:
+    """File keys (dev) or the HSM over PKCS#11, as settings say."""
+    return configured_key_store(settings, _trust_anchors(settings))
+
+
+def _verifier(settings: Settings) -> XadesVerifier:
+    return XadesVerifier(_trust_anchors(settings))
+
+
+# -- the roots ---------------------------------------------------------------------------------
+
+
 async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) -> Application:
     """Migrate the database and build every service on one TLS server (not started)."""
+    resources = AsyncExitStack()
+    try:
+        return await _build(settings, clock, resources)
+    except BaseException:
+        await resources.aclose()
+        raise
+
+
+async def _build(
+    settings: Settings, clock: Callable[[], datetime], resources: AsyncExitStack
+) -> Application:
     refuse_development_settings(settings)
-    database = Database(settings.resolved_database_url())
-    await database.migrate()
-    tls = server_settings(settings).tls
-    trust_anchors = x509.load_pem_x509_certificates(tls.client_ca.read_bytes())
-    keys = configured_key_store(settings, trust_anchors)
+    database = await _database(settings, resources)
+    bus = await _bus(settings, resources)
+    blobs = _blobs(settings, resources)
+    keys = _keys(settings)
     metrics = Metrics()
-    stream = _audit_stream(settings)
-    alarms = PlatformAlarms(
-        lambda: AuditTransaction(database.sessions),
-        clock,
-        stream.publish_alerts if stream else None,
-    )
-    blobs, evidence = await _evidence(
-        settings, database, clock, _ReportCases(lambda: reports), alarms
-    )
-    reports = ReportService(
-        uow=lambda: ReportTransaction(database.sessions),
-        signer=KeyStoreSigner(keys, XadesSigner(clock=clock), metrics.observe_signing),
-        verifier=XadesVerifier(trust_anchors),
-        clock=clock,
-        limits=Limits(narrative_max_chars=settings.narrative_max_chars),
-        default_recipient=settings.default_prosecutor,
-        evidence=EvidenceAttachments(
-            evidence, timedelta(seconds=settings.evidence_share_max_seconds)
+    signer = KeyStoreSigner(keys, XadesSigner(clock=clock), metrics.observe_signing)
+
+    # Reports and evidence need each other: evidence is built on the reports' lookup, and
+    # reports on the evidence service.
+    report_lookup = reports_compose.lookup(database)
+    evidence = (
+        await evidence_compose.build(
+            settings,
+            database,
+            blobs,
+            clock,
+            bridges.ReportCases(report_lookup),
+            audit_compose.alarms(database, bus, clock),
+            metrics.evidence_traffic,
         )
-        if evidence
-        else _NoEvidenceStore(),
+        if blobs is not None
+        else None
     )
-    report_api = ReportApi(reports)
-    access, directory = await _access(settings, database, clock)
-    access_api = AccessApi(access, clock)
+    catalog = (
+        bridges.EvidenceAttachments(
+            evidence.service, timedelta(seconds=settings.evidence_share_max_seconds)
+        )
+        if evidence is not None
+        else bridges.NoEvidence()
+    )
+    reports = reports_compose.build(settings, database, signer, _verifier(settings), clock, catalog)
+    access = access_compose.build(settings, database, bus, clock)
+    if not settings.production:
+        await access.service.enrol(demo_enrolments())
+    owners = bridges.Owners(
+        report_lookup,
+        evidence.service if evidence is not None else None,
+        bridges.UnitIds(access.service),
+    )
+    audit = audit_compose.build(settings, database, bus, signer, clock, owners.unit_of)
+    exchange = exchange_compose.build(settings, database, bus, keys, clock)
+    reports.inbound.register(exchange.dispatcher)
+
     tokens = None
     if settings.dev_tokens and not settings.production:
         tokens = DevTokens.from_file(
             settings.pki_dir / "token.key", timedelta(seconds=settings.dev_token_max_seconds)
         )
-    audit = _audit_trail(
-        settings,
-        database,
-        clock,
-        KeyStoreSigner(keys, XadesSigner(clock=clock), metrics.observe_signing),
-        _Owners(reports, evidence, _UnitIds(access)),
-        stream,
-    )
-    audit_api = AuditApi(audit.service)
-    exchange = build_exchange(settings, database, keys, clock, ReportInbound(reports).register)
-    exchange_api = ExchangeApi(exchange.service, own_deliveries_scope)
-    mounts = [
-        Mount(
-            reports_pb2.DESCRIPTOR.services_by_name["ReportService"].full_name,
-            lambda server: reports_pb2_grpc.add_ReportServiceServicer_to_server(report_api, server),
-        ),
-        Mount(
-            audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
-            lambda server: audit_pb2_grpc.add_AuditServiceServicer_to_server(audit_api, server),
-        ),
-        Mount(
-            access_pb2.DESCRIPTOR.services_by_name["AccessService"].full_name,
-            lambda server: access_pb2_grpc.add_AccessServiceServicer_to_server(access_api, server),
-        ),
-        Mount(
-            exchange_pb2.DESCRIPTOR.services_by_name["ExchangeService"].full_name,
-            lambda server: exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
-                exchange_api, server
-            ),
-        ),
-    ]
+    mounts = [reports.mount, audit.mount, access.mount, exchange.mount]
     if evidence is not None:
-        evidence_api = EvidenceApi(evidence, metrics.evidence_traffic)
-        mounts.append(
-            Mount(
-                evidence_pb2.DESCRIPTOR.services_by_name["EvidenceService"].full_name,
-                lambda server: evidence_pb2_grpc.add_EvidenceServiceServicer_to_server(
-                    evidence_api, server
-                ),
-            )
-        )
+        mounts.append(evidence.mount)
     server = create_server(
         server_settings(settings),
         ServerDeps(
@@ -230,438 +227,108 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
             # authorisation (it records PERMISSION_DENIED); the purpose gate sits inside
             # authorisation, so an unauthorised caller hears PERMISSION_DENIED first.
             around=[
-                metrics.around(),
                 error_mapping(),
-                identity(directory, clock, tokens),
+                metrics.around(),
+                identity(access.directory, clock, tokens),
                 recorder(audit.writer, clock),
                 authorisation(),
                 purpose_gate(PERSONAL_DATA_READS),
             ],
         ),
     )
-    application = Application(settings, database, reports, server, audit, evidence, blobs)
-    application.access, application.directory = access, directory
-    application.exchange = exchange
-    application.metrics = metrics
-    application.health, watching = monitor(
-        settings, metrics, server, database, exchange.service, exchange.workers, audit.service
-    )
-    application.background.extend(watching)
-    # The audit writer, and the detector and stream publisher following the log.
+
+    # The background work, stopped in reverse order by close().
     audit.start()
-    if exchange.workers is not None:
-        exchange.workers.start()
-    if settings.nats_url:
-        application.personnel = PersonnelFeed(access, settings.nats_url)
-        await application.personnel.start()
+    resources.push_async_callback(audit.close)
+    _start_workers(exchange, settings, resources)
+    if access.feed is not None:
+        await access.feed.start()
+        resources.push_async_callback(access.feed.stop)
     if evidence is not None:
-        application.background.append(
-            asyncio.create_task(
-                evidence.maintain(
-                    sweep_every=settings.evidence_sweep_interval_seconds,
-                    expire_every=min(300.0, settings.evidence_upload_ttl_seconds),
-                )
-            )
-        )
-    return application
+        evidence.start()
+        resources.push_async_callback(evidence.close)
+    health, watching = monitor(
+        settings, metrics, server, database, exchange.service, bus, audit.service
+    )
+    resources.push_async_callback(_cancel, watching)
+    return Application(
+        settings=settings,
+        database=database,
+        server=server,
+        reports=reports.service,
+        audit=audit,
+        access=access.service,
+        directory=access.directory,
+        exchange=exchange,
+        evidence=evidence.service if evidence is not None else None,
+        bus=bus,
+        metrics=metrics,
+        health=health,
+        resources=resources,
+    )
 
 
-@dataclass
-class Exchange:
-    service: ExchangeService
-    dispatcher: Dispatcher
-    # The relay and the inbound consumer; None without NATS or when both are off.
-    workers: ExchangeWorkers | None
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def build_exchange(
-    settings: Settings,
-    database: Database,
-    keys: KeyStore,
-    clock: Callable[[], datetime],
-    register: Callable[[Dispatcher], None],
-) -> Exchange:
-    """The exchange: its admin service and, with NATS, its relay and inbound consumer.
+def _start_workers(
+    part: exchange_compose.ExchangeComponent, settings: Settings, resources: AsyncExitStack
+) -> None:
+    if part.workers is not None:
+        part.workers.start()
+        resources.push_async_callback(part.workers.stop, settings.shutdown_grace_seconds)
 
-    `register` adds each domain's inbound handlers; the exchange itself knows no domain.
-    """
 
-    def uow() -> ExchangeTransaction:
-        return ExchangeTransaction(database.sessions)
-
-    directory = PartnerDirectory(uow)
-    dispatcher = Dispatcher()
-    register(dispatcher)
-    workers = None
-    if settings.nats_url and (settings.exchange_relay or settings.exchange_inbound):
-
-        async def partner_ids() -> list[str]:
-            async with uow() as tx:
-                return [p.id for p in await tx.partners.list(10_000, "")]
-
-        link = NatsLink(
-            NatsCredentials(
-                settings.nats_url, settings.nats_user, settings.nats_password.get_secret_value()
-            ),
-            partner_ids,
-            stream_replicas=settings.nats_stream_replicas,
-        )
-        relay = None
-        if settings.exchange_relay:
-            # The platform's own signing key, loaded once.
-            key = keys.identity(settings.exchange_platform_id).key
-            relay = Relay(
-                uow,
-                EnvelopeSigner(settings.exchange_platform_id, key),
-                directory,
-                RelaySettings(
-                    batch=settings.exchange_relay_batch,
-                    receipt_deadline=timedelta(seconds=settings.exchange_receipt_deadline_seconds),
-                ),
-                clock,
-            )
-            database.on_commit(OUTBOX_WRITTEN, relay.nudge)
-        consumer = None
+async def build_exchange_workers(
+    settings: Settings, clock: Callable[[], datetime] = _utc_now
+) -> ExchangeProcess:
+    """The exchange's relay and/or inbound consumer (as `exchange_relay`/`exchange_inbound`
+    say) with the domains' inbound handlers: no gRPC port, no evidence, no audit trail."""
+    resources = AsyncExitStack()
+    try:
+        database = await _database(settings, resources)
+        bus = await _bus(settings, resources)
+        if bus is None:
+            raise RuntimeError("no NATS configured (JUSTICE_NATS_URL)")
+        exchange = exchange_compose.build(settings, database, bus, _keys(settings), clock)
         if settings.exchange_inbound:
-            processor = InboundProcessor(
-                uow, directory, dispatcher, settings.exchange_platform_id, clock
+            # Partners' answers about reports change reports; none of that touches evidence.
+            signer = KeyStoreSigner(_keys(settings), XadesSigner(clock=clock))
+            reports = reports_compose.build(
+                settings, database, signer, _verifier(settings), clock, bridges.NoEvidence()
             )
-            consumer = InboundConsumer(processor)
-        workers = ExchangeWorkers(link, relay, consumer)
-    service = ExchangeService(
-        uow,
-        directory,
-        clock,
-        partner_added=workers.link.ensure_partner if workers else None,
-        wake_relay=workers.relay.nudge if workers and workers.relay else None,
-    )
-    return Exchange(service, dispatcher, workers)
-
-
-def evidence_config(settings: Settings) -> EvidenceConfig:
-    return EvidenceConfig(
-        bucket=settings.evidence_bucket,
-        staging_bucket=settings.evidence_staging_bucket,
-        retention={
-            name: RetentionRule(RetentionMode(rule.mode), timedelta(days=rule.days))
-            for name, rule in settings.evidence_retention.items()
-        },
-        default_category=settings.evidence_default_category,
-        share_default=timedelta(seconds=settings.evidence_share_default_seconds),
-        share_max=timedelta(seconds=settings.evidence_share_max_seconds),
-        max_upload_bytes=settings.evidence_max_upload_bytes,
-        max_chunk_bytes=settings.evidence_max_chunk_bytes,
-        part_bytes=settings.evidence_part_bytes,
-        parts_in_flight=settings.evidence_parts_in_flight,
-        upload_ttl=timedelta(seconds=settings.evidence_upload_ttl_seconds),
-        sign_rehash_max_bytes=settings.evidence_sign_rehash_max_bytes,
-    )
-
-
-async def _evidence(
-    settings: Settings,
-    database: Database,
-    clock: Callable[[], datetime],
-    cases: CaseDirectory,
-    alarm: Alarm | None = None,
-) -> tuple[S3Blobs | None, EvidenceService | None]:
-    """The evidence service on the configured S3, its buckets made sure of; none without S3.
-
-    Refuses to start (BucketNotWriteOnce, logged naming the bucket and what failed) when
-    the evidence bucket cannot keep evidence write-once."""
-    if not settings.s3_endpoint:
-        return None, None
-    blobs, config = await _storage(settings)
-    service = EvidenceService(
-        uow=lambda: EvidenceTransaction(database.sessions),
-        blobs=blobs,
-        cases=cases,
-        clock=clock,
-        config=config,
-        alarm=alarm,
-    )
-    return blobs, service
-
-
-async def _storage(settings: Settings) -> tuple[S3Blobs, EvidenceConfig]:
-    """The S3 client, with the evidence buckets created if missing (the write-once one with
-    object lock, hence versioning)."""
-    blobs = S3Blobs(
-        settings.s3_endpoint,
-        settings.s3_access_key,
-        settings.s3_secret_key.get_secret_value(),
-        secure=settings.s3_secure,
-    )
-    config = evidence_config(settings)
-    try:
-        await blobs.ensure_bucket(config.bucket, object_lock=True)
-        await blobs.ensure_bucket(config.staging_bucket, object_lock=False)
-        await check_write_once(blobs, config.bucket)
-    except BucketNotWriteOnce as refused:
-        log.error("evidence service not started: %s (%s)", refused.message, refused.metadata)
-        blobs.close()
-        raise
+            reports.inbound.register(exchange.dispatcher)
+        _start_workers(exchange, settings, resources)
     except BaseException:
-        blobs.close()
+        await resources.aclose()
         raise
-    return blobs, config
-
-
-async def migrate(settings: Settings) -> None:
-    """`justice migrate`: the schema migrations build() runs first, as a job of their own."""
-    database = Database(settings.resolved_database_url())
-    try:
-        await database.migrate()
-    finally:
-        await database.close()
-
-
-async def bootstrap_storage(settings: Settings) -> None:
-    """`justice bootstrap-storage`: the evidence buckets build() makes sure of, as a job."""
-    if not settings.s3_endpoint:
-        raise RuntimeError("no S3 endpoint configured (JUSTICE_S3_ENDPOINT)")
-    blobs, _ = await _storage(settings)
-    blobs.close()
+    return ExchangeProcess(exchange, resources)
 
 
 async def evidence_sweep(settings: Settings) -> SweepSummary:
     """One integrity sweep outside the server (`justice evidence sweep`)."""
-    database = Database(settings.resolved_database_url())
-    try:
-        await database.migrate()
-        blobs, evidence = await _evidence(settings, database, _utc_now, _NoCases())
-        if blobs is None or evidence is None:
+    async with AsyncExitStack() as resources:
+        database = await _database(settings, resources)
+        blobs = _blobs(settings, resources)
+        if blobs is None:
             raise RuntimeError("no S3 endpoint configured (JUSTICE_S3_ENDPOINT)")
-        try:
-            return await evidence.sweep()
-        finally:
-            blobs.close()
-    finally:
-        await database.close()
+        part = await evidence_compose.build(settings, database, blobs, _utc_now, bridges.NoCases())
+        return await part.service.sweep()
 
 
-class _NoCases:
-    """For tools that only read evidence: no case is known, so nothing can be uploaded."""
-
-    async def case_known(self, case_number: str) -> bool:
-        return False
-
-    async def report_case(self, report: str) -> str | None:
-        return None
-
-    async def report_recipient(self, report: str) -> str | None:
-        return None
+async def migrate(settings: Settings) -> None:
+    """`justice migrate`: the schema migrations build() runs first, as a job of their own."""
+    async with AsyncExitStack() as resources:
+        await _database(settings, resources)
 
 
-class _ReportCases:
-    """Cases as the report service knows them (evidence never reads report tables)."""
-
-    def __init__(self, reports: Callable[[], ReportService]) -> None:
-        self._reports = reports
-
-    async def case_known(self, case_number: str) -> bool:
-        query = ReportQuery(page=Page(1, ""), case_number=case_number)
-        return bool(await self._reports().list(query))
-
-    async def report_case(self, report: str) -> str | None:
-        try:
-            return (await self._reports().get(report)).content.case_number
-        except JusticeError:
-            return None
-
-    async def report_recipient(self, report: str) -> str | None:
-        try:
-            return (await self._reports().get(report)).recipient or None
-        except JusticeError:
-            return None
-
-
-class _NoEvidenceStore:
-    """Without S3 no attachment can be checked, so none can be signed."""
-
-    async def stored(self, evidence: str) -> StoredEvidence | None:
-        return None
-
-    async def links(
-        self, attachments: Sequence[Attachment], recipient: str, sharer: str, purpose: str
-    ) -> tuple[Link, ...]:
-        return ()  # nothing was signed with attachments, so nothing is submitted with them
-
-
-class _UnitIds:
-    """Unit ids by what a report records as its reporting unit (the unit's display name, or
-    its id), from the access registry: audit records carry unit ids."""
-
-    def __init__(self, access: AccessService, refresh_seconds: float = 5.0) -> None:
-        self._access = access
-        self._refresh = refresh_seconds
-        self._ids: dict[str, str] = {}
-        self._loaded = -refresh_seconds
-
-    async def id_of(self, unit: str) -> str | None:
-        if unit not in self._ids and time.monotonic() - self._loaded >= self._refresh:
-            ids: dict[str, str] = {}
-            after = ""
-            while True:
-                units = await self._access.list_units(Page(500, after))
-                for u in units:
-                    ids[u.id] = u.id
-                    ids.setdefault(u.display_name, u.id)
-                if len(units) < 500:
-                    break
-                after = units[-1].id
-            self._ids, self._loaded = ids, time.monotonic()
-        return self._ids.get(unit)
-
-
-class _Owners:
-    """Which unit owns a record, asked of the owning service (the detector's OUTSIDE_UNIT)."""
-
-    def __init__(
-        self, reports: ReportService, evidence: EvidenceService | None, units: _UnitIds
-    ) -> None:
-        self._reports = reports
-        self._evidence = evidence
-        self._units = units
-
-    async def unit_of(self, resource: str) -> str | None:
-        try:
-            if resource.startswith("evidence/") and self._evidence is not None:
-                # Evidence belongs to the unit of the report it was attached to.
-                resource = (await self._evidence.get(resource)).metadata.report
-            if resource.startswith("reports/"):
-                report = await self._reports.get(resource)
-                return await self._units.id_of(report.content.reporting_unit)
-        except JusticeError:
-            return None
-        return None
-
-
-def _audit_trail(
-    settings: Settings,
-    database: Database,
-    clock: Callable[[], datetime],
-    signer: KeyStoreSigner,
-    owners: _Owners,
-    stream: AuditStream | None,
-) -> AuditTrail:
-    return build_trail(
-        database,
-        clock=clock,
-        signer=signer,
-        signer_id=settings.audit_signer,
-        rules=detection_rules(settings.audit_detection),
-        unit_of=owners.unit_of,
-        stream=stream,
-        batch_max=settings.audit_batch_max,
-    )
-
-
-def _audit_stream(settings: Settings) -> AuditStream | None:
-    """The audit stream and alert subject on NATS; None without NATS."""
-    if not settings.nats_url:
-        return None
-    return AuditStream(
-        settings.nats_url,
-        user=settings.nats_user,
-        password=settings.nats_password.get_secret_value(),
-    )
-
-
-async def _access(
-    settings: Settings, database: Database, clock: Callable[[], datetime]
-) -> tuple[AccessService, CachedDirectory]:
-    """The registry every call is resolved against, seeded with the demo principals in dev."""
-    invalidate: list[Callable[[], None]] = []
-    access = AccessService(
-        uow=lambda: AccessTransaction(database.sessions),
-        four_eyes=FourEyes(clock, timedelta(seconds=settings.approval_ttl_seconds)),
-        clock=clock,
-        four_eyes_roles=frozenset(Role(r) for r in settings.four_eyes_roles),
-        on_change=lambda: invalidate[0](),
-    )
-    directory = CachedDirectory(access, settings.identity_cache_seconds)
-    invalidate.append(directory.invalidate)
-    if not settings.production:
-        await access.enrol(demo_enrolments())
-    return access, directory
-
-
-# Dev demo principals: the role each kind holds through its unit, and personal high roles.
-_MEMBER_ROLE = {
-    PrincipalKind.OFFICER: Role.REPORT_WRITER,
-    PrincipalKind.PROSECUTOR: Role.PROSECUTOR,
-    PrincipalKind.COURT: Role.PARTNER_AGENCY,
-    PrincipalKind.FINE_AGENCY: Role.PARTNER_AGENCY,
-    PrincipalKind.VEHICLE_REGISTER: Role.PARTNER_AGENCY,
-    PrincipalKind.SERVICE: Role.SERVICE,
-    PrincipalKind.CUSTODIAN: Role.CUSTODIAN,
-    PrincipalKind.CUSTODY_SUPERVISOR: Role.CUSTODIAN,
-    PrincipalKind.FINES_OFFICER: Role.FINES_OFFICER,
-}
-_PERSONAL_ROLE = {
-    PrincipalKind.CUSTODY_SUPERVISOR: Role.CUSTODY_SUPERVISOR,
-    PrincipalKind.AUDITOR: Role.AUDITOR,
-    PrincipalKind.ACCESS_ADMIN: Role.ACCESS_ADMIN,
-}
-
-
-def demo_enrolments() -> list[Enrolment]:
-    """The dev PKI's demo principals as registry entries (bootstrap grants, no four eyes)."""
-    enrolments = []
-    for p in DEMO_PRINCIPALS:
-        partner = p.id if p.kind in PARTNER_KINDS else ""
-        member = _MEMBER_ROLE.get(p.kind)
-        personal = _PERSONAL_ROLE.get(p.kind)
-        enrolments.append(
-            Enrolment(
-                user=p.id,
-                agency=p.agency,
-                unit=partner or re.sub(r"[^a-z0-9]+", "-", p.unit.lower()).strip("-"),
-                unit_name=p.unit,
-                unit_partner=partner,
-                member_roles=frozenset({member} if member else ()),
-                personal_roles=frozenset({personal} if personal else ()),
-                service_account=p.kind is PrincipalKind.SERVICE,
-            )
-        )
-    return enrolments
-
-
-# Dev demo partners on the exchange: their kind, country, and what they send and receive.
-# Only the prosecutor has message types today; the others are registered so their inboxes
-# exist when their domains start sending.
-_DEMO_PARTNERS = {
-    PrincipalKind.PROSECUTOR: (
-        PartnerKind.PROSECUTOR,
-        "BE",
-        frozenset({MESSAGE_TYPE_ACKNOWLEDGED, MESSAGE_TYPE_REJECTED}),
-        frozenset({MESSAGE_TYPE_SUBMITTED}),
-    ),
-    PrincipalKind.COURT: (PartnerKind.COURT, "BE", frozenset(), frozenset()),
-    PrincipalKind.FINE_AGENCY: (PartnerKind.FINE_AGENCY, "BE", frozenset(), frozenset()),
-    # The demo register is the Dutch RDW.
-    PrincipalKind.VEHICLE_REGISTER: (PartnerKind.VEHICLE_REGISTER, "NL", frozenset(), frozenset()),
-}
-
-
-async def register_demo_partners(exchange: ExchangeService, pki: DevPki) -> None:
-    """Register the dev PKI's partner principals on the exchange, once."""
-    now = _utc_now()
-    for principal in DEMO_PRINCIPALS:
-        if principal.kind not in _DEMO_PARTNERS:
-            continue
-        kind, country, sends, receives = _DEMO_PARTNERS[principal.kind]
-        certificate, _ = pki.signing_paths(principal.id)
-        partner = Partner(
-            id=principal.id,
-            kind=kind,
-            country=country,
-            certificate_pem=certificate.read_text(),
-            send_types=sends,
-            receive_types=receives,
-            create_time=now,
-            update_time=now,
-        )
-        with contextlib.suppress(AlreadyExists):  # a second run keeps the first's registry
-            await exchange.create_partner(partner)
+async def bootstrap_storage(settings: Settings) -> None:
+    """`justice bootstrap-storage`: the evidence buckets build() makes sure of, as a job."""
+    async with AsyncExitStack() as resources:
+        blobs = _blobs(settings, resources)
+        if blobs is None:
+            raise RuntimeError("no S3 endpoint configured (JUSTICE_S3_ENDPOINT)")
+        await evidence_compose.storage(blobs, evidence_compose.evidence_config(settings))

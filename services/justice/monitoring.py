@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from justice.audit.service import AuditService
 from justice.exchange.service import ExchangeService
-from justice.exchange.workers import ExchangeWorkers
+from justice.platform.bus import Bus
 from justice.platform.config import Settings
 from justice.platform.db import Database
 from justice.platform.health import DependencyHealth, Probe
@@ -50,8 +50,8 @@ def _samplers(
         metrics.add_sampler(sampler)
 
 
-def dependency_probes(database: Database, workers: ExchangeWorkers | None) -> dict[str, Probe]:
-    """The database always; NATS where this process holds the exchange's link."""
+def dependency_probes(database: Database, bus: Bus | None) -> dict[str, Probe]:
+    """The database always; NATS where this process has a bus."""
 
     async def database_answers() -> bool:
         async with database.engine.connect() as connection:
@@ -59,11 +59,10 @@ def dependency_probes(database: Database, workers: ExchangeWorkers | None) -> di
         return True
 
     probes: dict[str, Probe] = {"database": database_answers}
-    if workers is not None:
-        link = workers.link
+    if bus is not None:
 
         async def nats_connected() -> bool:
-            return link.connected
+            return bus.connected
 
         probes["nats"] = nats_connected
     return probes
@@ -75,7 +74,7 @@ def monitor(
     server: BoundServer,
     database: Database,
     exchange: ExchangeService,
-    workers: ExchangeWorkers | None,
+    bus: Bus | None,
     audit: AuditService,
     clock: Callable[[], datetime] = _utc_now,
 ) -> tuple[DependencyHealth, list[asyncio.Task[None]]]:
@@ -85,7 +84,7 @@ def monitor(
     The returned tasks run until cancelled; cancelling the sampler also closes the endpoint.
     """
     health = DependencyHealth(
-        server, dependency_probes(database, workers), every=settings.health_check_seconds
+        server, dependency_probes(database, bus), every=settings.health_check_seconds
     )
     tasks = [asyncio.create_task(health.run())]
     if settings.health_listen:

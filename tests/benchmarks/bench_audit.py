@@ -17,6 +17,7 @@ import psycopg
 from sqlmodel import SQLModel
 
 from justice.audit.chain import GENESIS_HASH, chain
+from justice.audit.compose import detection_rules
 from justice.audit.detection import Detector
 from justice.audit.model import AuditEntry
 from justice.audit.service import AuditService
@@ -29,7 +30,6 @@ from justice.audit.store import (
     row_values,
 )
 from justice.audit.tail import LogTail
-from justice.audit.trail import detection_rules
 from justice.audit.writer import AuditWriter
 from justice.devstack.testing import POSTGRES_URL
 from justice.platform.config import AuditDetection

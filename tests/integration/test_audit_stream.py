@@ -13,7 +13,7 @@ import nats
 import pytest
 from sqlalchemy import text
 
-from justice.app import Application, build
+from justice.app import Application
 from justice.audit.publisher import STREAM, subject_of
 from justice.audit.store import AuditTransaction
 from justice.audit.v1 import audit_pb2 as apb
@@ -21,12 +21,11 @@ from justice.audit.v1 import audit_pb2_grpc
 from justice.devstack.nats import NatsServer
 from justice.devstack.pki import DevPki
 from justice.platform.db import Database
-from justice.platform.server import start
 from justice.reports.v1 import reports_pb2 as pb
 from justice.reports.v1 import reports_pb2_grpc
 from tests.api.conftest import client_credentials
 from tests.eventually import eventually
-from tests.exchange_env import exchange_settings, nats_with_partners, platform_url
+from tests.exchange_env import nats_with_partners, platform_url, serve_platform, stop_platform
 
 PURPOSE = (("x-justice-purpose", "audit stream test"),)
 
@@ -46,24 +45,13 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("state")
 
 
-async def _serve(pki: DevPki, server: NatsServer, state: Path, database_url: str) -> Application:
-    application = await build(exchange_settings(pki, server, state, database_url))
-    await start(application.server)
-    return application
-
-
-async def _stop(application: Application) -> None:
-    await application.server.server.stop(None)
-    await application.close()
-
-
 @pytest.fixture
 async def platform(
     pki: DevPki, nats_server_own: NatsServer, state_dir: Path, database_url: str
 ) -> AsyncIterator[Application]:
-    application = await _serve(pki, nats_server_own, state_dir, database_url)
+    application = await serve_platform(pki, nats_server_own, state_dir, database_url)
     yield application
-    await _stop(application)
+    await stop_platform(application)
 
 
 async def _traffic(application: Application, pki: DevPki, calls: int = 4) -> None:
@@ -129,14 +117,14 @@ async def _assert_stream_is_the_log(application: Application, server: NatsServer
 async def test_committed_records_are_on_the_stream_in_order_exactly_once(
     pki: DevPki, nats_server_own: NatsServer, state_dir: Path, database_url: str
 ) -> None:
-    application = await _serve(pki, nats_server_own, state_dir, database_url)
+    application = await serve_platform(pki, nats_server_own, state_dir, database_url)
     try:
         await _traffic(application, pki)
         head = await _assert_stream_is_the_log(application, nats_server_own)
         subjects = {subject for subject, _, _ in await _stream(nats_server_own)}
         assert {"justice.v1.audit.reports", "justice.v1.audit.audit"} <= subjects
     finally:
-        await _stop(application)
+        await stop_platform(application)
 
     # A publisher that crashed after the PubAcks and before moving its cursor: on restart it
     # sends everything again, and the stream drops every copy by its Nats-Msg-Id.
@@ -146,11 +134,11 @@ async def test_committed_records_are_on_the_stream_in_order_exactly_once(
             text("UPDATE audit_cursor SET sequence = 0 WHERE name = 'publisher'")
         )
     await database.close()
-    restarted = await _serve(pki, nats_server_own, state_dir, database_url)
+    restarted = await serve_platform(pki, nats_server_own, state_dir, database_url)
     try:
         assert await _assert_stream_is_the_log(restarted, nats_server_own) == head
     finally:
-        await _stop(restarted)
+        await stop_platform(restarted)
 
 
 async def test_rpcs_do_not_wait_for_nats_and_the_backlog_flushes_when_it_returns(

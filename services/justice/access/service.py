@@ -1,7 +1,7 @@
 """Access administration use cases: units, users, grants, four eyes, personnel events.
 
 It is also the identity registry (security.identity.Directory): every RPC resolves its
-caller through `standing()`, behind a cache that `on_change` empties after each commit.
+caller through `standing()`, behind a cache that each commit empties (`on_change`).
 """
 
 from __future__ import annotations
@@ -111,18 +111,22 @@ class AccessService:
         four_eyes: FourEyes,
         clock: Callable[[], datetime],
         four_eyes_roles: frozenset[Role],
-        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._uow = uow
         self._four_eyes = four_eyes
         self._clock = clock
         self._high = four_eyes_roles
-        self._on_change = on_change
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every committed change (an identity cache empties itself)."""
+        self._listeners.append(listener)
 
     async def _commit(self, uow: UnitOfWork) -> None:
         await uow.commit()
         # After the commit, so a lookup racing the change cannot cache the old answer.
-        self._on_change()
+        for listener in self._listeners:
+            listener()
 
     # -- the identity registry -------------------------------------------------------------
 

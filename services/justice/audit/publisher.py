@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 
-import nats
-from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import BadRequestError
 
 from justice.audit.messages import alert_to_proto, record_to_proto
 from justice.audit.model import Alert, AuditRecord
+from justice.platform.bus import Bus, ensure_stream, stream_config
 
 log = logging.getLogger(__name__)
 
@@ -34,60 +30,37 @@ def subject_of(service: str) -> str:
     return f"justice.v1.audit.{token or 'unknown'}"
 
 
+# No age limit, like the log itself; operators who want less configure the stream themselves.
+RETENTION_SECONDS = 0.0
+
+
 class AuditStream:
-    """Connects lazily and again after a failure; every failure surfaces to the caller (the
-    tail), which retries from its cursor."""
+    """Publishes on the process's bus; every failure surfaces to the caller (the tail),
+    which retries from its cursor."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        user: str = "",
-        password: str = "",
-        connect_timeout: float = 2.0,
-        ack_timeout: float = 5.0,
-    ) -> None:
-        self._url = url
-        self._credentials = {"user": user, "password": password} if user else {}
-        self._connect_timeout = connect_timeout
+    def __init__(self, bus: Bus, *, ack_timeout: float = 5.0) -> None:
+        self._bus = bus
         self._ack_timeout = ack_timeout
-        self._client: Client | None = None
         self._js: JetStreamContext | None = None
-        self._connecting = asyncio.Lock()
+        self._ensuring = asyncio.Lock()
 
-    async def _jetstream(self) -> tuple[Client, JetStreamContext]:
-        async with self._connecting:  # the publisher and the detector share the connection
-            return await self._connected()
-
-    async def _connected(self) -> tuple[Client, JetStreamContext]:
-        if self._client is None or self._js is None or not self._client.is_connected:
-            await self.close()
-            client = await nats.connect(
-                self._url,
-                name="justice-audit",
-                connect_timeout=self._connect_timeout,
-                allow_reconnect=False,
-                max_reconnect_attempts=0,
-                **self._credentials,
-            )
-            self._client, self._js = client, client.jetstream(timeout=self._ack_timeout)
-            config = StreamConfig(
-                name=STREAM,
-                subjects=[SUBJECTS],
-                storage=StorageType.FILE,
-                duplicate_window=DUPLICATE_WINDOW_SECONDS,
-            )
-            try:
+    async def _jetstream(self) -> JetStreamContext:
+        async with self._ensuring:  # the publisher and the detector may ask at once
+            js = await self._bus.jetstream()
+            if js is not self._js:
                 # A stream that exists with another configuration is the operators' (production).
-                with contextlib.suppress(BadRequestError):
-                    await self._js.add_stream(config)
-            except BaseException:
-                await self.close()
-                raise
-        return self._client, self._js
+                config = stream_config(
+                    STREAM,
+                    [SUBJECTS],
+                    max_age_seconds=RETENTION_SECONDS,
+                    duplicate_window_seconds=DUPLICATE_WINDOW_SECONDS,
+                )
+                await ensure_stream(js, config, update=False)
+                self._js = js
+            return js
 
     async def publish(self, records: list[AuditRecord]) -> None:
-        _, js = await self._jetstream()
+        js = await self._jetstream()
         acks = [
             await js.publish_async(
                 subject_of(r.entry.service),
@@ -101,15 +74,7 @@ class AuditStream:
             await asyncio.gather(*acks)
 
     async def publish_alerts(self, alerts: list[Alert]) -> None:
-        client, _ = await self._jetstream()
+        client = await self._bus.client()
         for alert in alerts:
             await client.publish(ALERT_SUBJECT, alert_to_proto(alert).SerializeToString())
         await client.flush(timeout=int(self._ack_timeout))
-
-    async def close(self) -> None:
-        client, self._client, self._js = self._client, None, None
-        if client is not None and not client.is_closed:
-            try:
-                await client.close()
-            except Exception:
-                log.debug("closing the NATS connection failed")

@@ -35,10 +35,10 @@ def _call(ctx: typer.Context, action: Callable[[ExchangeServiceAsyncStub], Await
 
 
 async def _run_workers(settings: Settings) -> None:
-    """Build the platform without serving gRPC; run the enabled workers until SIGTERM."""
-    from justice.app import build
+    """Build the exchange's workers only (no gRPC port, no evidence); run until SIGTERM."""
+    from justice.app import build_exchange_workers
 
-    application = await build(settings)
+    application = await build_exchange_workers(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -15,12 +15,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from justice.exchange.bus import NatsCredentials, partner_inbox_prefix
+from justice.exchange.bus import partner_inbox_prefix
 from justice.exchange.model import nats_user_of
 from justice.exchange.nats_config import derive_password
 from justice.partner.client import Answer, PartnerClient, PartnerConfig, ProcessedLog, Received
 from justice.partner.client import listen as listen_loop
 from justice.partner.simulator import ProsecutorSimulator
+from justice.platform.bus import NatsCredentials
 from justice.platform.config import Settings
 from justice.signing.keystore import FileKeyStore
 

@@ -7,7 +7,8 @@ import asyncio
 from rich.console import Console
 from rich.table import Table
 
-from justice.app import build, register_demo_partners
+from justice.app import build
+from justice.devstack.demo import register_demo_partners
 from justice.devstack.stack import DevStack
 from justice.platform.config import Settings
 from justice.platform.server import limit_malloc_arenas, serve
@@ -35,7 +36,6 @@ async def run_stack(settings: Settings, console: Console) -> None:
     try:
         application = await build(effective)
         try:
-            assert application.exchange is not None
             exchange = application.exchange.service
             await register_demo_partners(exchange, stack.pki)
             # Every registered partner, demo or not, gets its NATS user.

@@ -7,18 +7,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
-from justice.exchange import bus
-from justice.exchange.bus import NatsCredentials
+from justice.exchange.bus import ensure_partner_consumer, ensure_streams
 from justice.exchange.inbound import InboundConsumer
 from justice.exchange.relay import Relay
+from justice.platform.bus import NATS_UNAVAILABLE, Bus
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +24,7 @@ _RESWEEP_SECONDS = 30.0
 
 
 class NatsLink:
-    """One connection for this process's exchange workers, made (again) when needed.
+    """The exchange's view of the process's bus.
 
     On each new connection it makes sure the streams and every registered partner's
     inbox consumer exist, and repeats that now and then for partners added elsewhere.
@@ -34,19 +32,14 @@ class NatsLink:
 
     def __init__(
         self,
-        credentials: NatsCredentials,
+        bus: Bus,
         partner_ids: Callable[[], Awaitable[list[str]]],
         *,
-        name: str = "justice-exchange",
-        publish_window: int = 4096,
         stream_replicas: int = 1,
     ) -> None:
-        self._credentials = credentials
+        self._bus = bus
         self._partner_ids = partner_ids
-        self._name = name
-        self._window = publish_window
         self._replicas = stream_replicas
-        self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._ensured: set[str] = set()
         self._swept_at = 0.0
@@ -54,27 +47,25 @@ class NatsLink:
 
     @property
     def connected(self) -> bool:
-        return self._nc is not None and self._nc.is_connected
+        return self._bus.connected
 
     async def jetstream(self) -> JetStreamContext:
         async with self._lock:
-            if self._nc is None or self._nc.is_closed:
-                self._nc = await bus.connect(self._credentials, name=self._name)
-                # The window bounds publishes awaiting their PubAck.
-                self._js = self._nc.jetstream(publish_async_max_pending=self._window)
-                await bus.ensure_streams(self._js, self._replicas)
+            js = await self._bus.jetstream()
+            if js is not self._js:
+                await ensure_streams(js, self._replicas)
+                self._js = js
                 self._ensured.clear()
                 self._swept_at = 0.0
-            assert self._js is not None
             if time.monotonic() - self._swept_at > _RESWEEP_SECONDS:
                 for partner_id in await self._partner_ids():
                     await self._ensure(partner_id)
                 self._swept_at = time.monotonic()
-            return self._js
+            return js
 
     async def _ensure(self, partner_id: str) -> None:
         if partner_id not in self._ensured and self._js is not None:
-            await bus.ensure_partner_consumer(self._js, partner_id)
+            await ensure_partner_consumer(self._js, partner_id)
             self._ensured.add(partner_id)
 
     async def ensure_partner(self, partner_id: str) -> None:
@@ -82,14 +73,8 @@ class NatsLink:
         try:
             await self.jetstream()
             await self._ensure(partner_id)
-        except bus.NATS_UNAVAILABLE as error:
+        except NATS_UNAVAILABLE as error:
             log.warning("exchange: inbox consumer for a new partner deferred: %s", error)
-
-    async def close(self) -> None:
-        if self._nc is not None and not self._nc.is_closed:
-            with contextlib.suppress(*bus.NATS_UNAVAILABLE):
-                await self._nc.close()
-        self._nc = None
 
 
 class ExchangeWorkers:
@@ -125,4 +110,3 @@ class ExchangeWorkers:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        await self.link.close()

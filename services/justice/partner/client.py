@@ -24,12 +24,13 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from justice.exchange import bus
 from justice.exchange import envelope as envelopes
-from justice.exchange.bus import INBOX_STREAM, NatsCredentials, partner_consumer
+from justice.exchange.bus import INBOX_STREAM, partner_consumer
 from justice.exchange.envelope import EnvelopeRefused, EnvelopeSigner, Problem
 from justice.exchange.message import RECEIPT, Link, outbox_subject
 from justice.exchange.v1 import exchange_pb2 as pb
+from justice.platform import bus
+from justice.platform.bus import NatsCredentials
 from justice.signing.identity import SigningIdentity
 from justice.signing.xades import Verdict, XadesVerifier
 

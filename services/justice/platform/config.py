@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     # nats://user:password@host:port, work for every component too).
     nats_user: str = ""
     nats_password: SecretStr = SecretStr("")
+    # TLS to NATS (also on for a tls:// URL): a private CA, and a client certificate when
+    # the server verifies clients.
+    nats_tls_ca: Path | None = None
+    nats_tls_cert: Path | None = None
+    nats_tls_key: Path | None = None
     # Partner exchange: the platform's sender id (also its signing identity), whether
     # `justice serve` runs the outbox relay and the inbound consumer itself (when nats_url
     # is set), the secret partner NATS passwords are derived from, and how long a partner

@@ -9,8 +9,10 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -18,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from justice.platform.rpc import Around, AroundInterceptor
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,16 @@ class Mount:
 
     service_name: str
     add: Callable[[grpc.aio.Server], None]
+
+    @classmethod
+    def of(
+        cls,
+        service: ServiceDescriptor,
+        add: Callable[[T, grpc.aio.Server], None],
+        servicer: T,
+    ) -> Mount:
+        """A generated `add_<Service>Servicer_to_server` with its servicer."""
+        return cls(service.full_name, lambda server: add(servicer, server))
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,38 @@
-"""The running audit machinery: the group-commit writer, the stream publisher and the
-detector following the log, and the use cases over it."""
+"""The audit domain assembled from the platform's parts: the group-commit writer, the stream
+publisher and the detector following the log, the use cases over it, and its gRPC mount.
+
+Not started by building: `start()` on the event loop that serves the RPCs. Without a bus
+(no NATS configured) records and alerts stay in the database only.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
+from justice.audit.alarms import PlatformAlarms
+from justice.audit.api import AuditApi
 from justice.audit.detection import Detector, Rules, UnitOf
 from justice.audit.personal_data import PERSONAL_DATA_READS
 from justice.audit.publisher import AuditStream
 from justice.audit.service import AuditService, Signer
 from justice.audit.store import AuditTransaction
 from justice.audit.tail import LogTail, then_checkpoint
+from justice.audit.v1 import audit_pb2, audit_pb2_grpc
 from justice.audit.writer import AuditWriter
-from justice.platform.config import AuditDetection
+from justice.platform.bus import Bus
+from justice.platform.config import AuditDetection, Settings
 from justice.platform.db import Database
+from justice.platform.server import Mount
 
 
-@dataclass
-class AuditTrail:
+@dataclass(frozen=True)
+class AuditComponent:
     writer: AuditWriter
     service: AuditService
-    stream: AuditStream | None
-    tails: list[LogTail] = field(default_factory=list)
+    mount: Mount
+    tails: tuple[LogTail, ...]
 
     def start(self) -> None:
         self.writer.start()
@@ -34,8 +43,6 @@ class AuditTrail:
         await self.writer.close()
         for tail in self.tails:
             await tail.close()
-        if self.stream is not None:
-            await self.stream.close()
 
 
 def detection_rules(config: AuditDetection) -> Rules:
@@ -56,32 +63,28 @@ def detection_rules(config: AuditDetection) -> Rules:
     )
 
 
-def build_trail(
+def build(
+    settings: Settings,
     database: Database,
-    *,
-    clock: Callable[[], datetime],
+    bus: Bus | None,
     signer: Signer,
-    signer_id: str,
-    rules: Rules,
+    clock: Callable[[], datetime],
     unit_of: UnitOf,
-    stream: AuditStream | None,
-    batch_max: int,
-) -> AuditTrail:
-    """Not started: call `start()` on the event loop that serves the RPCs. Without a
-    stream (no NATS configured) records and alerts stay in the database only."""
+) -> AuditComponent:
+    """`unit_of` says which unit owns a record (the detector's OUTSIDE_UNIT rule)."""
 
     def uow() -> AuditTransaction:
         return AuditTransaction(database.sessions)
 
+    stream = AuditStream(bus) if bus is not None else None
     service = AuditService(
         uow=uow,
         signer=signer,
-        signer_id=signer_id,
+        signer_id=settings.audit_signer,
         clock=clock,
-        detector=Detector(rules, unit_of, clock),
+        detector=Detector(detection_rules(settings.audit_detection), unit_of, clock),
         publish_alerts=stream.publish_alerts if stream else None,
     )
-
     tails = [LogTail("detector", uow, service.detect)]
     if stream is not None:
         tails.append(LogTail("publisher", uow, then_checkpoint(uow, stream.publish)))
@@ -90,5 +93,21 @@ def build_trail(
         for tail in tails:
             tail.notify()
 
-    writer = AuditWriter(database, max_batch=batch_max, on_commit=committed)
-    return AuditTrail(writer=writer, service=service, stream=stream, tails=tails)
+    writer = AuditWriter(database, max_batch=settings.audit_batch_max, on_commit=committed)
+    mount = Mount.of(
+        audit_pb2.DESCRIPTOR.services_by_name["AuditService"],
+        audit_pb2_grpc.add_AuditServiceServicer_to_server,
+        AuditApi(service),
+    )
+    return AuditComponent(writer, service, mount, tuple(tails))
+
+
+def alarms(database: Database, bus: Bus | None, clock: Callable[[], datetime]) -> PlatformAlarms:
+    """The alerts the platform raises itself, stored beside the detector's and announced on
+    the same subject."""
+    stream = AuditStream(bus) if bus is not None else None
+    return PlatformAlarms(
+        lambda: AuditTransaction(database.sessions),
+        clock,
+        stream.publish_alerts if stream else None,
+    )

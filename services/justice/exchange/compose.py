@@ -1,0 +1,93 @@
+"""The exchange assembled from the platform's parts: its admin service and gRPC mount, the
+dispatcher each domain registers its inbound handlers with, and, with a bus, the relay and
+the inbound consumer. The exchange knows no domain."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from justice.exchange.api import ExchangeApi, own_deliveries_scope
+from justice.exchange.envelope import EnvelopeSigner
+from justice.exchange.inbound import Dispatcher, InboundConsumer, InboundProcessor
+from justice.exchange.registry import PartnerDirectory
+from justice.exchange.relay import Relay, RelaySettings
+from justice.exchange.service import ExchangeService
+from justice.exchange.store import OUTBOX_WRITTEN, ExchangeTransaction
+from justice.exchange.v1 import exchange_pb2, exchange_pb2_grpc
+from justice.exchange.workers import ExchangeWorkers, NatsLink
+from justice.platform.bus import Bus
+from justice.platform.config import Settings
+from justice.platform.db import Database
+from justice.platform.server import Mount
+from justice.signing.keystore import KeyStore
+
+
+@dataclass(frozen=True)
+class ExchangeComponent:
+    service: ExchangeService
+    mount: Mount
+    # Each domain registers its handlers here before the workers start.
+    dispatcher: Dispatcher
+    # The relay and the inbound consumer; None without a bus or when both are off.
+    workers: ExchangeWorkers | None
+
+
+def build(
+    settings: Settings,
+    database: Database,
+    bus: Bus | None,
+    keys: KeyStore,
+    clock: Callable[[], datetime],
+) -> ExchangeComponent:
+    """The relay runs when `exchange_relay` is set, the consumer when `exchange_inbound` is."""
+
+    def uow() -> ExchangeTransaction:
+        return ExchangeTransaction(database.sessions)
+
+    directory = PartnerDirectory(uow)
+    dispatcher = Dispatcher()
+    workers = None
+    if bus is not None and (settings.exchange_relay or settings.exchange_inbound):
+
+        async def partner_ids() -> list[str]:
+            async with uow() as tx:
+                return [p.id for p in await tx.partners.list(10_000, "")]
+
+        relay = None
+        if settings.exchange_relay:
+            # The platform's own signing key, loaded once.
+            key = keys.identity(settings.exchange_platform_id).key
+            relay = Relay(
+                uow,
+                EnvelopeSigner(settings.exchange_platform_id, key),
+                directory,
+                RelaySettings(
+                    batch=settings.exchange_relay_batch,
+                    receipt_deadline=timedelta(seconds=settings.exchange_receipt_deadline_seconds),
+                ),
+                clock,
+            )
+            database.on_commit(OUTBOX_WRITTEN, relay.nudge)
+        consumer = None
+        if settings.exchange_inbound:
+            processor = InboundProcessor(
+                uow, directory, dispatcher, settings.exchange_platform_id, clock
+            )
+            consumer = InboundConsumer(processor)
+        link = NatsLink(bus, partner_ids, stream_replicas=settings.nats_stream_replicas)
+        workers = ExchangeWorkers(link, relay, consumer)
+    service = ExchangeService(
+        uow,
+        directory,
+        clock,
+        partner_added=workers.link.ensure_partner if workers else None,
+        wake_relay=workers.relay.nudge if workers and workers.relay else None,
+    )
+    mount = Mount.of(
+        exchange_pb2.DESCRIPTOR.services_by_name["ExchangeService"],
+        exchange_pb2_grpc.add_ExchangeServiceServicer_to_server,
+        ExchangeApi(service, own_deliveries_scope),
+    )
+    return ExchangeComponent(service, mount, dispatcher, workers)

@@ -1,0 +1,61 @@
+"""The reports domain assembled from the platform's parts: its service, its gRPC mount, its
+inbound handlers for the exchange, and the lookup it offers other domains."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from justice.platform.config import Settings
+from justice.platform.db import Database
+from justice.platform.server import Mount
+from justice.reports.api import ReportApi
+from justice.reports.inbound import ReportInbound
+from justice.reports.lookup import ReportLookup
+from justice.reports.model import Limits
+from justice.reports.service import EvidenceCatalog, ReportService, Signer, Verifier
+from justice.reports.store import ReportTransaction
+from justice.reports.v1 import reports_pb2, reports_pb2_grpc
+
+
+@dataclass(frozen=True)
+class ReportsComponent:
+    service: ReportService
+    mount: Mount
+    # Registers what partners send about reports with the exchange's dispatcher.
+    inbound: ReportInbound
+
+
+def _uow(database: Database) -> Callable[[], ReportTransaction]:
+    return lambda: ReportTransaction(database.sessions)
+
+
+def lookup(database: Database) -> ReportLookup:
+    """The read-only port other domains use; it needs nothing the reports service needs."""
+    return ReportLookup(_uow(database))
+
+
+def build(
+    settings: Settings,
+    database: Database,
+    signer: Signer,
+    verifier: Verifier,
+    clock: Callable[[], datetime],
+    evidence: EvidenceCatalog,
+) -> ReportsComponent:
+    service = ReportService(
+        uow=_uow(database),
+        signer=signer,
+        verifier=verifier,
+        clock=clock,
+        limits=Limits(narrative_max_chars=settings.narrative_max_chars),
+        default_recipient=settings.default_prosecutor,
+        evidence=evidence,
+    )
+    mount = Mount.of(
+        reports_pb2.DESCRIPTOR.services_by_name["ReportService"],
+        reports_pb2_grpc.add_ReportServiceServicer_to_server,
+        ReportApi(service),
+    )
+    return ReportsComponent(service, mount, ReportInbound(service))
