@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from botocore.config import Config
 from sqlalchemy import text
 
-from justice.app import evidence_config
 from justice.audit.alarms import PlatformAlarms
 from justice.audit.store import AuditTransaction
+from justice.evidence.compose import evidence_config
 from justice.evidence.model import Metadata
 from justice.evidence.service import EvidenceService
 from justice.evidence.store import EvidenceTransaction

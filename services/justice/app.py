@@ -227,8 +227,9 @@ async def _build(
             # authorisation (it records PERMISSION_DENIED); the purpose gate sits inside
             # authorisation, so an unauthorised caller hears PERMISSION_DENIED first.
             around=[
-                error_mapping(),
+                # Outermost, so it counts the status code the client hears.
                 metrics.around(),
+                error_mapping(),
                 identity(access.directory, clock, tokens),
                 recorder(audit.writer, clock),
                 authorisation(),

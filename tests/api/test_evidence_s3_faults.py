@@ -19,7 +19,7 @@ import grpc
 import pytest
 from sqlalchemy import text
 
-from justice.app import Application, build, evidence_config, server_settings
+from justice.app import Application, build, server_settings
 from justice.audit.alarms import PlatformAlarms
 from justice.audit.store import AuditTransaction
 from justice.audit.v1 import audit_pb2 as apb
@@ -27,6 +27,7 @@ from justice.audit.v1 import audit_pb2_grpc
 from justice.devstack.ceph import CephRgw
 from justice.devstack.pki import DevPki
 from justice.evidence.api import EvidenceApi
+from justice.evidence.compose import evidence_config
 from justice.evidence.locking import BucketNotWriteOnce
 from justice.evidence.model import content_key
 from justice.evidence.service import EvidenceService

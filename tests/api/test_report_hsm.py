@@ -12,7 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from justice.app import Application, demo_enrolments
+from justice.app import Application
+from justice.devstack.demo import demo_enrolments
 from justice.devstack.pki import DevPki
 from justice.devstack.testing import PKI_PASSPHRASE
 from justice.platform.config import Settings
