@@ -11,7 +11,10 @@ import pytest
 
 from justice.devstack.pki import DevPki
 from justice.devstack.testing import PKI_PASSPHRASE
+from justice.devstack.tsa import DevTimestampAuthority
 from justice.platform.config import Settings
+from tests.signing_env import PASSPHRASE as SIGNING_PASSPHRASE
+from tests.signing_env import dev_tsa
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -44,3 +47,17 @@ def settings(database_url: str, pki: DevPki, tmp_path_factory: pytest.TempPathFa
         key_passphrase=PKI_PASSPHRASE.decode(),
         shutdown_grace_seconds=1.0,
     )
+
+
+@pytest.fixture(scope="module")
+def module_pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    """A dev PKI of the test module's own: the certificates it issues and revokes stay there."""
+    dev = DevPki(tmp_path_factory.mktemp("pki"), SIGNING_PASSPHRASE)
+    dev.ensure()
+    return dev
+
+
+@pytest.fixture(scope="module")
+def tsa(module_pki: DevPki) -> DevTimestampAuthority:
+    """The in-process RFC 3161 authority of `module_pki`."""
+    return dev_tsa(module_pki)

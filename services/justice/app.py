@@ -24,6 +24,7 @@ from justice.audit.publisher import AuditStream
 from justice.audit.trail import AuditTrail, build_trail, detection_rules
 from justice.audit.v1 import audit_pb2, audit_pb2_grpc
 from justice.devstack.pki import DEMO_PRINCIPALS, PARTNER_KINDS, DevPki, PrincipalKind
+from justice.devstack.tsa import DevTimestampAuthority
 from justice.evidence.api import EvidenceApi
 from justice.evidence.attachments import EvidenceAttachments
 from justice.evidence.model import EvidenceConfig, RetentionMode, RetentionRule
@@ -76,6 +77,8 @@ from justice.security.rules import authorisation
 from justice.security.tokens import DevTokens
 from justice.signing.keyed import KeyStoreSigner
 from justice.signing.keystore import FileKeyStore
+from justice.signing.revocation import FileRevocationSource
+from justice.signing.rfc3161 import HttpTimestamper, Timestamper
 from justice.signing.xades import XadesSigner, XadesVerifier
 
 
@@ -130,6 +133,27 @@ def server_settings(settings: Settings) -> ServerSettings:
     )
 
 
+def xades_signer(settings: Settings, clock: Callable[[], datetime]) -> XadesSigner:
+    """B-LT signatures: timestamps from the configured TSA (the dev PKI's in-process one by
+    default), the CA's CRL embedded. B-B only where neither a TSA URL nor a dev TSA exists."""
+    timestamper: Timestamper | None = None
+    if settings.tsa_url:
+        timestamper = HttpTimestamper(settings.tsa_url)
+    else:
+        pki = DevPki(settings.pki_dir, settings.key_passphrase.get_secret_value().encode())
+        if pki.tsa_cert_path.exists() and pki.tsa_key_path.exists():
+            timestamper = DevTimestampAuthority.from_files(
+                pki.tsa_cert_path,
+                pki.tsa_key_path,
+                settings.key_passphrase.get_secret_value().encode(),
+                clock=clock,
+            )
+    if timestamper is None:
+        return XadesSigner(clock=clock)
+    crl = settings.signing_crl or settings.pki_dir / "crl.pem"
+    return XadesSigner(clock=clock, timestamper=timestamper, revocation=FileRevocationSource(crl))
+
+
 async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) -> Application:
     """Migrate the database and build every service on one TLS server (not started)."""
     database = Database(settings.resolved_database_url())
@@ -140,9 +164,10 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         settings.pki_dir / "signing", settings.key_passphrase.get_secret_value().encode()
     )
     blobs, evidence = await _evidence(settings, database, clock, _ReportCases(lambda: reports))
+    xades = xades_signer(settings, clock)
     reports = ReportService(
         uow=lambda: ReportTransaction(database.sessions),
-        signer=KeyStoreSigner(keys, XadesSigner(clock=clock)),
+        signer=KeyStoreSigner(keys, xades),
         verifier=XadesVerifier(trust_anchors),
         clock=clock,
         limits=Limits(narrative_max_chars=settings.narrative_max_chars),
@@ -165,7 +190,7 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         settings,
         database,
         clock,
-        KeyStoreSigner(keys, XadesSigner(clock=clock)),
+        KeyStoreSigner(keys, xades),
         _Owners(reports, evidence, _UnitIds(access)),
     )
     audit_api = AuditApi(audit.service)

@@ -29,7 +29,12 @@ def verify_file(path: Path, ca: Path, console: Console, evidence: Path | None = 
     if result.signer_subject:
         console.print(f"  signer: {result.signer_subject}")
     if result.signing_time:
-        console.print(f"  signed at: {result.signing_time.isoformat()}")
+        console.print(f"  signed at: {result.signing_time.isoformat()} (claimed by the signer)")
+    if verdict.timestamp_time is not None:
+        console.print(
+            f"  timestamped at: {verdict.timestamp_time.isoformat()} "
+            f"(RFC 3161, XAdES {verdict.level})"
+        )
     ok = result.integrity_ok and result.chains_to_ca
     if ok and evidence is not None:
         # Only attachments read from the signed element count (defence against wrapping).

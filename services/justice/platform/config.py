@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     pki_root: Path | None = None
     # Protects the signing keys at rest in the state dir.
     key_passphrase: SecretStr = SecretStr("justice-dev-passphrase")
+    # Signature timestamps (XAdES B-T): an RFC 3161 TSA URL in production; empty uses the dev
+    # PKI's in-process TSA. The CRL file (PEM or DER) embedded in signatures (B-LT), kept
+    # current by operations; the dev CA's crl.pem when unset.
+    tsa_url: str = ""
+    signing_crl: Path | None = None
     max_message_bytes: int = 8 * 1024 * 1024
     shutdown_grace_seconds: float = 10.0
     # Where `justice run` puts its own nats-server and SeaweedFS (4222 is often taken).
