@@ -31,7 +31,7 @@ from justice.evidence.model import EvidenceConfig, RetentionMode, RetentionRule
 from justice.evidence.service import CaseDirectory, EvidenceService, SweepSummary
 from justice.evidence.store import EvidenceTransaction
 from justice.evidence.v1 import evidence_pb2, evidence_pb2_grpc
-from justice.exchange.api import ExchangeApi, own_deliveries_scope
+from justice.exchange.api import ExchangeApi, ReceiptBundle, own_deliveries_scope
 from justice.exchange.bus import NatsCredentials
 from justice.exchange.envelope import EnvelopeSigner
 from justice.exchange.inbound import Dispatcher, InboundConsumer, InboundProcessor
@@ -178,7 +178,6 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         if evidence
         else _NoEvidenceStore(),
     )
-    report_api = ReportApi(reports)
     access, directory = await _access(settings, database, clock)
     access_api = AccessApi(access, clock)
     tokens = None
@@ -196,6 +195,7 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
     audit_api = AuditApi(audit.service)
     exchange = build_exchange(settings, database, keys, clock, ReportInbound(reports).register)
     exchange_api = ExchangeApi(exchange.service, own_deliveries_scope)
+    report_api = ReportApi(reports, ReceiptBundle(exchange.service))
     mounts = [
         Mount(
             reports_pb2.DESCRIPTOR.services_by_name["ReportService"].full_name,

@@ -64,17 +64,30 @@ def serve(ctx: typer.Context) -> None:
 @app.command()
 def verify(
     ctx: typer.Context,
-    file: Path,
+    file: Annotated[Path | None, typer.Argument(help="A signed report (XML)")] = None,
     ca: Annotated[Path | None, typer.Option(help="Trusted CA (default: the state dir's)")] = None,
     evidence: Annotated[
         Path | None,
         typer.Option(help="Directory with the evidence files; each attachment's hash is checked"),
     ] = None,
+    receipt: Annotated[
+        Path | None,
+        typer.Option(help="A partner's kept receipt (GetDeliveryReceipt / ExportReport)"),
+    ] = None,
 ) -> None:
-    """Verify a signed report offline, with no server. Exits 1 unless intact and trusted."""
-    from justice.cli.offline import verify_file
+    """Verify a signed report, or a partner's receipt, offline, with no server. Exits 1
+    unless intact and trusted."""
+    from justice.cli.offline import verify_file, verify_receipt_file
 
-    ok = verify_file(file, ca or ctx.obj.settings.pki_dir / "ca.pem", console, evidence)
+    trusted = ca or ctx.obj.settings.pki_dir / "ca.pem"
+    if (file is None) == (receipt is None):
+        console.print("[red]give either a report FILE or --receipt FILE[/red]")
+        raise typer.Exit(2)
+    if receipt is not None:
+        ok = verify_receipt_file(receipt, trusted, console)
+    else:
+        assert file is not None
+        ok = verify_file(file, trusted, console, evidence)
     raise typer.Exit(0 if ok else 1)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from cryptography import x509
 from rich.console import Console
 
+from justice.exchange.receipts import check_receipt
 from justice.reports import document
 from justice.reports.model import Attachment
 from justice.reports.service import verification
@@ -40,6 +41,21 @@ def verify_file(path: Path, ca: Path, console: Console, evidence: Path | None = 
         # Only attachments read from the signed element count (defence against wrapping).
         ok = verify_attachments(document.attachments(verdict.signed_root), evidence, console)
     return ok
+
+
+def verify_receipt_file(path: Path, ca: Path, console: Console) -> bool:
+    """Print a verdict on a kept receipt; True only when the partner's signature holds, its
+    certificate chains to the CA and the receipt names the delivery."""
+    anchors = x509.load_pem_x509_certificates(ca.read_bytes())
+    check = check_receipt(path.read_bytes(), anchors)
+    if not check.ok:
+        console.print(f"[red]INVALID[/red] {check.reason}: {check.detail}")
+        return False
+    console.print(f"[green]VALID[/green] receipt for {check.delivery}: {check.status}")
+    console.print(f"  signed by partner: {check.partner}")
+    if check.signed_at is not None:
+        console.print(f"  signed at: {check.signed_at.isoformat()} (claimed by the partner)")
+    return True
 
 
 def _sha256_of(path: Path) -> str:

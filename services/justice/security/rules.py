@@ -108,6 +108,9 @@ RULES: Mapping[str, Rule] = {
     _EXCHANGE + "GetDelivery": rule(
         PARTNER_AGENCY=_C.OWN_DELIVERIES, PROSECUTOR=_C.OWN_DELIVERIES, SERVICE=None, AUDITOR=None
     ),
+    _EXCHANGE + "GetDeliveryReceipt": rule(
+        PARTNER_AGENCY=_C.OWN_DELIVERIES, PROSECUTOR=_C.OWN_DELIVERIES, SERVICE=None, AUDITOR=None
+    ),
     _EXCHANGE + "RedeliverDelivery": rule(SERVICE=None),
     _EXCHANGE + "ListDeadLetters": rule(SERVICE=None, AUDITOR=None),
     _EXCHANGE + "GetRelayStatus": rule(SERVICE=None, AUDITOR=None),

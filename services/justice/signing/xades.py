@@ -63,6 +63,7 @@ __all__ = [
     "Verdict",
     "XadesSigner",
     "XadesVerifier",
+    "signing_certificate_policy",
 ]
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
@@ -457,7 +458,7 @@ class XadesVerifier:
         self._store = x509.verification.Store(list(self._anchors)) if self._anchors else None
         self._max_bytes = max_bytes
         self._clock = clock
-        self._ee_policy = _signing_ee_policy(require_non_repudiation)
+        self._ee_policy = signing_certificate_policy(require_non_repudiation)
         self._ca_policy = x509.verification.ExtensionPolicy.webpki_defaults_ca()
 
     def verify(self, data: bytes) -> Verdict:
@@ -689,7 +690,11 @@ class _LongTerm:
     level: str = "B-B"
 
 
-def _signing_ee_policy(require_non_repudiation: bool) -> x509.verification.ExtensionPolicy:
+def signing_certificate_policy(
+    require_non_repudiation: bool,
+) -> x509.verification.ExtensionPolicy:
+    """End-entity policy for a signing certificate: digitalSignature (and nonRepudiation)."""
+
     def check_key_usage(policy: Any, cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
         # A TLS client certificate (digitalSignature only) is not a signing certificate.
         if usage is None or not usage.digital_signature:
