@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from justice.access.api import AccessApi
 from justice.access.events import PersonnelFeed
@@ -18,10 +20,11 @@ from justice.access.service import AccessService, Enrolment
 from justice.access.store import AccessTransaction
 from justice.access.v1 import access_pb2, access_pb2_grpc
 from justice.audit.api import AuditApi
+from justice.audit.checkpoints import NoteSigner, NoteVerifier
 from justice.audit.interceptor import purpose_gate, recorder
 from justice.audit.personal_data import PERSONAL_DATA_READS
 from justice.audit.publisher import AuditStream
-from justice.audit.trail import AuditTrail, build_trail, detection_rules
+from justice.audit.trail import AuditTrail, CheckpointSettings, build_trail, detection_rules
 from justice.audit.v1 import audit_pb2, audit_pb2_grpc
 from justice.devstack.pki import DEMO_PRINCIPALS, PARTNER_KINDS, DevPki, PrincipalKind
 from justice.devstack.tsa import DevTimestampAuthority
@@ -192,7 +195,8 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         KeyStoreSigner(keys, xades),
         _Owners(reports, evidence, _UnitIds(access)),
     )
-    audit_api = AuditApi(audit.service)
+    assert audit.witnessed is not None  # _audit_trail always builds the witnessed log
+    audit_api = AuditApi(audit.service, audit.witnessed)
     exchange = build_exchange(settings, database, keys, clock, ReportInbound(reports).register)
     exchange_api = ExchangeApi(exchange.service, own_deliveries_scope)
     report_api = ReportApi(reports, ReceiptBundle(exchange.service))
@@ -522,6 +526,24 @@ def _audit_trail(
         if settings.nats_url
         else None,
         batch_max=settings.audit_batch_max,
+        checkpoints=checkpoint_settings(settings),
+    )
+
+
+def checkpoint_settings(settings: Settings) -> CheckpointSettings:
+    """The checkpoint key from JUSTICE_AUDIT_CHECKPOINT_KEY (PEM, under the key passphrase),
+    else the dev PKI's; witnesses from JUSTICE_AUDIT_WITNESSES (vkeys)."""
+    passphrase = settings.key_passphrase.get_secret_value().encode()
+    if settings.audit_checkpoint_key is not None:
+        key = load_pem_private_key(settings.audit_checkpoint_key.read_bytes(), password=passphrase)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("JUSTICE_AUDIT_CHECKPOINT_KEY must be an Ed25519 key")
+    else:
+        key = DevPki(settings.pki_dir, passphrase).checkpoint_key()
+    return CheckpointSettings(
+        signer=NoteSigner(settings.audit_origin, key),
+        witnesses=[NoteVerifier.parse(vkey) for vkey in settings.audit_witnesses],
+        interval_seconds=settings.audit_checkpoint_interval_seconds,
     )
 
 

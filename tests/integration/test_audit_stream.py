@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from justice.app import Application, build
-from justice.audit.publisher import STREAM, subject_of
+from justice.audit.publisher import CHECKPOINT_SUBJECT, STREAM, subject_of
 from justice.audit.store import AuditTransaction
 from justice.audit.v1 import audit_pb2 as apb
 from justice.audit.v1 import audit_pb2_grpc
@@ -92,7 +92,8 @@ async def _published(application: Application) -> int:
 
 
 async def _stream(server: NatsServer) -> list[tuple[str, str, apb.AuditRecord]]:
-    """(subject, Nats-Msg-Id, record) of every message on the audit stream, in stream order."""
+    """(subject, Nats-Msg-Id, record) of every record on the audit stream, in stream order
+    (the signed checkpoints that share the stream are left out)."""
     client = await nats.connect(platform_url(server))
     try:
         js = client.jetstream()
@@ -100,6 +101,8 @@ async def _stream(server: NatsServer) -> list[tuple[str, str, apb.AuditRecord]]:
         found = []
         for seq in range(state.first_seq, state.last_seq + 1):
             message = await js.get_msg(STREAM, seq)
+            if message.subject == CHECKPOINT_SUBJECT:
+                continue
             record = apb.AuditRecord.FromString(message.data or b"")
             found.append((message.subject or "", (message.headers or {})["Nats-Msg-Id"], record))
         return found

@@ -3,16 +3,20 @@ detector following the log, and the use cases over it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from justice.audit.checkpoints import NoteSigner, NoteVerifier
 from justice.audit.detection import Detector, Rules, UnitOf
 from justice.audit.personal_data import PERSONAL_DATA_READS
 from justice.audit.publisher import AuditStream
 from justice.audit.service import AuditService, Signer
 from justice.audit.store import AuditTransaction
 from justice.audit.tail import LogTail, then_checkpoint
+from justice.audit.witness import TREE_TAIL, WitnessedLog
+from justice.audit.witness_store import TreeReader, WitnessTransaction
 from justice.audit.writer import AuditWriter
 from justice.platform.config import AuditDetection
 from justice.platform.db import Database
@@ -24,14 +28,27 @@ class AuditTrail:
     service: AuditService
     stream: AuditStream | None
     tails: list[LogTail] = field(default_factory=list)
+    witnessed: WitnessedLog | None = None
+    checkpoint_interval_seconds: float = 60.0
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _checkpoints: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.writer.start()
         for tail in self.tails:
             tail.start()
+        if self.witnessed is not None and self._checkpoints is None:
+            self._checkpoints = asyncio.create_task(
+                self.witnessed.run(self.checkpoint_interval_seconds, self._stop),
+                name="audit-checkpoints",
+            )
 
     async def close(self) -> None:
         await self.writer.close()
+        self._stop.set()
+        if self._checkpoints is not None:
+            await self._checkpoints
+            self._checkpoints = None
         for tail in self.tails:
             await tail.close()
         if self.stream is not None:
@@ -66,6 +83,7 @@ def build_trail(
     unit_of: UnitOf,
     stream: AuditStream | None,
     batch_max: int,
+    checkpoints: CheckpointSettings | None = None,
 ) -> AuditTrail:
     """Not started: call `start()` on the event loop that serves the RPCs. Without a
     stream (no NATS configured) records and alerts stay in the database only."""
@@ -85,10 +103,38 @@ def build_trail(
     tails = [LogTail("detector", uow, service.detect)]
     if stream is not None:
         tails.append(LogTail("publisher", uow, then_checkpoint(uow, stream.publish)))
+    witnessed = None
+    if checkpoints is not None:
+        witnessed = WitnessedLog(
+            lambda: WitnessTransaction(database.sessions),
+            checkpoints.signer,
+            {w.name: w for w in checkpoints.witnesses},
+            clock,
+            stream.publish_checkpoint if stream else None,
+            TreeReader(database),
+        )
+        tails.append(LogTail(TREE_TAIL, uow, witnessed.grow, batch=5_000))
 
     def committed(_: object) -> None:
         for tail in tails:
             tail.notify()
 
     writer = AuditWriter(database, max_batch=batch_max, on_commit=committed)
-    return AuditTrail(writer=writer, service=service, stream=stream, tails=tails)
+    return AuditTrail(
+        writer=writer,
+        service=service,
+        stream=stream,
+        tails=tails,
+        witnessed=witnessed,
+        checkpoint_interval_seconds=checkpoints.interval_seconds if checkpoints else 60.0,
+    )
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """The witnessed log: the key signing checkpoints (its name is the origin), the partners'
+    witness keys, how often a checkpoint is signed and published."""
+
+    signer: NoteSigner
+    witnesses: Sequence[NoteVerifier]
+    interval_seconds: float

@@ -20,6 +20,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -249,6 +250,7 @@ class DevPki:
       signing/<id>.pem (leaf then CA), signing/<id>.key (PKCS#8, encrypted with the passphrase)
       tsa.pem (leaf then CA), tsa.key (PKCS#8, encrypted): the dev RFC 3161 timestamp authority
       crl.pem: the CA's current certificate revocation list (re-issued by `revoke`)
+      checkpoint.key (PKCS#8 Ed25519, encrypted): signs the audit log's checkpoints
     """
 
     def __init__(self, root: Path, passphrase: bytes) -> None:
@@ -300,6 +302,10 @@ class DevPki:
     def crl_path(self) -> Path:
         return self._root / "crl.pem"
 
+    @property
+    def checkpoint_key_path(self) -> Path:
+        return self._root / "checkpoint.key"
+
     def client_paths(self, principal_id: str) -> tuple[Path, Path]:
         _check_id(principal_id)
         return self.clients_dir / f"{principal_id}.pem", self.clients_dir / f"{principal_id}.key"
@@ -320,6 +326,7 @@ class DevPki:
             self.issue_tsa()
         if not self.crl_path.exists():
             self._write_crl([])
+        self.checkpoint_key()
         for principal in DEMO_PRINCIPALS:
             cert_path, key_path = self.client_paths(principal.id)
             if not (cert_path.exists() and key_path.exists()):
@@ -449,6 +456,23 @@ class DevPki:
         ) + self.ca_certificate().public_bytes(serialization.Encoding.PEM)
         _write_atomic(self.tsa_cert_path, chain_pem, 0o644)
         return self.tsa_cert_path, self.tsa_key_path
+
+    def checkpoint_key(self) -> Ed25519PrivateKey:
+        """The Ed25519 key that signs the audit log's checkpoints (created on first use)."""
+        path = self.checkpoint_key_path
+        if path.exists():
+            key = serialization.load_pem_private_key(path.read_bytes(), password=self._passphrase)
+            if not isinstance(key, Ed25519PrivateKey):
+                raise ValueError(f"{path} is not an Ed25519 key")
+            return key
+        key = Ed25519PrivateKey.generate()
+        encrypted = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(self._passphrase),
+        )
+        _write_atomic(path, encrypted, 0o600)
+        return key
 
     def revoke(
         self, certificate: x509.Certificate, *, at: datetime.datetime | None = None

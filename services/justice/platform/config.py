@@ -129,6 +129,13 @@ class Settings(BaseSettings):
     # Audit: the platform identity that signs exports, the group-commit size, the rules.
     audit_signer: str = "justice-server"
     audit_batch_max: int = Field(default=1_000, gt=0)
+    # The witnessed log: its checkpoints' origin line, the Ed25519 key that signs them (the
+    # dev PKI's checkpoint.key when unset), how often one is signed and published, and the
+    # witnesses' verifier keys (c2sp.org/signed-note vkeys named by partner id).
+    audit_origin: str = "justice-exchange.local/audit"
+    audit_checkpoint_key: Path | None = None
+    audit_checkpoint_interval_seconds: float = Field(default=60.0, gt=0)
+    audit_witnesses: list[str] = Field(default_factory=list)
     audit_detection: AuditDetection = Field(default_factory=AuditDetection)
 
     def resolved_database_url(self) -> str:
