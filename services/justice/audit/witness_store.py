@@ -15,7 +15,8 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from justice.audit.merkle import Node
-from justice.audit.store import AuditTransaction
+from justice.audit.model import AuditRecord
+from justice.audit.store import AuditRow, AuditTransaction, to_record
 from justice.platform.db import Database, UtcDateTime
 
 _INDEX_BITS = 48
@@ -60,6 +61,19 @@ class TreeReader:
             return {}
         async with self._engine.connect() as connection:
             return await _read_nodes(connection, wanted)
+
+    async def record_and_nodes(
+        self, sequence: int, wanted: Collection[Node]
+    ) -> tuple[AuditRecord | None, dict[Node, bytes]]:
+        """An inclusion proof's material on one connection: the record (written once too)
+        and the nodes."""
+        table = AuditRow.__table__  # type: ignore[attr-defined]
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(select(table).where(table.c.sequence == sequence))
+            ).first()
+            nodes = await _read_nodes(connection, wanted) if wanted else {}
+        return (to_record(row) if row is not None else None), nodes
 
 
 class TreeNodeRow(SQLModel, table=True):
