@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from justice.app import Application, build
+from justice.audit.checkpoints import NoteVerifier, open_checkpoint
 from justice.audit.publisher import CHECKPOINT_SUBJECT, STREAM, subject_of
 from justice.audit.store import AuditTransaction
 from justice.audit.v1 import audit_pb2 as apb
@@ -173,3 +174,21 @@ async def test_rpcs_do_not_wait_for_nats_and_the_backlog_flushes_when_it_returns
     finally:
         nats_server_own.restart()
     assert await _assert_stream_is_the_log(platform, nats_server_own) == head
+
+
+async def test_signed_checkpoints_are_published_on_their_subject(
+    pki: DevPki, platform: Application, nats_server_own: NatsServer
+) -> None:
+    await _traffic(platform, pki)
+    await eventually(lambda: _published(platform), what="the records on the stream")
+    assert platform.audit.witnessed is not None
+    note = await platform.audit.witnessed.checkpoint(fresh=True)
+
+    client = await nats.connect(platform_url(nats_server_own))
+    try:
+        last = await client.jetstream().get_last_msg(STREAM, CHECKPOINT_SUBJECT)
+    finally:
+        await client.close()
+    assert (last.data or b"").decode() == note
+    key = NoteVerifier.parse(platform.audit.witnessed.vkey)
+    assert open_checkpoint(note, key).origin == platform.settings.audit_origin

@@ -12,7 +12,15 @@ from lxml import etree
 
 from justice.devstack.pki import DevPki
 from justice.devstack.tsa import DevTimestampAuthority
-from justice.signing import CertificateNotValid, FileKeyStore, XadesSigner, XadesVerifier
+from justice.platform.errors import Unavailable
+from justice.signing import (
+    CertificateNotValid,
+    FileKeyStore,
+    TimestampUnavailable,
+    XadesSigner,
+    XadesVerifier,
+)
+from justice.signing.keyed import KeyStoreSigner
 from justice.signing.revocation import FileRevocationSource
 from justice.signing.rfc3161 import TimestampError, parse_token, request_for, token_from_response
 from tests.signing_env import (
@@ -193,3 +201,17 @@ def test_tsa_certificate_is_fit_for_timestamping(module_pki: DevPki) -> None:
     usage = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     assert usage.critical
     assert list(usage.value) == [x509.oid.ExtendedKeyUsageOID.TIME_STAMPING]
+
+
+class _DownTsa:
+    def stamp(self, digest: bytes) -> bytes:
+        raise TimestampError("TSA unreachable: ConnectionRefusedError")
+
+
+async def test_a_tsa_outage_signs_nothing_and_is_unavailable(keys: FileKeyStore) -> None:
+    signer = XadesSigner(timestamper=_DownTsa())
+    with pytest.raises(TimestampUnavailable):
+        signer.sign(report(), keys.identity("officer-1001"))
+    with pytest.raises(Unavailable) as error:
+        await KeyStoreSigner(keys, signer).sign(report(), "officer-1001")
+    assert error.value.reason == "TIMESTAMP_UNAVAILABLE"
