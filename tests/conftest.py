@@ -12,8 +12,11 @@ import pytest
 from justice.devstack.nats import NatsServer
 from justice.devstack.pki import DevPki
 from justice.devstack.testing import PKI_PASSPHRASE
+from justice.devstack.tsa import DevTimestampAuthority
 from justice.platform.config import Settings
 from tests.exchange_env import nats_with_partners
+from tests.signing_env import PASSPHRASE as SIGNING_PASSPHRASE
+from tests.signing_env import dev_tsa
 from tests.softhsm import SoftHsmToken, softhsm_token
 
 
@@ -66,3 +69,17 @@ def exchange_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServ
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    """A dev PKI of the test module's own: the certificates it issues and revokes stay there."""
+    dev = DevPki(tmp_path_factory.mktemp("pki"), SIGNING_PASSPHRASE)
+    dev.ensure()
+    return dev
+
+
+@pytest.fixture(scope="module")
+def tsa(module_pki: DevPki) -> DevTimestampAuthority:
+    """The in-process RFC 3161 authority of `module_pki`."""
+    return dev_tsa(module_pki)

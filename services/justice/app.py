@@ -15,17 +15,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from justice import bridges
 from justice.access import compose as access_compose
 from justice.access.service import AccessService
 from justice.audit import compose as audit_compose
+from justice.audit.checkpoints import NoteSigner, NoteVerifier
 from justice.audit.interceptor import purpose_gate, recorder
 from justice.audit.personal_data import PERSONAL_DATA_READS
 from justice.devstack.demo import demo_enrolments
+from justice.devstack.pki import DevPki
+from justice.devstack.tsa import DevTimestampAuthority
 from justice.evidence import compose as evidence_compose
 from justice.evidence.service import EvidenceService, SweepSummary
 from justice.exchange import compose as exchange_compose
+from justice.exchange.api import ReceiptBundle
 from justice.monitoring import monitor
 from justice.platform.blobs import S3Blobs
 from justice.platform.bus import Bus, platform_credentials
@@ -49,6 +55,8 @@ from justice.security.rules import authorisation
 from justice.security.tokens import DevTokens
 from justice.signing.keyed import KeyStoreSigner
 from justice.signing.keystore import KeyStore, configured_key_store
+from justice.signing.revocation import FileRevocationSource
+from justice.signing.rfc3161 import HttpTimestamper, Timestamper
 from justice.signing.xades import XadesSigner, XadesVerifier
 
 
@@ -151,6 +159,44 @@ def _verifier(settings: Settings) -> XadesVerifier:
     return XadesVerifier(_trust_anchors(settings))
 
 
+def xades_signer(settings: Settings, clock: Callable[[], datetime]) -> XadesSigner:
+    """B-LT signatures: timestamps from the configured TSA (the dev PKI's in-process one by
+    default), the CA's CRL embedded. B-B only where neither a TSA URL nor a dev TSA exists."""
+    timestamper: Timestamper | None = None
+    if settings.tsa_url:
+        timestamper = HttpTimestamper(settings.tsa_url)
+    else:
+        pki = DevPki(settings.pki_dir, settings.key_passphrase.get_secret_value().encode())
+        if pki.tsa_cert_path.exists() and pki.tsa_key_path.exists():
+            timestamper = DevTimestampAuthority.from_files(
+                pki.tsa_cert_path,
+                pki.tsa_key_path,
+                settings.key_passphrase.get_secret_value().encode(),
+                clock=clock,
+            )
+    if timestamper is None:
+        return XadesSigner(clock=clock)
+    crl = settings.signing_crl or settings.pki_dir / "crl.pem"
+    return XadesSigner(clock=clock, timestamper=timestamper, revocation=FileRevocationSource(crl))
+
+
+def checkpoint_settings(settings: Settings) -> audit_compose.CheckpointSettings:
+    """The checkpoint key from JUSTICE_AUDIT_CHECKPOINT_KEY (PEM, under the key passphrase),
+    else the dev PKI's; witnesses from JUSTICE_AUDIT_WITNESSES (vkeys)."""
+    passphrase = settings.key_passphrase.get_secret_value().encode()
+    if settings.audit_checkpoint_key is not None:
+        key = load_pem_private_key(settings.audit_checkpoint_key.read_bytes(), password=passphrase)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("JUSTICE_AUDIT_CHECKPOINT_KEY must be an Ed25519 key")
+    else:
+        key = DevPki(settings.pki_dir, passphrase).checkpoint_key()
+    return audit_compose.CheckpointSettings(
+        signer=NoteSigner(settings.audit_origin, key),
+        witnesses=[NoteVerifier.parse(vkey) for vkey in settings.audit_witnesses],
+        interval_seconds=settings.audit_checkpoint_interval_seconds,
+    )
+
+
 # -- the roots ---------------------------------------------------------------------------------
 
 
@@ -173,7 +219,7 @@ async def _build(
     blobs = _blobs(settings, resources)
     keys = _keys(settings)
     metrics = Metrics()
-    signer = KeyStoreSigner(keys, XadesSigner(clock=clock), metrics.observe_signing)
+    signer = KeyStoreSigner(keys, xades_signer(settings, clock), metrics.observe_signing)
 
     # Reports and evidence need each other: evidence is built on the reports' lookup, and
     # reports on the evidence service.
@@ -198,7 +244,16 @@ async def _build(
         if evidence is not None
         else bridges.NoEvidence()
     )
-    reports = reports_compose.build(settings, database, signer, _verifier(settings), clock, catalog)
+    exchange = exchange_compose.build(settings, database, bus, keys, clock)
+    reports = reports_compose.build(
+        settings,
+        database,
+        signer,
+        _verifier(settings),
+        clock,
+        catalog,
+        ReceiptBundle(exchange.service),
+    )
     access = access_compose.build(settings, database, bus, clock)
     if not settings.production:
         await access.service.enrol(demo_enrolments())
@@ -207,8 +262,9 @@ async def _build(
         evidence.service if evidence is not None else None,
         bridges.UnitIds(access.service),
     )
-    audit = audit_compose.build(settings, database, bus, signer, clock, owners.unit_of)
-    exchange = exchange_compose.build(settings, database, bus, keys, clock)
+    audit = audit_compose.build(
+        settings, database, bus, signer, clock, owners.unit_of, checkpoint_settings(settings)
+    )
     reports.inbound.register(exchange.dispatcher)
 
     tokens = None
@@ -297,7 +353,7 @@ async def build_exchange_workers(
         exchange = exchange_compose.build(settings, database, bus, _keys(settings), clock)
         if settings.exchange_inbound:
             # Partners' answers about reports change reports; none of that touches evidence.
-            signer = KeyStoreSigner(_keys(settings), XadesSigner(clock=clock))
+            signer = KeyStoreSigner(_keys(settings), xades_signer(settings, clock))
             reports = reports_compose.build(
                 settings, database, signer, _verifier(settings), clock, bridges.NoEvidence()
             )

@@ -175,3 +175,20 @@ async def test_bad_filter_and_unauthorised_callers(
         with pytest.raises(grpc.aio.AioRpcError) as denied:
             await call
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_delivery_receipt_errors(
+    service: Stub, court: Stub, grpc_stub: reports_pb2_grpc.ReportServiceStub
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await service.GetDeliveryReceipt(pb.GetDeliveryReceiptRequest(name="deliveries/x"))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "name" in rich_error(error.value).fields
+
+    await _submit(grpc_stub, "court-brussels")
+    listed = await court.ListDeliveries(pb.ListDeliveriesRequest())
+    unanswered = f"{listed.deliveries[0].name}/receipt"
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await court.GetDeliveryReceipt(pb.GetDeliveryReceiptRequest(name=unanswered))
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    assert rich_error(error.value).reason == "RECEIPT_NOT_FOUND"

@@ -1,4 +1,5 @@
-"""A report signed through the API is accepted by xmlsec1, an independent verifier."""
+"""A report signed through the API is accepted by xmlsec1, an independent verifier, and its
+RFC 3161 timestamp (XAdES B-LT) by `openssl ts -verify`."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import pytest
 from justice.devstack.pki import DevPki
 from justice.reports.v1 import reports_pb2 as pb
 from justice.reports.v1 import reports_pb2_grpc
+from justice.signing.rfc3161 import openssl_ts_verify_command
+from justice.signing.xades import XadesVerifier
 from justice.signing.xmlsec import xmlsec1_verify_command
 from tests.api.test_reports import PURPOSE, create
+from tests.signing_env import encapsulated_timestamp, signature_value_c14n
 
 XMLSEC1 = shutil.which("xmlsec1")
 
@@ -39,6 +43,27 @@ def test_xmlsec1_accepts_the_export(exported: bytes, pki: DevPki, tmp_path: Path
     path = tmp_path / "report.xml"
     path.write_bytes(exported)
     assert xmlsec1_accepts(path, pki)
+
+
+def test_the_export_is_long_term_and_openssl_accepts_its_timestamp(
+    exported: bytes, pki: DevPki, tmp_path: Path
+) -> None:
+    verdict = XadesVerifier([pki.ca_certificate()]).verify(exported)
+    assert verdict.trusted, verdict
+    assert verdict.level == "B-LT"
+    token = tmp_path / "token.tsr"
+    token.write_bytes(encapsulated_timestamp(exported))
+    data = tmp_path / "signature-value.c14n"
+    data.write_bytes(signature_value_c14n(exported))
+
+    result = subprocess.run(
+        openssl_ts_verify_command(token, pki.ca_path, data_path=data),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
 
 
 async def test_one_flipped_narrative_byte_fails_xmlsec1_and_verify_report(

@@ -70,7 +70,7 @@ def main() -> list[Figure]:
         rate = asyncio.run(_sign_rate(port, Path(state) / "pki"))
     return [
         Figure(
-            "SignReport via gRPC (mTLS, XAdES-BES, SQLite)",
+            "SignReport via gRPC (mTLS, XAdES B-LT, SQLite)",
             rate,
             "signs/s",
             "openssl speed rsa2048",

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from justice.app import Application
-from justice.audit.publisher import STREAM, subject_of
+from justice.audit.checkpoints import NoteVerifier, open_checkpoint
+from justice.audit.publisher import CHECKPOINT_SUBJECT, STREAM, subject_of
 from justice.audit.store import AuditTransaction
 from justice.audit.v1 import audit_pb2 as apb
 from justice.audit.v1 import audit_pb2_grpc
@@ -80,7 +81,8 @@ async def _published(application: Application) -> int:
 
 
 async def _stream(server: NatsServer) -> list[tuple[str, str, apb.AuditRecord]]:
-    """(subject, Nats-Msg-Id, record) of every message on the audit stream, in stream order."""
+    """(subject, Nats-Msg-Id, record) of every record on the audit stream, in stream order
+    (the signed checkpoints that share the stream are left out)."""
     client = await nats.connect(platform_url(server))
     try:
         js = client.jetstream()
@@ -88,6 +90,8 @@ async def _stream(server: NatsServer) -> list[tuple[str, str, apb.AuditRecord]]:
         found = []
         for seq in range(state.first_seq, state.last_seq + 1):
             message = await js.get_msg(STREAM, seq)
+            if message.subject == CHECKPOINT_SUBJECT:
+                continue
             record = apb.AuditRecord.FromString(message.data or b"")
             found.append((message.subject or "", (message.headers or {})["Nats-Msg-Id"], record))
         return found
@@ -158,3 +162,21 @@ async def test_rpcs_do_not_wait_for_nats_and_the_backlog_flushes_when_it_returns
     finally:
         nats_server_own.restart()
     assert await _assert_stream_is_the_log(platform, nats_server_own) == head
+
+
+async def test_signed_checkpoints_are_published_on_their_subject(
+    pki: DevPki, platform: Application, nats_server_own: NatsServer
+) -> None:
+    await _traffic(platform, pki)
+    await eventually(lambda: _published(platform), what="the records on the stream")
+    assert platform.audit.witnessed is not None
+    note = await platform.audit.witnessed.checkpoint(fresh=True)
+
+    client = await nats.connect(platform_url(nats_server_own))
+    try:
+        last = await client.jetstream().get_last_msg(STREAM, CHECKPOINT_SUBJECT)
+    finally:
+        await client.close()
+    assert (last.data or b"").decode() == note
+    key = NoteVerifier.parse(platform.audit.witnessed.vkey)
+    assert open_checkpoint(note, key).origin == platform.settings.audit_origin

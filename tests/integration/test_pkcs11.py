@@ -21,6 +21,8 @@ from justice.signing import (
     xmlsec1_verify_command,
 )
 from justice.signing.pkcs11 import Pkcs11KeyStore
+from justice.signing.revocation import FileRevocationSource
+from tests.signing_env import dev_tsa
 from tests.softhsm import SoftHsmToken
 
 PASSPHRASE = b"pkcs11-passphrase"
@@ -72,6 +74,19 @@ def test_key_generated_in_token_signs_verifiable_xades(
 
     tampered = signed.replace(b"2 gsm", b"3 gsm", 1)
     assert not XadesVerifier([pki.ca_certificate()]).verify(tampered).integrity_ok
+
+
+def test_hsm_key_makes_long_term_signatures(store: Pkcs11KeyStore, pki: DevPki) -> None:
+    identity = store.identity("officer-3001")
+    signer = XadesSigner(
+        timestamper=dev_tsa(pki, PASSPHRASE), revocation=FileRevocationSource(pki.crl_path)
+    )
+
+    verdict = XadesVerifier([pki.ca_certificate()]).verify(signer.sign(REPORT, identity))
+
+    assert verdict.trusted, verdict
+    assert verdict.level == "B-LT"
+    assert verdict.chain_valid_at == verdict.timestamp_time
 
 
 def test_private_key_never_leaves_the_token(store: Pkcs11KeyStore) -> None:

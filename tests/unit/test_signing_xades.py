@@ -24,21 +24,8 @@ from justice.signing import (
     XadesSigner,
     XadesVerifier,
 )
+from tests.signing_env import PASSPHRASE, REPORT_NS, report
 from tests.xml_attacks import STATIC_ATTACKS, XmlAttack, signed_attacks
-
-PASSPHRASE = b"unit-test-passphrase"
-REPORT_NS = "urn:justice:report:v1"
-
-
-def report(
-    narrative: str = "De verdachte werd om 14u32 aangetroffen op de Meir.", *, with_id: bool = True
-) -> bytes:
-    id_attr = ' Id="report-1"' if with_id else ""
-    return (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<report xmlns="{REPORT_NS}"{id_attr}>'
-        f"<name>reports/0001</name><officer>officer-1001</officer>"
-        f"<narrative>{narrative}</narrative></report>"
-    ).encode()
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,10 @@ from justice.audit.model import AlertRule
 from justice.audit.service import AccessQuery, AuditService
 from justice.audit.v1 import audit_pb2 as pb
 from justice.audit.v1 import audit_pb2_grpc
+from justice.audit.witness import WitnessedLog
 from justice.platform.listing import next_token, page, parse_filter
 from justice.platform.timestamps import moment
+from justice.security.identity import current_principal
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -26,8 +28,9 @@ _ALERT_FILTER: dict[str, Callable[[str], Any]] = {"principal": str, "rule": _rul
 
 
 class AuditApi(audit_pb2_grpc.AuditServiceServicer):
-    def __init__(self, service: AuditService) -> None:
+    def __init__(self, service: AuditService, witnessed: WitnessedLog) -> None:
         self._service = service
+        self._witnessed = witnessed
 
     async def QueryAccess(
         self, request: pb.QueryAccessRequest, context: Context
@@ -84,3 +87,52 @@ class AuditApi(audit_pb2_grpc.AuditServiceServicer):
         return pb.ListAlertsResponse(
             alerts=[alert_to_proto(a) for a in alerts], next_page_token=next_token(last)
         )
+
+    async def GetAuditCheckpoint(
+        self, request: pb.GetAuditCheckpointRequest, context: Context
+    ) -> pb.AuditCheckpoint:
+        return _checkpoint(await self._witnessed.checkpoint(fresh=request.fresh))
+
+    async def GetAuditConsistencyProof(
+        self, request: pb.GetAuditConsistencyProofRequest, context: Context
+    ) -> pb.AuditConsistencyProof:
+        first = request.first_tree_size
+        second, proof = await self._witnessed.consistency(first, request.second_tree_size)
+        return pb.AuditConsistencyProof(
+            first_tree_size=first, second_tree_size=second, consistency_path=proof
+        )
+
+    async def AddAuditCosignature(
+        self, request: pb.AddAuditCosignatureRequest, context: Context
+    ) -> pb.AuditCheckpoint:
+        witness = current_principal().partner or current_principal().id
+        return _checkpoint(await self._witnessed.add_cosignature(witness, request.note))
+
+    async def GetCosignedAuditCheckpoint(
+        self, request: pb.GetCosignedAuditCheckpointRequest, context: Context
+    ) -> pb.AuditCheckpoint:
+        return _checkpoint(await self._witnessed.cosigned())
+
+    async def GetAuditInclusionProof(
+        self, request: pb.GetAuditInclusionProofRequest, context: Context
+    ) -> pb.AuditInclusionProof:
+        note = ""
+        size = request.tree_size
+        if not size:
+            note = await self._witnessed.cosigned()
+            size = _size_of(note)
+        inclusion = await self._witnessed.inclusion(request.sequence, size)
+        return pb.AuditInclusionProof(
+            record=record_to_proto(inclusion.record),
+            tree_size=inclusion.tree_size,
+            inclusion_path=inclusion.proof,
+            checkpoint=note,
+        )
+
+
+def _size_of(note: str) -> int:
+    return int(note.split("\n")[1])
+
+
+def _checkpoint(note: str) -> pb.AuditCheckpoint:
+    return pb.AuditCheckpoint(note=note, tree_size=_size_of(note))

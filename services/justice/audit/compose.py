@@ -7,12 +7,14 @@ Not started by building: `start()` on the event loop that serves the RPCs. Witho
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from justice.audit.alarms import PlatformAlarms
 from justice.audit.api import AuditApi
+from justice.audit.checkpoints import NoteSigner, NoteVerifier
 from justice.audit.detection import Detector, Rules, UnitOf
 from justice.audit.personal_data import PERSONAL_DATA_READS
 from justice.audit.publisher import AuditStream
@@ -20,6 +22,8 @@ from justice.audit.service import AuditService, Signer
 from justice.audit.store import AuditTransaction
 from justice.audit.tail import LogTail, then_checkpoint
 from justice.audit.v1 import audit_pb2, audit_pb2_grpc
+from justice.audit.witness import TREE_TAIL, WitnessedLog
+from justice.audit.witness_store import TreeReader, WitnessTransaction
 from justice.audit.writer import AuditWriter
 from justice.platform.bus import Bus
 from justice.platform.config import AuditDetection, Settings
@@ -28,19 +32,42 @@ from justice.platform.server import Mount
 
 
 @dataclass(frozen=True)
+class CheckpointSettings:
+    """The witnessed log: the key signing checkpoints (its name is the origin), the partners'
+    witness keys, how often a checkpoint is signed and published."""
+
+    signer: NoteSigner
+    witnesses: Sequence[NoteVerifier]
+    interval_seconds: float
+
+
+@dataclass
 class AuditComponent:
     writer: AuditWriter
     service: AuditService
     mount: Mount
     tails: tuple[LogTail, ...]
+    witnessed: WitnessedLog
+    checkpoint_interval_seconds: float
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _checkpoints: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.writer.start()
         for tail in self.tails:
             tail.start()
+        if self._checkpoints is None:
+            self._checkpoints = asyncio.create_task(
+                self.witnessed.run(self.checkpoint_interval_seconds, self._stop),
+                name="audit-checkpoints",
+            )
 
     async def close(self) -> None:
         await self.writer.close()
+        self._stop.set()
+        if self._checkpoints is not None:
+            await self._checkpoints
+            self._checkpoints = None
         for tail in self.tails:
             await tail.close()
 
@@ -70,8 +97,10 @@ def build(
     signer: Signer,
     clock: Callable[[], datetime],
     unit_of: UnitOf,
+    checkpoints: CheckpointSettings,
 ) -> AuditComponent:
-    """`unit_of` says which unit owns a record (the detector's OUTSIDE_UNIT rule)."""
+    """`unit_of` says which unit owns a record (the detector's OUTSIDE_UNIT rule);
+    `checkpoints` sign the witnessed log's tree heads."""
 
     def uow() -> AuditTransaction:
         return AuditTransaction(database.sessions)
@@ -88,6 +117,15 @@ def build(
     tails = [LogTail("detector", uow, service.detect)]
     if stream is not None:
         tails.append(LogTail("publisher", uow, then_checkpoint(uow, stream.publish)))
+    witnessed = WitnessedLog(
+        lambda: WitnessTransaction(database.sessions),
+        checkpoints.signer,
+        {w.name: w for w in checkpoints.witnesses},
+        clock,
+        stream.publish_checkpoint if stream else None,
+        TreeReader(database),
+    )
+    tails.append(LogTail(TREE_TAIL, uow, witnessed.grow, batch=5_000))
 
     def committed(_: object) -> None:
         for tail in tails:
@@ -97,9 +135,11 @@ def build(
     mount = Mount.of(
         audit_pb2.DESCRIPTOR.services_by_name["AuditService"],
         audit_pb2_grpc.add_AuditServiceServicer_to_server,
-        AuditApi(service),
+        AuditApi(service, witnessed),
     )
-    return AuditComponent(writer, service, mount, tuple(tails))
+    return AuditComponent(
+        writer, service, mount, tuple(tails), witnessed, checkpoints.interval_seconds
+    )
 
 
 def alarms(database: Database, bus: Bus | None, clock: Callable[[], datetime]) -> PlatformAlarms:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from justice.audit.model import Alert, AuditRecord
+from justice.audit.model import Alert, AuditEntry, AuditRecord
 from justice.audit.v1 import audit_pb2 as pb
 
 
@@ -34,6 +34,24 @@ def record_to_proto(record: AuditRecord) -> pb.AuditRecord:
         previous_hash=record.previous_hash,
         hash=record.hash,
     )
+
+
+def record_from_proto(message: pb.AuditRecord) -> AuditRecord:
+    """For offline checks of a record someone handed over (its fields make its leaf)."""
+    entry = AuditEntry(
+        time=message.time.ToDatetime(tzinfo=UTC),
+        principal=message.principal,
+        agency=message.agency,
+        unit=message.unit,
+        service=message.service,
+        method=message.method,
+        resources=tuple(message.resources),
+        purpose=message.purpose,
+        outcome=message.outcome,
+        reason=message.reason,
+        peer=message.peer,
+    )
+    return AuditRecord(message.sequence, entry, message.previous_hash, message.hash)
 
 
 def alert_to_proto(alert: Alert) -> pb.Alert:

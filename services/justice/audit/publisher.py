@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 STREAM = "JUSTICE_AUDIT"
 SUBJECTS = "justice.v1.audit.>"
 ALERT_SUBJECT = "justice.v1.events.audit.alert"
+# Signed checkpoints of the audit log's Merkle tree (C2SP signed notes, UTF-8 text).
+CHECKPOINT_SUBJECT = "justice.v1.audit.checkpoints"
 # Covers a publisher that crashed after the PubAck and before moving its cursor, and restarts;
 # older duplicates carry a sequence the central log platform has seen already.
 DUPLICATE_WINDOW_SECONDS = 120.0
@@ -72,6 +74,17 @@ class AuditStream:
         ]
         async with asyncio.timeout(self._ack_timeout):  # cancel-safe, unlike 3.11's wait_for
             await asyncio.gather(*acks)
+
+    async def publish_checkpoint(self, note: str) -> None:
+        js = await self._jetstream()
+        size = note.split("\n", 2)[1]
+        ack = await js.publish_async(
+            CHECKPOINT_SUBJECT,
+            note.encode(),
+            headers={"Nats-Msg-Id": f"checkpoint-{size}"},
+        )
+        async with asyncio.timeout(self._ack_timeout):
+            await ack
 
     async def publish_alerts(self, alerts: list[Alert]) -> None:
         client = await self._bus.client()

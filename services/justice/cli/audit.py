@@ -207,3 +207,30 @@ def alerts(
         )
     console.print(table)
     _next(response.next_page_token)
+
+
+@app.command()
+def proof(
+    ctx: typer.Context,
+    sequence: int,
+    out: Annotated[Path, typer.Option(help="Where to write the record and its proof")],
+) -> None:
+    """A record's inclusion proof in the latest cosigned checkpoint, for `justice verify
+    --audit-record`."""
+    found = call(
+        ctx,
+        lambda stub: stub.GetAuditInclusionProof(
+            pb.GetAuditInclusionProofRequest(sequence=sequence)
+        ),
+    )
+    out.write_bytes(found.SerializeToString())
+    console.print(f"wrote {out}: record {sequence} in a tree of {found.tree_size}")
+
+
+@app.command()
+def checkpoint(ctx: typer.Context) -> None:
+    """The latest cosigned checkpoint of the audit log (a signed note)."""
+    found = call(
+        ctx, lambda stub: stub.GetCosignedAuditCheckpoint(pb.GetCosignedAuditCheckpointRequest())
+    )
+    typer.echo(found.note, nl=False)

@@ -196,6 +196,20 @@ def deliveries(
 
 
 @app.command()
+def receipt(
+    ctx: typer.Context,
+    delivery: str,
+    out: Annotated[Path, typer.Option(help="Where to write the receipt (for `justice verify`)")],
+) -> None:
+    """Fetch a partner's signed receipt for deliveries/{id}, as kept, into a file."""
+    name = delivery if delivery.endswith("/receipt") else f"{delivery}/receipt"
+    kept = _call(ctx, lambda stub: stub.GetDeliveryReceipt(pb.GetDeliveryReceiptRequest(name=name)))
+    out.write_bytes(kept.SerializeToString())
+    console.print(f"wrote {out}: receipt from {kept.partner}; check it with")
+    console.print(f"  justice verify --receipt {out} --ca ca.pem")
+
+
+@app.command()
 def redeliver(ctx: typer.Context, name: str) -> None:
     """Send a rejected or expired delivery again."""
     show(_call(ctx, lambda stub: stub.RedeliverDelivery(pb.RedeliverDeliveryRequest(name=name))))

@@ -92,17 +92,45 @@ def serve(ctx: typer.Context) -> None:
 @app.command()
 def verify(
     ctx: typer.Context,
-    file: Path,
+    file: Annotated[Path | None, typer.Argument(help="A signed report (XML)")] = None,
     ca: Annotated[Path | None, typer.Option(help="Trusted CA (default: the state dir's)")] = None,
     evidence: Annotated[
         Path | None,
         typer.Option(help="Directory with the evidence files; each attachment's hash is checked"),
     ] = None,
+    receipt: Annotated[
+        Path | None,
+        typer.Option(help="A partner's kept receipt (GetDeliveryReceipt / ExportReport)"),
+    ] = None,
+    audit_record: Annotated[
+        Path | None,
+        typer.Option(help="An audit record with its inclusion proof (GetAuditInclusionProof)"),
+    ] = None,
+    log_key: Annotated[
+        str | None, typer.Option(help="The audit log's checkpoint vkey (default: this stack's)")
+    ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(help="A witness vkey whose cosignature is required (repeatable)"),
+    ] = None,
 ) -> None:
-    """Verify a signed report offline, with no server. Exits 1 unless intact and trusted."""
-    from justice.cli.offline import verify_file
+    """Verify a signed report, a partner's receipt or an audit record offline, with no
+    server. Exits 1 unless intact and trusted."""
+    from justice.cli.offline import verify_audit_record_file, verify_file, verify_receipt_file
 
-    ok = verify_file(file, ca or ctx.obj.settings.pki_dir / "ca.pem", console, evidence)
+    trusted = ca or ctx.obj.settings.pki_dir / "ca.pem"
+    if sum(x is not None for x in (file, receipt, audit_record)) != 1:
+        console.print("[red]give one of: a report FILE, --receipt FILE, --audit-record FILE[/red]")
+        raise typer.Exit(2)
+    if audit_record is not None:
+        ok = verify_audit_record_file(
+            audit_record, ctx.obj.settings, console, log_key=log_key, witnesses=witness
+        )
+    elif receipt is not None:
+        ok = verify_receipt_file(receipt, trusted, console)
+    else:
+        assert file is not None
+        ok = verify_file(file, trusted, console, evidence)
     raise typer.Exit(0 if ok else 1)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 _CA_VALIDITY = datetime.timedelta(days=3650)
+# A CRL says when the next one is due; verifiers treat a later one as stale.
+_CRL_VALIDITY = datetime.timedelta(days=7)
 _LEAF_VALIDITY = datetime.timedelta(days=825)
 # Certificates start slightly in the past so a peer with a lagging clock accepts them at once.
 _BACKDATE = datetime.timedelta(minutes=5)
@@ -245,6 +248,9 @@ class DevPki:
       server.pem, server.key (TLS server; key unencrypted 0600 because grpc wants raw PEM)
       clients/<id>.pem, clients/<id>.key (mTLS client certs; key unencrypted 0600)
       signing/<id>.pem (leaf then CA), signing/<id>.key (PKCS#8, encrypted with the passphrase)
+      tsa.pem (leaf then CA), tsa.key (PKCS#8, encrypted): the dev RFC 3161 timestamp authority
+      crl.pem: the CA's current certificate revocation list (re-issued by `revoke`)
+      checkpoint.key (PKCS#8 Ed25519, encrypted): signs the audit log's checkpoints
     """
 
     def __init__(self, root: Path, passphrase: bytes) -> None:
@@ -284,6 +290,22 @@ class DevPki:
     def signing_dir(self) -> Path:
         return self._root / "signing"
 
+    @property
+    def tsa_cert_path(self) -> Path:
+        return self._root / "tsa.pem"
+
+    @property
+    def tsa_key_path(self) -> Path:
+        return self._root / "tsa.key"
+
+    @property
+    def crl_path(self) -> Path:
+        return self._root / "crl.pem"
+
+    @property
+    def checkpoint_key_path(self) -> Path:
+        return self._root / "checkpoint.key"
+
     def client_paths(self, principal_id: str) -> tuple[Path, Path]:
         _check_id(principal_id)
         return self.clients_dir / f"{principal_id}.pem", self.clients_dir / f"{principal_id}.key"
@@ -300,6 +322,11 @@ class DevPki:
         self._ensure_ca()
         if not (self.server_cert_path.exists() and self.server_key_path.exists()):
             self._issue_server()
+        if not (self.tsa_cert_path.exists() and self.tsa_key_path.exists()):
+            self.issue_tsa()
+        if not self.crl_path.exists():
+            self._write_crl([])
+        self.checkpoint_key()
         for principal in DEMO_PRINCIPALS:
             cert_path, key_path = self.client_paths(principal.id)
             if not (cert_path.exists() and key_path.exists()):
@@ -400,6 +427,71 @@ class DevPki:
             not_after=not_after,
         )
 
+    def issue_tsa(
+        self,
+        *,
+        not_before: datetime.datetime | None = None,
+        not_after: datetime.datetime | None = None,
+    ) -> tuple[Path, Path]:
+        """Issue (or replace) the timestamp authority's certificate. RFC 3161 section 2.3: the
+        one extended key usage timeStamping, marked critical (OpenSSL refuses anything else)."""
+        key = _new_key()
+        cert = self._certify(
+            key.public_key(),
+            _name("Justice Exchange Dev TSA", agency="Justice Exchange", unit="Timestamping"),
+            usage=_key_usage(digital_signature=True, content_commitment=True),
+            eku=[ExtendedKeyUsageOID.TIME_STAMPING],
+            eku_critical=True,
+            not_before=not_before,
+            not_after=not_after,
+        )
+        encrypted = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(self._passphrase),
+        )
+        _write_atomic(self.tsa_key_path, encrypted, 0o600)
+        chain_pem = cert.public_bytes(
+            serialization.Encoding.PEM
+        ) + self.ca_certificate().public_bytes(serialization.Encoding.PEM)
+        _write_atomic(self.tsa_cert_path, chain_pem, 0o644)
+        return self.tsa_cert_path, self.tsa_key_path
+
+    def checkpoint_key(self) -> Ed25519PrivateKey:
+        """The Ed25519 key that signs the audit log's checkpoints (created on first use)."""
+        path = self.checkpoint_key_path
+        if path.exists():
+            key = serialization.load_pem_private_key(path.read_bytes(), password=self._passphrase)
+            if not isinstance(key, Ed25519PrivateKey):
+                raise ValueError(f"{path} is not an Ed25519 key")
+            return key
+        key = Ed25519PrivateKey.generate()
+        encrypted = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(self._passphrase),
+        )
+        _write_atomic(path, encrypted, 0o600)
+        return key
+
+    def revoke(
+        self, certificate: x509.Certificate, *, at: datetime.datetime | None = None
+    ) -> x509.CertificateRevocationList:
+        """Add `certificate` to the CA's CRL (revoked `at`, default now) and re-issue it."""
+        entries = [
+            (revoked.serial_number, revoked.revocation_date_utc)
+            for revoked in self.crl()
+            if revoked.serial_number != certificate.serial_number
+        ]
+        entries.append((certificate.serial_number, at or _now()))
+        return self._write_crl(entries)
+
+    def crl(self) -> x509.CertificateRevocationList:
+        """The CA's current CRL (an empty one is issued the first time)."""
+        if not self.crl_path.exists():
+            return self._write_crl([])
+        return x509.load_pem_x509_crl(self.crl_path.read_bytes())
+
     # -- internals -------------------------------------------------------------------------------
 
     def _ensure_ca(self) -> None:
@@ -445,6 +537,37 @@ class DevPki:
             self._ca = (cert, key)
         return self._ca
 
+    def _write_crl(
+        self, entries: list[tuple[int, datetime.datetime]]
+    ) -> x509.CertificateRevocationList:
+        ca_cert, ca_key = self._load_ca()
+        now = _now()
+        number = 1
+        if self.crl_path.exists():
+            previous = x509.load_pem_x509_crl(self.crl_path.read_bytes())
+            number += previous.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca_cert.subject)
+            .last_update(now)
+            .next_update(now + _CRL_VALIDITY)
+            .add_extension(x509.CRLNumber(number), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+        )
+        for serial, revoked_at in entries:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(serial)
+                .revocation_date(revoked_at)
+                .build()
+            )
+        crl = builder.sign(ca_key, hashes.SHA256())
+        _write_atomic(self.crl_path, crl.public_bytes(serialization.Encoding.PEM), 0o644)
+        return crl
+
     def _issue_server(self) -> None:
         key = _new_key()
         cert = self._certify(
@@ -468,6 +591,7 @@ class DevPki:
         *,
         usage: x509.KeyUsage,
         eku: list[x509.ObjectIdentifier] | None,
+        eku_critical: bool = False,
         san: list[x509.GeneralName] | None = None,
         not_before: datetime.datetime | None = None,
         not_after: datetime.datetime | None = None,
@@ -496,7 +620,7 @@ class DevPki:
             )
         )
         if eku is not None:
-            builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+            builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=eku_critical)
         if san is not None:
             builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
         return builder.sign(ca_key, hashes.SHA256())

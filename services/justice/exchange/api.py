@@ -13,6 +13,7 @@ from justice.exchange.model import (
     Delivery,
     DeliveryState,
     Direction,
+    KeptReceipt,
     Partner,
     PartnerKind,
 )
@@ -172,6 +173,11 @@ class ExchangeApi(exchange_pb2_grpc.ExchangeServiceServicer):
     async def GetDelivery(self, request: pb.GetDeliveryRequest, context: Context) -> pb.Delivery:
         return delivery_to_proto(await self._service.get_delivery(request.name, self._scope()))
 
+    async def GetDeliveryReceipt(
+        self, request: pb.GetDeliveryReceiptRequest, context: Context
+    ) -> pb.DeliveryReceipt:
+        return receipt_to_proto(await self._service.delivery_receipt(request.name, self._scope()))
+
     async def RedeliverDelivery(
         self, request: pb.RedeliverDeliveryRequest, context: Context
     ) -> pb.Delivery:
@@ -200,6 +206,28 @@ class ExchangeApi(exchange_pb2_grpc.ExchangeServiceServicer):
             dead_letters=status.dead_letters,
             oldest_pending_time=timestamp(status.oldest_pending),
         )
+
+
+def receipt_to_proto(kept: KeptReceipt) -> pb.DeliveryReceipt:
+    return pb.DeliveryReceipt(
+        name=kept.name,
+        partner=kept.partner,
+        envelope=kept.envelope,
+        signing_certificate_pem=kept.certificate_pem,
+        receive_time=timestamp(kept.receive_time),
+    )
+
+
+class ReceiptBundle:
+    """Kept receipts about a domain object, serialized as DeliveryReceipt: what an export
+    bundles next to the document (the composition root hands it to ReportApi)."""
+
+    def __init__(self, service: ExchangeService) -> None:
+        self._service = service
+
+    async def about(self, subject_ref: str) -> list[bytes]:
+        kept = await self._service.receipts_about(subject_ref)
+        return [receipt_to_proto(receipt).SerializeToString() for receipt in kept]
 
 
 def own_deliveries_scope() -> str | None:

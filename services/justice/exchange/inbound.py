@@ -185,7 +185,7 @@ class InboundProcessor:
             if await tx.processed.seen(processed_key(sender, envelope.id)):
                 return "DUPLICATE"
         if envelope.type == RECEIPT:
-            return await self._receipt(envelope, data)
+            return await self._receipt(envelope, data, known.partner.certificate_pem)
         return await self._business(envelope, data)
 
     async def _business(self, envelope: pb.Envelope, data: bytes) -> str:
@@ -232,7 +232,7 @@ class InboundProcessor:
                 await tx.commit()
         return "ACCEPTED"
 
-    async def _receipt(self, envelope: pb.Envelope, data: bytes) -> str:
+    async def _receipt(self, envelope: pb.Envelope, data: bytes, certificate_pem: str) -> str:
         receipt = pb.Receipt()
         try:
             receipt.ParseFromString(envelope.payload)
@@ -274,6 +274,9 @@ class InboundProcessor:
         async with self._uow() as tx:
             if not await tx.processed.claim(processed_key(envelope.sender, envelope.id)):
                 return "DUPLICATE"
+            # Kept byte for byte with the certificate it was checked against: the evidence
+            # that the partner received what the deliveries below settle.
+            await tx.receipts.keep(envelope.sender, envelope.id, data, certificate_pem, now)
             accepted = [i for i, e in entries.items() if e.status == pb.ReceiptEntry.ACCEPTED]
             rejected = [e for e in entries.values() if e.status != pb.ReceiptEntry.ACCEPTED]
             await tx.deliveries.settle(

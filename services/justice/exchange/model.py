@@ -194,3 +194,21 @@ class DeadLetter:
             detail=detail,
             create_time=now,
         )
+
+
+@dataclass(frozen=True)
+class KeptReceipt:
+    """A partner's signed receipt kept as evidence, exactly as it arrived: the Envelope bytes
+    (payload and signature) and the signing certificate the platform checked it against then,
+    so anyone can check it again later, offline, with the CA alone."""
+
+    delivery: str  # the delivery (outgoing envelope id) it settled
+    receipt_id: str  # the receipt's own envelope id
+    partner: str
+    envelope: bytes
+    certificate_pem: str
+    receive_time: datetime
+
+    @property
+    def name(self) -> str:
+        return f"deliveries/{self.delivery}/receipt"

@@ -14,6 +14,7 @@ from justice.exchange.model import (
     DeadLetter,
     Delivery,
     DeliveryState,
+    KeptReceipt,
     Partner,
     check_partner,
 )
@@ -23,6 +24,9 @@ from justice.platform.errors import AlreadyExists, FieldViolation, InvalidArgume
 
 _PARTNER_NAME = re.compile(r"^partners/([a-z0-9][a-z0-9_-]{0,63})$")
 _DELIVERY_NAME = re.compile(r"^deliveries/([0-9a-f-]{36})$")
+_RECEIPT_NAME = re.compile(r"^(deliveries/[0-9a-f-]{36})/receipt$")
+# Receipts bundled with one exported document: far more than any real fan-out.
+MAX_RECEIPTS_ABOUT = 100
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,29 @@ class ExchangeService:
         if delivery is None or (scope is not None and delivery.recipient != scope):
             raise NotFound("DELIVERY_NOT_FOUND", f"no {name}", metadata={"name": name})
         return delivery
+
+    async def delivery_receipt(self, name: str, scope: str | None) -> KeptReceipt:
+        """The partner's signed receipt for `deliveries/{id}/receipt`, as it arrived."""
+        match = _RECEIPT_NAME.match(name)
+        if match is None:
+            raise InvalidArgument.of(
+                [FieldViolation("name", "expected deliveries/{delivery}/receipt")]
+            )
+        delivery = await self.get_delivery(match.group(1), scope)
+        async with self._uow() as tx:
+            kept = await tx.receipts.of(delivery)
+        if kept is None:
+            raise NotFound(
+                "RECEIPT_NOT_FOUND",
+                f"no receipt kept for {delivery.name} (state {delivery.state.value})",
+                metadata={"name": name},
+            )
+        return kept
+
+    async def receipts_about(self, subject_ref: str) -> Sequence[KeptReceipt]:
+        """Kept receipts of every delivery about a domain object (all its versions)."""
+        async with self._uow() as tx:
+            return await tx.receipts.about(subject_ref, MAX_RECEIPTS_ABOUT)
 
     async def redeliver(self, name: str) -> Delivery:
         delivery = await self.get_delivery(name, None)

@@ -27,6 +27,7 @@ from justice.exchange.model import (
     Delivery,
     DeliveryState,
     Direction,
+    KeptReceipt,
     Partner,
     PartnerKind,
 )
@@ -594,3 +595,70 @@ class ExchangeTransaction(Transaction):
         self.relay = SqlRelayQueue(session)
         self.outbox = SqlOutbox(session)
         self.processed = SqlInbox(session, "exchange")
+        self.receipts = SqlReceipts(session)
+
+
+class ReceiptRow(SQLModel, table=True):
+    """Receipts as received, one row per receipt envelope; deliveries name theirs."""
+
+    __tablename__ = "exchange_receipt"
+
+    partner: str = Field(primary_key=True, max_length=64)
+    id: str = Field(primary_key=True, max_length=36)
+    envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    certificate_pem: str = Field(sa_column=Column(Text, nullable=False))
+    receive_time: datetime = Field(sa_type=UtcDateTime)
+
+
+class SqlReceipts:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def keep(
+        self, partner: str, receipt_id: str, envelope: bytes, certificate_pem: str, now: datetime
+    ) -> None:
+        self._session.add(
+            ReceiptRow(
+                partner=partner,
+                id=receipt_id,
+                envelope=envelope,
+                certificate_pem=certificate_pem,
+                receive_time=now,
+            )
+        )
+
+    async def of(self, delivery: Delivery) -> KeptReceipt | None:
+        if not delivery.receipt:
+            return None
+        row = await self._session.get(ReceiptRow, (delivery.recipient, delivery.receipt))
+        return _kept(delivery.id, row) if row else None
+
+    async def about(self, subject_ref: str, limit: int) -> Sequence[KeptReceipt]:
+        """Receipts of the deliveries about `subject_ref` or any version of it (`ref@n`)."""
+        statement = (
+            select(DeliveryRow, ReceiptRow)
+            .join(
+                ReceiptRow,
+                (col(ReceiptRow.partner) == col(DeliveryRow.recipient))
+                & (col(ReceiptRow.id) == col(DeliveryRow.receipt)),
+            )
+            .where(
+                (col(DeliveryRow.subject_ref) == subject_ref)
+                | col(DeliveryRow.subject_ref).startswith(f"{subject_ref}@", autoescape=True)
+            )
+            .order_by(col(DeliveryRow.id))
+            .limit(limit)
+        )
+        rows = (await self._session.exec(statement)).all()
+        return [_kept(delivery.id, receipt) for delivery, receipt in rows]
+
+
+def _kept(delivery_id: str, row: ReceiptRow) -> KeptReceipt:
+    return KeptReceipt(
+        delivery=delivery_id,
+        receipt_id=row.id,
+        partner=row.partner,
+        envelope=row.envelope,
+        certificate_pem=row.certificate_pem,
+        receive_time=row.receive_time,
+    )

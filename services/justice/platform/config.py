@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     pki_root: Path | None = None
     # Protects the signing keys at rest in the state dir.
     key_passphrase: SecretStr = SecretStr("justice-dev-passphrase")
+    # Signature timestamps (XAdES B-T): an RFC 3161 TSA URL in production; empty uses the dev
+    # PKI's in-process TSA. The CRL file (PEM or DER) embedded in signatures (B-LT), kept
+    # current by operations; the dev CA's crl.pem when unset.
+    tsa_url: str = ""
+    signing_crl: Path | None = None
     max_message_bytes: int = 8 * 1024 * 1024
     shutdown_grace_seconds: float = 10.0
     # Where `justice run` puts its own nats-server and SeaweedFS (4222 is often taken).
@@ -132,6 +137,13 @@ class Settings(BaseSettings):
     # Audit: the platform identity that signs exports, the group-commit size, the rules.
     audit_signer: str = "justice-server"
     audit_batch_max: int = Field(default=1_000, gt=0)
+    # The witnessed log: its checkpoints' origin line, the Ed25519 key that signs them (the
+    # dev PKI's checkpoint.key when unset), how often one is signed and published, and the
+    # witnesses' verifier keys (c2sp.org/signed-note vkeys named by partner id).
+    audit_origin: str = "justice-exchange.local/audit"
+    audit_checkpoint_key: Path | None = None
+    audit_checkpoint_interval_seconds: float = Field(default=60.0, gt=0)
+    audit_witnesses: list[str] = Field(default_factory=list)
     audit_detection: AuditDetection = Field(default_factory=AuditDetection)
 
     # Deployment. Where signing keys live: files in the state dir (dev), or an HSM over

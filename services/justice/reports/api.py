@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from google.type import date_pb2
@@ -169,9 +169,17 @@ def report_scope() -> ReportScope | None:
     )
 
 
+class DeliveryReceipts(Protocol):
+    """Partners' signed receipts for the deliveries about a report version, serialized as
+    justice.exchange.v1.DeliveryReceipt (the exchange owns them; this API only bundles)."""
+
+    async def about(self, subject_ref: str) -> list[bytes]: ...
+
+
 class ReportApi(reports_pb2_grpc.ReportServiceServicer):
-    def __init__(self, service: ReportService) -> None:
+    def __init__(self, service: ReportService, receipts: DeliveryReceipts | None = None) -> None:
         self._service = service
+        self._receipts = receipts
 
     async def CreateReport(self, request: pb.CreateReportRequest, context: Context) -> pb.Report:
         principal = current_principal()
@@ -234,9 +242,13 @@ class ReportApi(reports_pb2_grpc.ReportServiceServicer):
         self, request: pb.ExportReportRequest, context: Context
     ) -> pb.ExportReportResponse:
         report = await self._service.export(request.name, report_scope())
+        receipts: list[bytes] = []
+        if request.include_receipts and self._receipts is not None:
+            receipts = await self._receipts.about(f"reports/{report.report_id}@{report.version}")
         return pb.ExportReportResponse(
             signed_xml=report.signed_xml or b"",
             filename=f"report-{report.report_id}-v{report.version}.xml",
+            delivery_receipts=receipts,
         )
 
     async def SubmitReport(self, request: pb.SubmitReportRequest, context: Context) -> pb.Report:

@@ -10,7 +10,7 @@ from datetime import datetime
 from justice.platform.config import Settings
 from justice.platform.db import Database
 from justice.platform.server import Mount
-from justice.reports.api import ReportApi
+from justice.reports.api import DeliveryReceipts, ReportApi
 from justice.reports.inbound import ReportInbound
 from justice.reports.lookup import ReportLookup
 from justice.reports.model import Limits
@@ -43,7 +43,9 @@ def build(
     verifier: Verifier,
     clock: Callable[[], datetime],
     evidence: EvidenceCatalog,
+    receipts: DeliveryReceipts | None = None,
 ) -> ReportsComponent:
+    """`receipts` are the partners' kept receipts an export may bundle with a report."""
     service = ReportService(
         uow=_uow(database),
         signer=signer,
@@ -56,6 +58,6 @@ def build(
     mount = Mount.of(
         reports_pb2.DESCRIPTOR.services_by_name["ReportService"],
         reports_pb2_grpc.add_ReportServiceServicer_to_server,
-        ReportApi(service),
+        ReportApi(service, receipts),
     )
     return ReportsComponent(service, mount, ReportInbound(service))

@@ -108,6 +108,9 @@ RULES: Mapping[str, Rule] = {
     _EXCHANGE + "GetDelivery": rule(
         PARTNER_AGENCY=_C.OWN_DELIVERIES, PROSECUTOR=_C.OWN_DELIVERIES, SERVICE=None, AUDITOR=None
     ),
+    _EXCHANGE + "GetDeliveryReceipt": rule(
+        PARTNER_AGENCY=_C.OWN_DELIVERIES, PROSECUTOR=_C.OWN_DELIVERIES, SERVICE=None, AUDITOR=None
+    ),
     _EXCHANGE + "RedeliverDelivery": rule(SERVICE=None),
     _EXCHANGE + "ListDeadLetters": rule(SERVICE=None, AUDITOR=None),
     _EXCHANGE + "GetRelayStatus": rule(SERVICE=None, AUDITOR=None),
@@ -116,6 +119,19 @@ RULES: Mapping[str, Rule] = {
     _AUDIT + "VerifyAuditChain": rule(AUDITOR=None),
     _AUDIT + "ExportAudit": rule(AUDITOR=None),
     _AUDIT + "ListAlerts": rule(AUDITOR=None),
+    # The witnessed log: partners witness checkpoints (hashes only, no record content);
+    # inclusion proofs carry a record, so they stay with auditors.
+    _AUDIT + "GetAuditCheckpoint": rule(
+        AUDITOR=None, PARTNER_AGENCY=None, PROSECUTOR=None, SERVICE=None
+    ),
+    _AUDIT + "GetAuditConsistencyProof": rule(
+        AUDITOR=None, PARTNER_AGENCY=None, PROSECUTOR=None, SERVICE=None
+    ),
+    _AUDIT + "AddAuditCosignature": rule(PARTNER_AGENCY=None, PROSECUTOR=None),
+    _AUDIT + "GetCosignedAuditCheckpoint": rule(
+        AUDITOR=None, PARTNER_AGENCY=None, PROSECUTOR=None, SERVICE=None
+    ),
+    _AUDIT + "GetAuditInclusionProof": rule(AUDITOR=None),
     # Access administration.
     _ACCESS + "CreateUnit": rule(ACCESS_ADMIN=None),
     _ACCESS + "ListUnits": rule(ACCESS_ADMIN=None, AUDITOR=None),

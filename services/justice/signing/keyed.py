@@ -9,10 +9,15 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from justice.platform.errors import FailedPrecondition
+from justice.platform.errors import FailedPrecondition, Unavailable
 from justice.signing.keystore import KeyStore, KeyStoreError, UnknownSigner
 from justice.signing.safe_xml import UnsafeXml
-from justice.signing.xades import CertificateNotValid, SigningError, XadesSigner
+from justice.signing.xades import (
+    CertificateNotValid,
+    SigningError,
+    TimestampUnavailable,
+    XadesSigner,
+)
 
 
 class KeyStoreSigner:
@@ -42,6 +47,8 @@ class KeyStoreSigner:
             ) from None
         except CertificateNotValid as error:
             raise FailedPrecondition("SIGNING_CERTIFICATE_NOT_VALID", str(error)) from None
+        except TimestampUnavailable as error:
+            raise Unavailable("TIMESTAMP_UNAVAILABLE", str(error)) from None
         except KeyStoreError as error:
             raise FailedPrecondition("SIGNING_KEY_UNUSABLE", str(error)) from None
         except SigningError as error:

@@ -1,14 +1,24 @@
-"""XAdES-BES enveloped signatures over whole documents, and their verification.
+"""XAdES enveloped signatures over whole documents (baseline B-B, B-T, B-LT), and their
+verification.
 
 Signing and verification both go through signxml (XAdESSigner / XAdESVerifier); this module
 pins the profile (RSA/ECDSA with SHA-256, C14N 1.1, Reference URI="" over the whole document,
 X509Data with the chain, SigningTime and SigningCertificateV2) and wraps verification in the
 structural checks that signxml leaves to the application (one signature, where it is, what
 it references), so callers get a `Verdict` instead of exceptions.
+
+With a `Timestamper` the signer adds an RFC 3161 timestamp over the ds:SignatureValue
+(UnsignedSignatureProperties/SignatureTimeStamp, ETSI EN 319 132-1 5.3: the imprint is the hash
+of the element canonicalised by the method named inside the SignatureTimeStamp): XAdES B-T.
+With a `RevocationSource` as well it adds CertificateValues and RevocationValues (the chain,
+the TSA's chain and the CA's CRL): B-LT, verifiable offline after the certificate expires. The
+verifier then judges the signer's certificate at the timestamp's genTime, never at the signer's
+own SigningTime.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from base64 import b64decode, b64encode
 from collections.abc import Callable, Sequence
@@ -20,7 +30,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml.algorithms import (
@@ -40,6 +50,8 @@ from signxml.xades.xades import (
 )
 
 from justice.signing.identity import SigningIdentity, signer_id_of
+from justice.signing.revocation import RevocationSource, crl_der, revoked_since
+from justice.signing.rfc3161 import Timestamper, TimestampError, verify_token
 from justice.signing.safe_xml import UnsafeXml, XmlTooLarge, parse_untrusted
 
 __all__ = [
@@ -47,9 +59,11 @@ __all__ = [
     "CertificateNotValid",
     "Reason",
     "SigningError",
+    "TimestampUnavailable",
     "Verdict",
     "XadesSigner",
     "XadesVerifier",
+    "signing_certificate_policy",
 ]
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
@@ -74,6 +88,24 @@ _XADES_SIGNING_CERTIFICATE_V2 = f"{{{XADES_NS}}}SigningCertificateV2"
 _XADES_CERT = f"{{{XADES_NS}}}Cert"
 _XADES_CERT_DIGEST = f"{{{XADES_NS}}}CertDigest"
 _SIGNED_PROPERTIES_TYPE = "http://uri.etsi.org/01903#SignedProperties"
+_XADES_UNSIGNED_PROPERTIES = f"{{{XADES_NS}}}UnsignedProperties"
+_XADES_UNSIGNED_SIGNATURE_PROPERTIES = f"{{{XADES_NS}}}UnsignedSignatureProperties"
+_XADES_SIGNATURE_TIME_STAMP = f"{{{XADES_NS}}}SignatureTimeStamp"
+_XADES_ENCAPSULATED_TIME_STAMP = f"{{{XADES_NS}}}EncapsulatedTimeStamp"
+_XADES_CERTIFICATE_VALUES = f"{{{XADES_NS}}}CertificateValues"
+_XADES_ENCAPSULATED_X509 = f"{{{XADES_NS}}}EncapsulatedX509Certificate"
+_XADES_REVOCATION_VALUES = f"{{{XADES_NS}}}RevocationValues"
+_XADES_CRL_VALUES = f"{{{XADES_NS}}}CRLValues"
+_XADES_ENCAPSULATED_CRL = f"{{{XADES_NS}}}EncapsulatedCRLValue"
+_DS_CANONICALIZATION_METHOD = f"{{{DS_NS}}}CanonicalizationMethod"
+# Exclusive C14N for the timestamped SignatureValue: its bytes then depend on that element
+# alone, not on namespaces declared further up the document.
+_TIMESTAMP_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value
+_C14N_ARGS: dict[str, dict[str, bool]] = {
+    CanonicalizationMethod.CANONICAL_XML_1_0.value: {"exclusive": False},
+    CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value: {"exclusive": True},
+}
+_MAX_UNSIGNED_VALUES = 16
 _NS = {"ds": DS_NS, "xades": XADES_NS}
 _RFC4514_NAMES = {NameOID.SERIAL_NUMBER: "serialNumber"}
 # The same Id attributes signxml resolves references against (Id, ID, id, xml:id, any namespace).
@@ -112,6 +144,10 @@ class CertificateNotValid(SigningError):
     signature every verifier will flag."""
 
 
+class TimestampUnavailable(SigningError):
+    """The timestamp authority did not return a usable token; nothing was signed."""
+
+
 class Reason(StrEnum):
     OK = "OK"
     UNTRUSTED_SIGNER = (
@@ -128,6 +164,8 @@ class Reason(StrEnum):
     DIGEST_MISMATCH = "DIGEST_MISMATCH"
     SIGNING_CERTIFICATE_MISMATCH = "SIGNING_CERTIFICATE_MISMATCH"
     SIGNATURE_INVALID = "SIGNATURE_INVALID"
+    TIMESTAMP_INVALID = "TIMESTAMP_INVALID"
+    SIGNER_REVOKED = "SIGNER_REVOKED"  # intact, but the certificate was revoked by then
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +186,9 @@ class Verdict:
     signing_time: datetime | None = None  # XAdES SigningTime: signed, but claimed by the signer
     chains_to_ca: bool = False
     chain_valid_at: datetime | None = None  # the instant at which the chain was found valid
+    # genTime of the verified RFC 3161 signature timestamp (B-T and up): vouched for by a TSA.
+    timestamp_time: datetime | None = None
+    level: str = "B-B"  # XAdES baseline level found: B-B, B-T or B-LT
     signed_root: etree._Element | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -245,7 +286,8 @@ def _utc_now() -> datetime:
 
 
 class XadesSigner:
-    """Produces enveloped XAdES-BES signatures (XAdES 1.3.2 namespace) over whole documents.
+    """Produces enveloped XAdES signatures (XAdES 1.3.2 namespace) over whole documents: B-B
+    alone, B-T with a `timestamper`, B-LT with a `revocation` source as well.
 
     Thread-safe: nothing mutable is shared between calls.
     """
@@ -256,7 +298,13 @@ class XadesSigner:
         clock: Callable[[], datetime] = _utc_now,
         max_bytes: int = DEFAULT_MAX_BYTES,
         description: str = "Justice Exchange document",
+        timestamper: Timestamper | None = None,
+        revocation: RevocationSource | None = None,
     ) -> None:
+        if revocation is not None and timestamper is None:
+            raise ValueError("B-LT validation data needs a timestamp (B-T) to anchor it in time")
+        self._timestamper = timestamper
+        self._revocation = revocation
         self._clock = clock
         self._max_bytes = max_bytes
         self._data_object_format = XAdESDataObjectFormat(
@@ -279,6 +327,10 @@ class XadesSigner:
                 f"signing certificate is valid {leaf.not_valid_before_utc.isoformat()} .. "
                 f"{leaf.not_valid_after_utc.isoformat()}, not at {now.isoformat()}"
             )
+        crls = tuple(self._revocation.crls()) if self._revocation is not None else ()
+        revoked = revoked_since(leaf, crls, identity.chain)
+        if revoked is not None and revoked <= now:
+            raise CertificateNotValid(f"signing certificate was revoked on {revoked.isoformat()}")
         root = parse_untrusted(document, max_bytes=self._max_bytes)
         if root.tag == _SIGNATURE or next(root.iter(_SIGNATURE), None) is not None:
             raise SigningError("document already contains a ds:Signature")
@@ -311,8 +363,66 @@ class XadesSigner:
             # to resolve (xmlsec1 would use KeyValue and skip the certificate check).
             always_add_key_value=False,
         )
+        if self._timestamper is not None:
+            _add_long_term_properties(
+                signed[-1], self._timestamper, identity.chain, crls, with_values=bool(crls)
+            )
         result: bytes = etree.tostring(signed, encoding="UTF-8", xml_declaration=True)
         return result
+
+
+def _timestamped_bytes(signature: etree._Element, method: str) -> bytes:
+    """The SignatureValue element canonicalised by `method`: what a SignatureTimeStamp covers."""
+    value = signature.find("ds:SignatureValue", _NS)
+    if value is None:
+        raise InvalidInput("no ds:SignatureValue")
+    canonical: bytes = etree.tostring(value, method="c14n", **_C14N_ARGS[method])
+    return canonical
+
+
+def _add_long_term_properties(
+    signature: etree._Element,
+    timestamper: Timestamper,
+    chain: Sequence[x509.Certificate],
+    crls: Sequence[x509.CertificateRevocationList],
+    *,
+    with_values: bool,
+) -> None:
+    """UnsignedSignatureProperties: the SignatureTimeStamp (B-T) and, `with_values`, the
+    certificate and revocation values (B-LT)."""
+    digest = hashlib.sha256(_timestamped_bytes(signature, _TIMESTAMP_C14N)).digest()
+    try:
+        token = timestamper.stamp(digest)
+    except TimestampError as exc:
+        raise TimestampUnavailable(str(exc)) from None
+    qualifying = signature.find("ds:Object/xades:QualifyingProperties", _NS)
+    if qualifying is None:
+        raise SigningError("signxml produced no QualifyingProperties")
+    unsigned = etree.SubElement(
+        etree.SubElement(qualifying, _XADES_UNSIGNED_PROPERTIES),
+        _XADES_UNSIGNED_SIGNATURE_PROPERTIES,
+    )
+    stamp = etree.SubElement(
+        unsigned, _XADES_SIGNATURE_TIME_STAMP, Id=f"TS-{secrets.token_hex(4).upper()}"
+    )
+    etree.SubElement(stamp, _DS_CANONICALIZATION_METHOD, Algorithm=_TIMESTAMP_C14N)
+    etree.SubElement(stamp, _XADES_ENCAPSULATED_TIME_STAMP).text = b64encode(token).decode()
+    if not with_values:
+        return
+    values = etree.SubElement(unsigned, _XADES_CERTIFICATE_VALUES)
+    seen: set[bytes] = set()
+    for cert in (*chain, *pkcs7.load_der_pkcs7_certificates(token)):
+        der = cert.public_bytes(Encoding.DER)
+        if der not in seen:
+            seen.add(der)
+            etree.SubElement(values, _XADES_ENCAPSULATED_X509).text = b64encode(der).decode()
+    crl_values = etree.SubElement(
+        etree.SubElement(unsigned, _XADES_REVOCATION_VALUES), _XADES_CRL_VALUES
+    )
+    for crl in crls:
+        etree.SubElement(crl_values, _XADES_ENCAPSULATED_CRL).text = b64encode(
+            crl_der(crl)
+        ).decode()
 
 
 _SIGNED_CONTENT_ERRORS = (
@@ -339,12 +449,16 @@ class XadesVerifier:
         max_bytes: int = DEFAULT_MAX_BYTES,
         clock: Callable[[], datetime] = _utc_now,
         require_non_repudiation: bool = True,
+        crls: Sequence[x509.CertificateRevocationList] = (),
     ) -> None:
+        """`crls`: revocation lists known to the verifier (e.g. the CA's current one), consulted
+        together with those a B-LT signature carries."""
+        self._crls = tuple(crls)
         self._anchors = tuple(trust_anchors)
         self._store = x509.verification.Store(list(self._anchors)) if self._anchors else None
         self._max_bytes = max_bytes
         self._clock = clock
-        self._ee_policy = _signing_ee_policy(require_non_repudiation)
+        self._ee_policy = signing_certificate_policy(require_non_repudiation)
         self._ca_policy = x509.verification.ExtensionPolicy.webpki_defaults_ca()
 
     def verify(self, data: bytes) -> Verdict:
@@ -432,11 +546,16 @@ class XadesVerifier:
             return _fail(Reason.MALFORMED_SIGNATURE, "no verified SignedProperties")
 
         signing_time = _signing_time(properties.signed_properties)
-        chain_valid_at, chain_detail = self._chain_time(leaf, certs, signing_time)
+        evidence = self._long_term_evidence(signature, certs)
+        if isinstance(evidence, Verdict):
+            return evidence
+        chain_valid_at, reason, chain_detail = self._chain_time(
+            leaf, [*certs, *evidence.certificates], signing_time, evidence
+        )
         trusted = chain_valid_at is not None
         return Verdict(
             integrity_ok=True,
-            reason=(Reason.OK if trusted else Reason.UNTRUSTED_SIGNER).value,
+            reason=reason.value,
             detail=chain_detail,
             signer_subject=leaf.subject.rfc4514_string(_RFC4514_NAMES),
             signer_id=signer_id_of(leaf),
@@ -444,6 +563,68 @@ class XadesVerifier:
             chains_to_ca=trusted,
             chain_valid_at=chain_valid_at,
             signed_root=signed_root,
+            timestamp_time=evidence.timestamp_time,
+            level=evidence.level,
+        )
+
+    def _long_term_evidence(
+        self, signature: etree._Element, certs: Sequence[x509.Certificate]
+    ) -> Verdict | _LongTerm:
+        """The verified SignatureTimeStamp and the certificate / revocation values, if any.
+
+        A timestamp that is present must verify (imprint, TSA signature, TSA chain at genTime):
+        a broken one fails the whole signature instead of silently downgrading it to B-B.
+        """
+        unsigned = signature.findall(
+            "ds:Object/xades:QualifyingProperties/xades:UnsignedProperties/"
+            "xades:UnsignedSignatureProperties",
+            _NS,
+        )
+        if not unsigned:
+            return _LongTerm()
+        if len(unsigned) != 1:
+            return _fail(Reason.MALFORMED_SIGNATURE, "more than one UnsignedSignatureProperties")
+        stamps = unsigned[0].findall("xades:SignatureTimeStamp", _NS)
+        try:
+            extra_certs = tuple(
+                x509.load_der_x509_certificate(_b64decode(node.text or ""))
+                for node in unsigned[0].findall(
+                    "xades:CertificateValues/xades:EncapsulatedX509Certificate", _NS
+                )[:_MAX_UNSIGNED_VALUES]
+            )
+            crls = tuple(
+                x509.load_der_x509_crl(_b64decode(node.text or ""))
+                for node in unsigned[0].findall(
+                    "xades:RevocationValues/xades:CRLValues/xades:EncapsulatedCRLValue", _NS
+                )[:_MAX_UNSIGNED_VALUES]
+            )
+        except ValueError:
+            return _fail(Reason.MALFORMED_SIGNATURE, "unreadable certificate or CRL value")
+        if not stamps:
+            return _LongTerm(certificates=extra_certs, crls=crls)
+        if len(stamps) != 1:
+            return _fail(Reason.MALFORMED_SIGNATURE, "expected one SignatureTimeStamp")
+        method = stamps[0].find("ds:CanonicalizationMethod", _NS)
+        encapsulated = stamps[0].find("xades:EncapsulatedTimeStamp", _NS)
+        algorithm = method.get("Algorithm", "") if method is not None else ""
+        if algorithm not in _C14N_ARGS or encapsulated is None:
+            return _fail(
+                Reason.TIMESTAMP_INVALID, "SignatureTimeStamp lacks a usable canonicalisation"
+            )
+        try:
+            token = verify_token(
+                _b64decode(encapsulated.text or ""),
+                data=_timestamped_bytes(signature, algorithm),
+                anchors=self._anchors,
+                intermediates=[*certs, *extra_certs],
+            )
+        except (TimestampError, ValueError) as exc:
+            return _fail(Reason.TIMESTAMP_INVALID, str(exc)[:200])
+        return _LongTerm(
+            timestamp_time=token.gen_time,
+            certificates=(*extra_certs, *token.certificates),
+            crls=crls,
+            level="B-LT" if crls and extra_certs else "B-T",
         )
 
     def _chain_time(
@@ -451,16 +632,23 @@ class XadesVerifier:
         leaf: x509.Certificate,
         certs: Sequence[x509.Certificate],
         signing_time: datetime | None,
-    ) -> tuple[datetime | None, str]:
-        """Return the instant at which leaf chains to an anchor (now first, then the claimed
-        signing time), or None with a reason. SigningTime is signed but asserted by the signer
-        itself; callers needing more than that should require a trusted timestamp."""
+        evidence: _LongTerm,
+    ) -> tuple[datetime | None, Reason, str]:
+        """Return the instant at which leaf chains to an anchor unrevoked, or None with a
+        reason. With a verified timestamp that instant is its genTime and nothing else. Without
+        one it is now, then the claimed SigningTime: signed, but asserted by the signer itself."""
         if self._store is None:
-            return None, "no trust anchors configured"
+            return None, Reason.UNTRUSTED_SIGNER, "no trust anchors configured"
         intermediates = [cert for cert in certs if cert is not leaf]
-        candidates = [self._clock()]
-        if signing_time is not None:
-            candidates.append(signing_time)
+        if evidence.timestamp_time is not None:
+            candidates = [evidence.timestamp_time]
+            label = "chain valid at timestamp time"
+        else:
+            candidates = [self._clock()]
+            if signing_time is not None:
+                candidates.append(signing_time)
+            label = ""
+        revoked = revoked_since(leaf, (*evidence.crls, *self._crls), (*certs, *self._anchors))
         last_error = ""
         for instant in candidates:
             builder = (
@@ -474,13 +662,39 @@ class XadesVerifier:
             except x509.verification.VerificationError as exc:
                 last_error = str(exc)
                 continue
-            return instant, "chain valid now" if instant is candidates[
-                0
-            ] else "chain valid at signing time"
-        return None, f"certificate does not chain to a trust anchor: {last_error[:200]}"
+            if revoked is not None and revoked <= instant:
+                return (
+                    None,
+                    Reason.SIGNER_REVOKED,
+                    f"signing certificate revoked on {revoked.isoformat()}, "
+                    f"before {instant.isoformat()}",
+                )
+            detail = label or (
+                "chain valid now" if instant is candidates[0] else "chain valid at signing time"
+            )
+            return instant, Reason.OK, detail
+        return (
+            None,
+            Reason.UNTRUSTED_SIGNER,
+            f"certificate does not chain to a trust anchor: {last_error[:200]}",
+        )
 
 
-def _signing_ee_policy(require_non_repudiation: bool) -> x509.verification.ExtensionPolicy:
+@dataclass(frozen=True, slots=True)
+class _LongTerm:
+    """What the unsigned signature properties add once checked (nothing for B-B)."""
+
+    timestamp_time: datetime | None = None
+    certificates: tuple[x509.Certificate, ...] = ()
+    crls: tuple[x509.CertificateRevocationList, ...] = ()
+    level: str = "B-B"
+
+
+def signing_certificate_policy(
+    require_non_repudiation: bool,
+) -> x509.verification.ExtensionPolicy:
+    """End-entity policy for a signing certificate: digitalSignature (and nonRepudiation)."""
+
     def check_key_usage(policy: Any, cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
         # A TLS client certificate (digitalSignature only) is not a signing certificate.
         if usage is None or not usage.digital_signature:

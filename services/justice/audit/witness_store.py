@@ -1,0 +1,177 @@
+"""Tables of the witnessed audit log: Merkle tree nodes, signed checkpoints, cosignatures.
+
+Only the audit service reads them. Tree nodes are keyed by one integer (level << 48 | index),
+so the O(log n) nodes of a proof come back from one indexed IN query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime
+
+from psycopg.rows import namedtuple_row
+from sqlalchemy import BigInteger, Column, LargeBinary, Text
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from justice.audit.merkle import Node
+from justice.audit.model import AuditRecord
+from justice.audit.store import AuditRow, AuditTransaction, to_record
+from justice.platform.db import Database, UtcDateTime
+
+_INDEX_BITS = 48
+_NODES_BY_ID = "SELECT id, hash FROM audit_tree_node WHERE id = ANY(%s)"
+_RECORD_BY_SEQUENCE = "SELECT * FROM audit_record WHERE sequence = %s"
+
+
+def node_key(node: Node) -> int:
+    level, index = node
+    return level << _INDEX_BITS | index
+
+
+def _node_of(key: int) -> Node:
+    return key >> _INDEX_BITS, key & ((1 << _INDEX_BITS) - 1)
+
+
+async def _read_nodes(connection: AsyncConnection, wanted: Collection[Node]) -> dict[Node, bytes]:
+    keys = [node_key(node) for node in wanted]
+    if connection.dialect.name == "postgresql":
+        # The driver's prepared statement: a third of the same SELECT through SQLAlchemy Core
+        # here (DESIGN.md: hot reads want plain driver calls).
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        cursor = await driver.execute(_NODES_BY_ID, (keys,), prepare=True)
+        rows = await cursor.fetchall()
+    else:
+        table = TreeNodeRow.__table__  # type: ignore[attr-defined]
+        query = select(table.c.id, table.c.hash).where(table.c.id.in_(keys))
+        rows = list((await connection.execute(query)).all())
+    return {_node_of(int(key)): bytes(digest) for key, digest in rows}
+
+
+class TreeReader:
+    """Tree nodes for proofs, read outside any transaction: a node is written once and never
+    changed, so one autocommit round trip replaces BEGIN, SELECT, ROLLBACK (measured 0.7 ms
+    against 1.5 ms per proof on PostgreSQL here)."""
+
+    def __init__(self, database: Database) -> None:
+        self._engine = database.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def nodes(self, wanted: Collection[Node]) -> dict[Node, bytes]:
+        if not wanted:
+            return {}
+        async with self._engine.connect() as connection:
+            return await _read_nodes(connection, wanted)
+
+    async def record_and_nodes(
+        self, sequence: int, wanted: Collection[Node]
+    ) -> tuple[AuditRecord | None, dict[Node, bytes]]:
+        """An inclusion proof's material on one connection: the record (written once too)
+        and the nodes; on PostgreSQL both prepared statements in one pipelined round trip
+        (0.36 ms against 0.75 ms for two SQLAlchemy reads, measured here)."""
+        table = AuditRow.__table__  # type: ignore[attr-defined]
+        keys = [node_key(node) for node in wanted]
+        async with self._engine.connect() as connection:
+            if connection.dialect.name != "postgresql":
+                query = select(table).where(table.c.sequence == sequence)
+                row = (await connection.execute(query)).first()
+                nodes = await _read_nodes(connection, wanted)
+                return (to_record(row) if row is not None else None), nodes
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            async with driver.pipeline():
+                records = driver.cursor(row_factory=namedtuple_row)
+                await records.execute(_RECORD_BY_SEQUENCE, (sequence,), prepare=True)
+                found = await driver.execute(_NODES_BY_ID, (keys,), prepare=True)
+            found_row = await records.fetchone()
+            node_rows = await found.fetchall()
+        nodes = {_node_of(int(key)): bytes(digest) for key, digest in node_rows}
+        return (to_record(found_row) if found_row is not None else None), nodes
+
+
+class TreeNodeRow(SQLModel, table=True):
+    __tablename__ = "audit_tree_node"
+
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CheckpointRow(SQLModel, table=True):
+    """Every checkpoint the platform signed: what it showed, so a second head for the same
+    size (a fork) can be proven from the platform's own records."""
+
+    __tablename__ = "audit_checkpoint"
+
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    create_time: datetime = Field(sa_type=UtcDateTime)
+
+
+class CosignatureRow(SQLModel, table=True):
+    __tablename__ = "audit_cosignature"
+
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    witness: str = Field(primary_key=True, max_length=64)
+    line: str = Field(sa_column=Column(Text, nullable=False))
+    timestamp: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class SqlWitnessLog:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def nodes(self, wanted: Collection[Node]) -> dict[Node, bytes]:
+        if not wanted:
+            return {}
+        return await _read_nodes(await self._session.connection(), wanted)
+
+    async def add_nodes(self, nodes: Mapping[Node, bytes]) -> None:
+        if nodes:
+            connection = await self._session.connection()
+            await connection.execute(
+                TreeNodeRow.__table__.insert(),  # type: ignore[attr-defined]
+                [{"id": node_key(node), "hash": digest} for node, digest in nodes.items()],
+            )
+
+    async def latest_checkpoint(self) -> CheckpointRow | None:
+        statement = select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)
+        return (await self._session.exec(statement)).first()
+
+    async def checkpoint(self, size: int) -> CheckpointRow | None:
+        return await self._session.get(CheckpointRow, size)
+
+    async def add_checkpoint(self, size: int, root: bytes, note: str, now: datetime) -> None:
+        self._session.add(CheckpointRow(size=size, root=root, note=note, create_time=now))
+
+    async def add_cosignature(self, size: int, witness: str, line: str, timestamp: int) -> bool:
+        if await self._session.get(CosignatureRow, (size, witness)) is not None:
+            return False
+        row = CosignatureRow(size=size, witness=witness, line=line, timestamp=timestamp)
+        self._session.add(row)
+        return True
+
+    async def latest_cosigned(self) -> tuple[CheckpointRow, list[str]] | None:
+        """The largest checkpoint any witness cosigned, with all its cosignature lines."""
+        statement = select(col(CosignatureRow.size)).order_by(col(CosignatureRow.size).desc())
+        size = (await self._session.exec(statement.limit(1))).first()
+        if size is None:
+            return None
+        checkpoint = await self._session.get(CheckpointRow, size)
+        if checkpoint is None:
+            return None
+        lines = await self._session.exec(
+            select(col(CosignatureRow.line))
+            .where(col(CosignatureRow.size) == size)
+            .order_by(col(CosignatureRow.witness))
+        )
+        return checkpoint, list(lines.all())
+
+
+class WitnessTransaction(AuditTransaction):
+    """The audit tables plus the witnessed log's."""
+
+    def bind(self, session: AsyncSession) -> None:
+        super().bind(session)
+        self.witness = SqlWitnessLog(session)
