@@ -12,8 +12,9 @@ import pytest
 
 from justice.devstack.nats import NatsServer
 from justice.devstack.supervised import LOOPBACK, free_tcp_ports
-from justice.exchange.bus import INBOX_STREAM, OUTBOX_STREAM, NatsCredentials
+from justice.exchange.bus import INBOX_STREAM, OUTBOX_STREAM
 from justice.exchange.workers import NatsLink
+from justice.platform.bus import Bus, NatsCredentials
 
 
 @pytest.fixture
@@ -58,7 +59,8 @@ async def test_partner_streams_get_three_replicas(cluster: list[NatsServer]) -> 
         return ["prosecutor-antwerp"]
 
     for attempt in range(2):  # the second link finds the streams and updates them in place
-        link = NatsLink(NatsCredentials(cluster[attempt].url, "", ""), partners, stream_replicas=3)
+        bus = Bus(NatsCredentials(cluster[attempt].url))
+        link = NatsLink(bus, partners, stream_replicas=3)
         try:
             deadline = asyncio.get_running_loop().time() + 30
             while True:
@@ -69,8 +71,8 @@ async def test_partner_streams_get_three_replicas(cluster: list[NatsServer]) -> 
                     # The cluster elects its meta leader and places the replicas first.
                     if asyncio.get_running_loop().time() > deadline:
                         raise
-                    await link.close()
+                    await bus.close()
                     await asyncio.sleep(0.5)
             assert replicas == {INBOX_STREAM: 3, OUTBOX_STREAM: 3}
         finally:
-            await link.close()
+            await bus.close()
