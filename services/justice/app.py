@@ -44,7 +44,7 @@ from justice.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from justice.exchange.workers import ExchangeWorkers, NatsLink
 from justice.platform.blobs import S3Blobs
 from justice.platform.config import Settings
-from justice.platform.db import Database
+from justice.platform.db import Database, PlainReads, plain_reads
 from justice.platform.errors import AlreadyExists, JusticeError
 from justice.platform.listing import Page
 from justice.platform.rpc import error_mapping
@@ -67,7 +67,7 @@ from justice.reports.service import (
     ReportService,
     StoredEvidence,
 )
-from justice.reports.store import ReportTransaction
+from justice.reports.store import ReportTransaction, SqlReportReads
 from justice.reports.v1 import reports_pb2, reports_pb2_grpc
 from justice.security.approvals import FourEyes
 from justice.security.identity import CachedDirectory, identity
@@ -100,6 +100,7 @@ class Application:
     directory: CachedDirectory | None = None
     personnel: PersonnelFeed | None = None
     exchange: Exchange | None = None
+    hot_reads: PlainReads | None = None
 
     async def close(self) -> None:
         if self.exchange is not None and self.exchange.workers is not None:
@@ -112,6 +113,8 @@ class Application:
         if self.blobs is not None:
             self.blobs.close()
         await self.audit.close()
+        if self.hot_reads is not None:
+            await self.hot_reads.close()
         await self.database.close()
 
 
@@ -140,6 +143,8 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         settings.pki_dir / "signing", settings.key_passphrase.get_secret_value().encode()
     )
     blobs, evidence = await _evidence(settings, database, clock, _ReportCases(lambda: reports))
+    # GetReport reads through the driver itself (justice.platform.db.PlainReads).
+    hot_reads = plain_reads(database.url)
     reports = ReportService(
         uow=lambda: ReportTransaction(database.sessions),
         signer=KeyStoreSigner(keys, XadesSigner(clock=clock)),
@@ -152,6 +157,7 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         )
         if evidence
         else _NoEvidenceStore(),
+        reads=SqlReportReads(hot_reads),
     )
     report_api = ReportApi(reports)
     access, directory = await _access(settings, database, clock)
@@ -218,6 +224,7 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         ),
     )
     application = Application(settings, database, reports, server, audit, evidence, blobs)
+    application.hot_reads = hot_reads
     application.access, application.directory = access, directory
     application.exchange = exchange
     # The audit writer, and the detector and stream publisher following the log.

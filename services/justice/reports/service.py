@@ -78,6 +78,12 @@ class ReportRepository(Protocol):
     async def list_latest(self, query: ReportQuery) -> Sequence[ReportVersion]: ...
 
 
+class ReportReads(Protocol):
+    """Reads outside a transaction, for the hot path (GetReport); always current."""
+
+    async def get(self, report_id: str, version: int | None = None) -> ReportVersion | None: ...
+
+
 class OutboxWriter(Protocol):
     async def add(self, message: OutgoingMessage) -> None: ...
 
@@ -180,6 +186,13 @@ def parse_name(name: str, field: str = "name") -> tuple[str, int | None]:
     return report_id, int(version) if version else None
 
 
+def _found(report: ReportVersion | None, report_id: str, version: int | None) -> ReportVersion:
+    if report is None:
+        what = f"reports/{report_id}" + (f"@{version}" if version else "")
+        raise NotFound("REPORT_NOT_FOUND", f"no report {what}", metadata={"name": what})
+    return report
+
+
 def _new_id() -> str:
     # Time-ordered, so that ids sort by creation and page tokens are stable.
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(6)}"
@@ -195,8 +208,10 @@ class ReportService:
         limits: Limits,
         default_recipient: str,
         evidence: EvidenceCatalog,
+        reads: ReportReads | None = None,
     ) -> None:
         self._uow = uow
+        self._reads = reads
         self._signer = signer
         self._verifier = verifier
         self._clock = clock
@@ -251,8 +266,11 @@ class ReportService:
 
     async def get(self, name: str, scope: ReportScope | None = None) -> ReportVersion:
         report_id, version = parse_name(name)
-        async with self._uow() as uow:
-            report = await self._load(uow, report_id, version)
+        if self._reads is not None:
+            report = _found(await self._reads.get(report_id, version), report_id, version)
+        else:
+            async with self._uow() as uow:
+                report = await self._load(uow, report_id, version)
         if scope is not None and not scope.sees(report):
             raise PermissionDenied("REPORT_NOT_VISIBLE", "the report is not visible to the caller")
         return report
@@ -452,11 +470,7 @@ class ReportService:
         return verification(self._verifier.verify(signed_xml))
 
     async def _load(self, uow: UnitOfWork, report_id: str, version: int | None) -> ReportVersion:
-        report = await uow.reports.get(report_id, version)
-        if report is None:
-            what = f"reports/{report_id}" + (f"@{version}" if version else "")
-            raise NotFound("REPORT_NOT_FOUND", f"no report {what}", metadata={"name": what})
-        return report
+        return _found(await uow.reports.get(report_id, version), report_id, version)
 
     @staticmethod
     def _require_author(report: ReportVersion, actor: str, action: str) -> None:
