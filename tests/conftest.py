@@ -3,15 +3,14 @@ postgres_url) come from the justice.devstack.testing plugin."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from justice.devstack.pki import DevPki
 from justice.devstack.testing import PKI_PASSPHRASE
 from justice.platform.config import Settings
+from tests.databases import postgres_schema
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -22,16 +21,8 @@ def database_url(
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'justice.db'}"
         return
-    base: str = request.getfixturevalue("postgres_url")
-    schema = f"t_{secrets.token_hex(6)}"
-    dsn = base.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+    with postgres_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

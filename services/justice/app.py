@@ -118,7 +118,7 @@ class Application:
         await self.database.close()
 
 
-def server_settings(settings: Settings) -> ServerSettings:
+def server_settings(settings: Settings, *, reuse_port: bool = False) -> ServerSettings:
     pki = settings.pki_dir
     return ServerSettings(
         listen=settings.listen,
@@ -130,11 +130,22 @@ def server_settings(settings: Settings) -> ServerSettings:
         ),
         max_message_bytes=settings.max_message_bytes,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        reuse_port=reuse_port,
     )
 
 
-async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) -> Application:
-    """Migrate the database and build every service on one TLS server (not started)."""
+async def build(
+    settings: Settings,
+    clock: Callable[[], datetime] = _utc_now,
+    *,
+    worker: Worker | None = None,
+) -> Application:
+    """Migrate the database and build every service on one TLS server (not started).
+
+    As one of several `justice serve --workers N` processes (`worker`), it shares the port,
+    and only the first runs the singleton background work.
+    """
+    singletons = worker is None or worker.singletons
     database = Database(settings.resolved_database_url())
     await database.migrate()
     tls = server_settings(settings).tls
@@ -175,7 +186,9 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         _Owners(reports, evidence, _UnitIds(access)),
     )
     audit_api = AuditApi(audit.service)
-    exchange = build_exchange(settings, database, keys, clock, ReportInbound(reports).register)
+    exchange = build_exchange(
+        settings, database, keys, clock, ReportInbound(reports).register, background=singletons
+    )
     exchange_api = ExchangeApi(exchange.service, own_deliveries_scope)
     mounts = [
         Mount(
@@ -208,7 +221,7 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
             )
         )
     server = create_server(
-        server_settings(settings),
+        server_settings(settings, reuse_port=worker is not None),
         ServerDeps(
             mounts=mounts,
             # The audit recorder sits inside identity (it names the caller) and outside
@@ -227,6 +240,9 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
     application.hot_reads = hot_reads
     application.access, application.directory = access, directory
     application.exchange = exchange
+    if not singletons:
+        audit.writer.start()  # each worker commits its own calls' records
+        return application
     # The audit writer, and the detector and stream publisher following the log.
     audit.start()
     if exchange.workers is not None:
@@ -246,6 +262,19 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
     return application
 
 
+@dataclass(frozen=True)
+class Worker:
+    """One of the `justice serve --workers N` processes sharing a port.
+
+    Only the first runs the singleton background work: the exchange relay and inbound
+    consumer, the personnel feed, the evidence sweeps and the audit log's followers (detector,
+    stream publisher). The others only serve calls, each with its own audit writer; several
+    writers on one log are safe (see justice.audit.writer).
+    """
+
+    singletons: bool
+
+
 @dataclass
 class Exchange:
     service: ExchangeService
@@ -260,10 +289,13 @@ def build_exchange(
     keys: FileKeyStore,
     clock: Callable[[], datetime],
     register: Callable[[Dispatcher], None],
+    *,
+    background: bool = True,
 ) -> Exchange:
     """The exchange: its admin service and, with NATS, its relay and inbound consumer.
 
     `register` adds each domain's inbound handlers; the exchange itself knows no domain.
+    Without `background` (a worker other than the first) neither relay nor consumer runs.
     """
 
     def uow() -> ExchangeTransaction:
@@ -273,7 +305,7 @@ def build_exchange(
     dispatcher = Dispatcher()
     register(dispatcher)
     workers = None
-    if settings.nats_url and (settings.exchange_relay or settings.exchange_inbound):
+    if background and settings.nats_url and (settings.exchange_relay or settings.exchange_inbound):
 
         async def partner_ids() -> list[str]:
             async with uow() as tx:

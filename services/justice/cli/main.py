@@ -53,10 +53,17 @@ def run(ctx: typer.Context) -> None:
 
 
 @app.command()
-def serve(ctx: typer.Context) -> None:
+def serve(
+    ctx: typer.Context,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes sharing the port (SO_REUSEPORT), one per core")
+    ] = 1,
+) -> None:
     """Serve every service with the configured database, PKI, NATS and S3 (production entry)."""
-    from justice.cli.stack import serve_only
+    from justice.cli.stack import serve_only, serve_workers
 
+    if workers > 1:
+        raise typer.Exit(serve_workers(ctx.obj.settings, workers))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     asyncio.run(serve_only(ctx.obj.settings))
 

@@ -49,6 +49,9 @@ class ServerSettings:
     tls: ServerTls
     max_message_bytes: int = 8 * 1024 * 1024
     shutdown_grace_seconds: float = 10.0
+    # Several processes serve one port (`justice serve --workers N`); the kernel spreads
+    # the connections over them. Off otherwise, so a port already taken is an error.
+    reuse_port: bool = False
 
 
 @dataclass
@@ -77,7 +80,7 @@ def create_server(settings: ServerSettings, deps: ServerDeps) -> BoundServer:
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
         ],
     )
     for mount in deps.mounts:
@@ -130,14 +133,21 @@ async def drain(bound: BoundServer, grace: float) -> None:
     await bound.server.stop(grace)
 
 
-async def serve(bound: BoundServer, grace: float, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGTERM, SIGINT or `stop`, then drain."""
+async def serve(
+    bound: BoundServer,
+    grace: float,
+    stop: asyncio.Event | None = None,
+    started: Callable[[int], None] | None = None,
+) -> None:
+    """Run until SIGTERM, SIGINT or `stop`, then drain; `started` hears the port."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await start(bound)
     log.info("serving on port %d", bound.port)
+    if started is not None:
+        started(bound.port)
     try:
         await stop.wait()
     finally:
