@@ -30,10 +30,14 @@ PASSPHRASE = "bench-passphrase"
 DATABASE_VARIABLE = "JUSTICE_BENCH_DATABASE"
 
 
+def selected_database() -> str:
+    return os.environ.get(DATABASE_VARIABLE, "sqlite")
+
+
 @contextmanager
 def bench_database(state_dir: Path) -> Iterator[str]:
     """The database URL this benchmark run serves from."""
-    if os.environ.get(DATABASE_VARIABLE, "sqlite") == "postgres":
+    if selected_database() == "postgres":
         with postgres_schema(POSTGRES_URL) as url:
             yield url
     else:
@@ -91,6 +95,20 @@ def channel_credentials(pki_dir: Path, principal: str) -> grpc.ChannelCredential
     return grpc.ssl_channel_credentials(
         pki.ca_path.read_bytes(), key.read_bytes(), cert.read_bytes()
     )
+
+
+def client_channels(
+    port: int, pki_dir: Path, count: int, principal: str = "officer-1001"
+) -> list[grpc.aio.Channel]:
+    """`count` channels, each its own TCP connection (a subchannel pool per channel), so
+    the kernel spreads them over the workers sharing the port."""
+    credentials = channel_credentials(pki_dir, principal)
+    return [
+        grpc.aio.secure_channel(
+            f"localhost:{port}", credentials, [("grpc.use_local_subchannel_pool", 1)]
+        )
+        for _ in range(count)
+    ]
 
 
 LISTEN, ESTABLISHED = "0A", "01"
