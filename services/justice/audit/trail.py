@@ -82,7 +82,9 @@ def build_trail(
         publish_alerts=stream.publish_alerts if stream else None,
     )
 
-    tails = [LogTail("detector", uow, service.detect)]
+    # The detector follows in batches of up to a quarter second of records; alerts are
+    # that much later, and it costs a transaction per batch, not per writer commit.
+    tails = [LogTail("detector", uow, service.detect, settle_seconds=0.25)]
     if stream is not None:
         tails.append(LogTail("publisher", uow, then_checkpoint(uow, stream.publish)))
 

@@ -136,27 +136,22 @@ def _to_domain(row: Mapping[str, Any]) -> ReportVersion:
 
 
 _TIMES = ("written_time", "create_time", "update_time", "sign_time")
-_CURRENT = {
-    True: "SELECT version, revision FROM report_version WHERE report_id = :id AND latest",
-    False: "SELECT version, revision FROM report_version WHERE report_id = :id "
-    "AND version = :version",
-}
 # Column names from the table definition, no input.
-_VERSION = (
-    f"SELECT {', '.join(c.name for c in _TABLE.columns)} FROM report_version "  # noqa: S608
-    "WHERE report_id = :id AND version = :version"
-)
+_SELECT = f"SELECT {', '.join(c.name for c in _TABLE.columns)} FROM report_version "  # noqa: S608
+_READ = {
+    True: _SELECT + "WHERE report_id = :id AND latest",
+    False: _SELECT + "WHERE report_id = :id AND version = :version",
+}
 
 
 class SqlReportReads:
-    """GetReport's read: plain driver calls, and parsed versions kept by revision.
+    """GetReport's read: one plain driver call, and parsed versions kept by revision.
 
     Every change to a version bumps its revision in the same UPDATE (SqlReportRepository
-    .update), so (report, version, revision) names one immutable content. A read asks the
-    database only which version and revision are current, a narrow indexed row, and parses
-    the content only when that revision is not held yet. The database answers that question,
-    so a change committed by any process or connection is seen by the next read: nothing is
-    served stale, and nothing has to be told to invalidate.
+    .update), so (report, version, revision) names one immutable content: a row whose
+    revision is held is not parsed again (JSON, dates, domain objects). The row itself is
+    read every time, so a change committed by any process or connection is seen by the next
+    read: nothing is served stale, and nothing has to be told to invalidate.
     """
 
     def __init__(self, reads: PlainReads, capacity: int = 4_096) -> None:
@@ -165,17 +160,12 @@ class SqlReportReads:
         self._held: OrderedDict[tuple[str, int], ReportVersion] = OrderedDict()
 
     async def get(self, report_id: str, version: int | None = None) -> ReportVersion | None:
-        current = await self._reads.one(
-            _CURRENT[version is None], {"id": report_id, "version": version}
-        )
-        if current is None:
+        row = await self._reads.one(_READ[version is None], {"id": report_id, "version": version})
+        if row is None:
             return None
-        key = (report_id, current["version"])
+        key = (report_id, row["version"])
         held = self._held.get(key)
-        if held is None or held.revision != current["revision"]:
-            row = await self._reads.one(_VERSION, {"id": report_id, "version": key[1]})
-            if row is None:
-                return None
+        if held is None or held.revision != row["revision"]:
             held = _to_domain(row | {t: utc_time(row[t]) for t in _TIMES})
             self._held[key] = held
             if len(self._held) > self._capacity:
