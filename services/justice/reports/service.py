@@ -265,12 +265,7 @@ class ReportService:
             return report
 
     async def get(self, name: str, scope: ReportScope | None = None) -> ReportVersion:
-        report_id, version = parse_name(name)
-        if self._reads is not None:
-            report = _found(await self._reads.get(report_id, version), report_id, version)
-        else:
-            async with self._uow() as uow:
-                report = await self._load(uow, report_id, version)
+        report = await self._read(*parse_name(name))
         if scope is not None and not scope.sees(report):
             raise PermissionDenied("REPORT_NOT_VISIBLE", "the report is not visible to the caller")
         return report
@@ -289,28 +284,31 @@ class ReportService:
             )
 
     async def sign(self, actor: str, name: str) -> ReportVersion:
+        """Signs outside the transaction: the evidence check, the rendering and the signature
+        hold no connection and no write lock. The transaction only writes, and the revision
+        check refuses (ABORTED) a draft that changed since it was read."""
         report_id, version = parse_name(name)
-        async with self._uow() as uow:
-            report = await self._load(uow, report_id, version)
-            self._require_author(report, actor, "sign")
-            if report.state is not ReportState.DRAFT:
-                raise FailedPrecondition(
-                    "ALREADY_SIGNED",
-                    f"version {report.version} is {report.state.value}; it was signed before",
-                    metadata={"state": report.state.value},
-                )
-            now = self._clock()
-            check_complete(report.content, now)
-            # The signature covers the evidence: its facts come from the store, checked now.
-            report.content = replace(
-                report.content, attachments=await self._stored_attachments(report.content)
+        report = await self._read(report_id, version)
+        self._require_author(report, actor, "sign")
+        if report.state is not ReportState.DRAFT:
+            raise FailedPrecondition(
+                "ALREADY_SIGNED",
+                f"version {report.version} is {report.state.value}; it was signed before",
+                metadata={"state": report.state.value},
             )
-            try:
-                unsigned = document.render(report)
-            except document.SchemaViolation as error:
-                raise FailedPrecondition("SCHEMA_VIOLATION", str(error)) from None
-            signed = await self._signer.sign(unsigned, report.author)
-            report.sign(signed, hashlib.sha256(signed).hexdigest(), now)
+        now = self._clock()
+        check_complete(report.content, now)
+        # The signature covers the evidence: its facts come from the store, checked now.
+        report.content = replace(
+            report.content, attachments=await self._stored_attachments(report.content)
+        )
+        try:
+            unsigned = document.render(report)
+        except document.SchemaViolation as error:
+            raise FailedPrecondition("SCHEMA_VIOLATION", str(error)) from None
+        signed = await self._signer.sign(unsigned, report.author)
+        report.sign(signed, hashlib.sha256(signed).hexdigest(), now)
+        async with self._uow() as uow:
             await uow.reports.update(report)
             if report.amends_version:
                 previous = await self._load(uow, report_id, report.amends_version)
@@ -318,7 +316,7 @@ class ReportService:
                 previous.update_time = now
                 await uow.reports.update(previous)
             await uow.commit()
-            return report
+        return report
 
     async def _stored_attachments(self, content: Content) -> tuple[Attachment, ...]:
         checked = []
@@ -468,6 +466,13 @@ class ReportService:
 
     def verify_xml(self, signed_xml: bytes) -> Verification:
         return verification(self._verifier.verify(signed_xml))
+
+    async def _read(self, report_id: str, version: int | None) -> ReportVersion:
+        """The version as committed now, outside any transaction."""
+        if self._reads is not None:
+            return _found(await self._reads.get(report_id, version), report_id, version)
+        async with self._uow() as uow:
+            return await self._load(uow, report_id, version)
 
     async def _load(self, uow: UnitOfWork, report_id: str, version: int | None) -> ReportVersion:
         return _found(await uow.reports.get(report_id, version), report_id, version)
