@@ -28,7 +28,8 @@ def audit_commits_blocked(url: str) -> Iterator[None]:
     write lock, or PostgreSQL's advisory lock that serialises audit batches."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        blocker = sqlite3.connect(parsed.database or "", isolation_level=None)
+        # A long timeout: the detector may hold the lock for a moment first.
+        blocker = sqlite3.connect(parsed.database or "", isolation_level=None, timeout=30)
         blocker.execute("BEGIN IMMEDIATE")
         try:
             yield
