@@ -112,6 +112,10 @@ class Database:
         if backend == "postgresql":
             # Recycling instead of pre-ping: a ping per checkout doubles the round trips.
             options = {"pool_size": pool_size, "max_overflow": pool_size, "pool_recycle": 1800}
+        elif make_url(url).database not in (None, "", ":memory:"):
+            # A fixed pool: aiosqlite gives each connection a thread of its own, and overflow
+            # connections closed on return opened 369 connections per 3,200 calls.
+            options = {"pool_size": 2 * pool_size, "max_overflow": 0}
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
