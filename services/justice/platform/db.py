@@ -67,14 +67,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-async def execute(session: AsyncSession, statement: Any) -> Any:
+async def execute(
+    session: AsyncSession, statement: Any, parameters: Mapping[str, Any] | None = None
+) -> Any:
     """Run a Core statement on the session's own connection, inside its transaction.
 
     Repositories use plain rows rather than entities: the ORM's loading and bulk-update
     paths cost more than the queries themselves.
     """
     connection = await session.connection()
-    return await connection.execute(statement)
+    return await connection.execute(statement, parameters)
 
 
 class Transaction:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Column, CursorResult, Index, LargeBinary, Text, update
+from sqlalchemy import Column, CursorResult, Index, LargeBinary, Text, bindparam, update
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -175,6 +175,31 @@ class SqlReportReads:
         return copy.copy(held)
 
 
+_UPDATED = (
+    "state",
+    "case_number",
+    "content",
+    "written_time",
+    "update_time",
+    "sign_time",
+    "signed_xml",
+    "signed_sha256",
+    "revision",
+    "recipient",
+    "rejection_reason",
+)
+# Built once: building the statement per call cost as much as running it.
+_UPDATE = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.report_id == bindparam("w_report_id"),
+        _TABLE.c.version == bindparam("w_version"),
+        _TABLE.c.revision == bindparam("w_revision"),
+    )
+    .values({name: bindparam(f"v_{name}", type_=_TABLE.c[name].type) for name in _UPDATED})
+)
+
+
 class SqlReportRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -219,27 +244,28 @@ class SqlReportRepository:
         return _to_domain(row._mapping) if row else None
 
     async def update(self, report: ReportVersion) -> None:
+        values = {
+            "state": report.state.value,
+            "case_number": report.content.case_number,
+            "content": _content_json(report.content),
+            "written_time": report.written_time,
+            "update_time": report.update_time,
+            "sign_time": report.sign_time,
+            "signed_xml": report.signed_xml,
+            "signed_sha256": report.signed_sha256,
+            "revision": report.revision + 1,
+            "recipient": report.recipient,
+            "rejection_reason": report.rejection_reason,
+        }
         result = await execute(
             self._session,
-            update(_TABLE)
-            .where(
-                _TABLE.c.report_id == report.report_id,
-                _TABLE.c.version == report.version,
-                _TABLE.c.revision == report.revision,
-            )
-            .values(
-                state=report.state.value,
-                case_number=report.content.case_number,
-                content=_content_json(report.content),
-                written_time=report.written_time,
-                update_time=report.update_time,
-                sign_time=report.sign_time,
-                signed_xml=report.signed_xml,
-                signed_sha256=report.signed_sha256,
-                revision=report.revision + 1,
-                recipient=report.recipient,
-                rejection_reason=report.rejection_reason,
-            ),
+            _UPDATE,
+            {
+                "w_report_id": report.report_id,
+                "w_version": report.version,
+                "w_revision": report.revision,
+                **{f"v_{name}": value for name, value in values.items()},
+            },
         )
         if cast(CursorResult[Any], result).rowcount != 1:
             raise Aborted(
