@@ -37,5 +37,8 @@ lint: $(STAMP)
 test: $(STAMP) system-packages lint
 	$(BIN)/python -m pytest tests/unit tests/api tests/integration tests/e2e -q -ra
 
+# Every figure on each database: `make bench DATABASES=postgres ONLY=security`.
+DATABASES ?= sqlite postgres
+
 bench: $(STAMP) system-packages
-	$(BIN)/python -m tests.benchmarks $(ONLY)
+	JUSTICE_BENCH_DATABASES="$(DATABASES)" $(BIN)/python -m tests.benchmarks $(ONLY)

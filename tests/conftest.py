@@ -3,10 +3,8 @@ postgres_url) come from the justice.devstack.testing plugin."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from justice.devstack.nats import NatsServer
@@ -14,6 +12,7 @@ from justice.devstack.pki import DevPki
 from justice.devstack.testing import PKI_PASSPHRASE
 from justice.devstack.tsa import DevTimestampAuthority
 from justice.platform.config import Settings
+from tests.databases import postgres_schema
 from tests.exchange_env import nats_with_partners
 from tests.signing_env import PASSPHRASE as SIGNING_PASSPHRASE
 from tests.signing_env import dev_tsa
@@ -28,16 +27,8 @@ def database_url(
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'justice.db'}"
         return
-    base: str = request.getfixturevalue("postgres_url")
-    schema = f"t_{secrets.token_hex(6)}"
-    dsn = base.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+    with postgres_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ from justice.monitoring import monitor
 from justice.platform.blobs import S3Blobs
 from justice.platform.bus import Bus, platform_credentials
 from justice.platform.config import Settings
-from justice.platform.db import Database
+from justice.platform.db import Database, PlainReads, plain_reads
 from justice.platform.health import DependencyHealth
 from justice.platform.metrics import Metrics
 from justice.platform.production import refuse_development_settings
@@ -50,6 +50,7 @@ from justice.platform.server import (
 )
 from justice.reports import compose as reports_compose
 from justice.reports.service import ReportService
+from justice.reports.store import SqlReportReads
 from justice.security.identity import CachedDirectory, identity
 from justice.security.rules import authorisation
 from justice.security.tokens import DevTokens
@@ -97,7 +98,7 @@ class ExchangeProcess:
         await self.resources.aclose()
 
 
-def server_settings(settings: Settings) -> ServerSettings:
+def server_settings(settings: Settings, *, reuse_port: bool = False) -> ServerSettings:
     pki = settings.pki_dir
     return ServerSettings(
         listen=settings.listen,
@@ -109,6 +110,7 @@ def server_settings(settings: Settings) -> ServerSettings:
         ),
         max_message_bytes=settings.max_message_bytes,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        reuse_port=reuse_port,
     )
 
 
@@ -200,19 +202,52 @@ def checkpoint_settings(settings: Settings) -> audit_compose.CheckpointSettings:
 # -- the roots ---------------------------------------------------------------------------------
 
 
-async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) -> Application:
-    """Migrate the database and build every service on one TLS server (not started)."""
+@dataclass(frozen=True)
+class Worker:
+    """One of the `justice serve --workers N` processes sharing a port.
+
+    Only the first runs the singleton background work: the exchange relay and inbound
+    consumer, the personnel feed, the evidence sweeps and the audit log's followers (detector,
+    stream publisher, tree, checkpoints). The others only serve calls, each with its own audit
+    writer; several writers on one log are safe (see justice.audit.writer).
+    """
+
+    singletons: bool
+
+
+async def build(
+    settings: Settings,
+    clock: Callable[[], datetime] = _utc_now,
+    *,
+    worker: Worker | None = None,
+) -> Application:
+    """Migrate the database and build every service on one TLS server (not started).
+
+    As one of several `justice serve --workers N` processes (`worker`), it shares the port,
+    and only the first runs the singleton background work.
+    """
     resources = AsyncExitStack()
     try:
-        return await _build(settings, clock, resources)
+        return await _build(settings, clock, resources, worker)
     except BaseException:
         await resources.aclose()
         raise
 
 
+def _plain_reads(database: Database, resources: AsyncExitStack) -> PlainReads:
+    """Hot reads through the driver itself, beside the ORM (justice.platform.db.PlainReads)."""
+    reads = plain_reads(database.url)
+    resources.push_async_callback(reads.close)
+    return reads
+
+
 async def _build(
-    settings: Settings, clock: Callable[[], datetime], resources: AsyncExitStack
+    settings: Settings,
+    clock: Callable[[], datetime],
+    resources: AsyncExitStack,
+    worker: Worker | None,
 ) -> Application:
+    singletons = worker is None or worker.singletons
     refuse_development_settings(settings)
     database = await _database(settings, resources)
     bus = await _bus(settings, resources)
@@ -244,7 +279,7 @@ async def _build(
         if evidence is not None
         else bridges.NoEvidence()
     )
-    exchange = exchange_compose.build(settings, database, bus, keys, clock)
+    exchange = exchange_compose.build(settings, database, bus, keys, clock, background=singletons)
     reports = reports_compose.build(
         settings,
         database,
@@ -253,9 +288,10 @@ async def _build(
         clock,
         catalog,
         ReceiptBundle(exchange.service),
+        SqlReportReads(_plain_reads(database, resources)),
     )
     access = access_compose.build(settings, database, bus, clock)
-    if not settings.production:
+    if singletons and not settings.production:
         await access.service.enrol(demo_enrolments())
     owners = bridges.Owners(
         report_lookup,
@@ -276,7 +312,7 @@ async def _build(
     if evidence is not None:
         mounts.append(evidence.mount)
     server = create_server(
-        server_settings(settings),
+        server_settings(settings, reuse_port=worker is not None),
         ServerDeps(
             mounts=mounts,
             # The audit recorder sits inside identity (it names the caller) and outside
@@ -294,18 +330,26 @@ async def _build(
         ),
     )
 
-    # The background work, stopped in reverse order by close().
-    audit.start()
+    # The background work, stopped in reverse order by close(); each worker commits its
+    # own calls' audit records, the singletons run in one process only.
+    audit.start(followers=singletons)
     resources.push_async_callback(audit.close)
     _start_workers(exchange, settings, resources)
-    if access.feed is not None:
+    if singletons and access.feed is not None:
         await access.feed.start()
         resources.push_async_callback(access.feed.stop)
-    if evidence is not None:
+    if singletons and evidence is not None:
         evidence.start()
         resources.push_async_callback(evidence.close)
     health, watching = monitor(
-        settings, metrics, server, database, exchange.service, bus, audit.service
+        settings,
+        metrics,
+        server,
+        database,
+        exchange.service,
+        bus,
+        audit.service,
+        endpoints=singletons,
     )
     resources.push_async_callback(_cancel, watching)
     return Application(

@@ -77,6 +77,8 @@ def monitor(
     bus: Bus | None,
     audit: AuditService,
     clock: Callable[[], datetime] = _utc_now,
+    *,
+    endpoints: bool = True,
 ) -> tuple[DependencyHealth, list[asyncio.Task[None]]]:
     """Start health following the dependencies, and when configured the plaintext health
     port for probes and the metrics endpoint.
@@ -87,6 +89,9 @@ def monitor(
         server, dependency_probes(database, bus), every=settings.health_check_seconds
     )
     tasks = [asyncio.create_task(health.run())]
+    if not endpoints:
+        # Another `--workers` process holds the probe and metrics ports.
+        return health, tasks
     if settings.health_listen:
         probes = create_health_server(settings.health_listen, server.health)
         tasks.append(asyncio.create_task(serve_health(probes)))

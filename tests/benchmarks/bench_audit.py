@@ -6,7 +6,6 @@ against the append rate: at or above it, detection keeps up with any load the lo
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sqlite3
 import tempfile
 import time
@@ -35,6 +34,8 @@ from justice.devstack.testing import POSTGRES_URL
 from justice.platform.config import AuditDetection
 from justice.platform.db import Database
 from tests.benchmarks.figures import Figure
+from tests.benchmarks.platform_process import selected_database
+from tests.databases import postgres_schema
 
 RECORDS = 20_000
 # RPCs in flight at once, each waiting for its own record to be committed.
@@ -153,11 +154,11 @@ def _sqlite_raw_rate(path: Path) -> float:
     return len(rows) / elapsed
 
 
-def _postgres_raw_rate(dsn: str, schema: str) -> float:
+def _postgres_raw_rate(url: str) -> float:
     rows = _rows(RECORDS)
     placeholders = ",".join(["%s"] * len(_COLUMNS))
-    statement = f"INSERT INTO {schema}.audit_record ({','.join(_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608
-    with psycopg.connect(dsn) as connection:
+    statement = f"INSERT INTO audit_record ({','.join(_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
         started = time.perf_counter()
         for i in range(0, len(rows), 1_000):
             with connection.transaction(), connection.cursor() as cursor:
@@ -196,25 +197,17 @@ def _figures(backend: str, rates: tuple[float, float], raw: float) -> list[Figur
 
 
 def main() -> list[Figure]:
-    figures: list[Figure] = []
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "audit.db"
-        rates = asyncio.run(_chained_rate(f"sqlite+aiosqlite:///{path}"))
-        figures += _figures("SQLite", rates, _sqlite_raw_rate(path))
-    dsn = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-    schema = f"bench_{secrets.token_hex(4)}"
-    try:
-        with psycopg.connect(dsn, autocommit=True) as connection:
-            connection.execute(f"CREATE SCHEMA {schema}")
-    except psycopg.OperationalError:
-        print("PostgreSQL unreachable: skipping its audit figures")
-        return figures
-    try:
-        rates = asyncio.run(_chained_rate(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"))
-        figures += _figures("PostgreSQL", rates, _postgres_raw_rate(dsn, schema))
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+    """On the database `make bench` selected (JUSTICE_BENCH_DATABASE)."""
+    if selected_database() == "postgres":
+        with postgres_schema(POSTGRES_URL) as url:
+            figures = _figures(
+                "PostgreSQL", asyncio.run(_chained_rate(url)), _postgres_raw_rate(url)
+            )
+    else:
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / "audit.db"
+            rates = asyncio.run(_chained_rate(f"sqlite+aiosqlite:///{path}"))
+            figures = _figures("SQLite", rates, _sqlite_raw_rate(path))
     for f in figures:
         print(f"{f.name}: {f.value:,.0f} {f.unit} (ratio {f.ratio:.2f} vs {f.baseline_name})")
     return figures

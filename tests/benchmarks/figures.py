@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import statistics
 import subprocess
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ class Figure:
     # The ratio the issue asks for at least (or at most, for lower-is-better figures).
     goal: float | None = None
     lower_is_better: bool = False
+    # The database the platform served from; set by tests.benchmarks.__main__.
+    database: str = ""
 
     @property
     def ratio(self) -> float:
@@ -27,6 +30,10 @@ class Figure:
         if self.goal is None:
             return None
         return self.ratio <= self.goal if self.lower_is_better else self.ratio >= self.goal
+
+
+def median_of(values: list[float]) -> float:
+    return statistics.median(values)
 
 
 def openssl_rsa2048_signs_per_second(seconds: int = 3) -> float:

@@ -311,3 +311,26 @@ async def test_a_detector_behind_another_replica_stores_nothing(
     assert await _alerts(ahead) == [AlertRule.REPEATED_DENIALS]
     async with AuditTransaction(database.sessions) as tx:
         assert (await tx.baselines.of(["officer-1001"]))["officer-1001"].denials == 6
+
+
+async def test_a_caught_up_detector_waits_for_records_to_gather(
+    database: Database, pki: DevPki
+) -> None:
+    """Woken by every writer commit, it would run a transaction per commit; after a partial
+    batch it settles first, so the next step takes whatever was committed meanwhile."""
+    audit = service(database, pki, SENSITIVE)
+    tail = LogTail(
+        "detector",
+        lambda: AuditTransaction(database.sessions),
+        audit.detect,
+        batch=500,
+        settle_seconds=0.5,
+    )
+    await _append(database, _calls(0, 3))
+    started = asyncio.get_running_loop().time()
+    cursor = await tail.step(0)
+    assert cursor == 3
+    assert asyncio.get_running_loop().time() - started >= 0.5
+    for minute in (1, 2, 3):  # three writer commits, then one detector transaction
+        await _append(database, _calls(minute, 2))
+    assert await tail.step(cursor) == 9

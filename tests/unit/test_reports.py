@@ -267,6 +267,26 @@ async def test_only_the_author_signs(service: ReportService, store: FakeStore) -
     assert (await service.get(report.name)).state is ReportState.DRAFT
 
 
+async def test_a_draft_edited_while_it_is_signed_is_not_signed(
+    service: ReportService, signer: FakeSigner
+) -> None:
+    """The signature is made outside the transaction; the write refuses a stale draft."""
+    report = await service.create("officer-1", COMPLETE, "")
+    sign = signer.sign
+
+    async def edited_meanwhile(document: bytes, signer_id: str) -> bytes:
+        edited = replace(COMPLETE, narrative="Anders.")
+        await service.update("officer-1", report.name, edited, "")
+        return await sign(document, signer_id)
+
+    signer.sign = edited_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(Aborted) as caught:
+        await service.sign("officer-1", report.name)
+    assert caught.value.reason == "CONCURRENT_CHANGE"
+    stored = await service.get(report.name)
+    assert (stored.state, stored.content.narrative) == (ReportState.DRAFT, "Anders.")
+
+
 async def test_a_failed_submit_leaves_no_outbox_message(
     service: ReportService, store: FakeStore
 ) -> None:

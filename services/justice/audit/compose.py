@@ -52,8 +52,12 @@ class AuditComponent:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _checkpoints: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    def start(self, *, followers: bool = True) -> None:
+        """The writer always; the log's followers (detector, publisher, tree, checkpoints)
+        only in the one process that runs the singletons (justice.app.Worker)."""
         self.writer.start()
+        if not followers:
+            return
         for tail in self.tails:
             tail.start()
         if self._checkpoints is None:
@@ -114,7 +118,9 @@ def build(
         detector=Detector(detection_rules(settings.audit_detection), unit_of, clock),
         publish_alerts=stream.publish_alerts if stream else None,
     )
-    tails = [LogTail("detector", uow, service.detect)]
+    # The detector follows in batches of up to a quarter second of records; alerts are
+    # that much later, and it costs a transaction per batch, not per writer commit.
+    tails = [LogTail("detector", uow, service.detect, settle_seconds=0.25)]
     if stream is not None:
         tails.append(LogTail("publisher", uow, then_checkpoint(uow, stream.publish)))
     witnessed = WitnessedLog(

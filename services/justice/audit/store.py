@@ -11,12 +11,12 @@ from sqlalchemy import BigInteger, Column, Index, Integer, Text, func, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from justice.audit.chain import GENESIS_HASH, chain
 from justice.audit.model import Alert, AlertRule, AuditEntry, AuditRecord, Baseline
-from justice.platform.db import Transaction, UtcDateTime
+from justice.platform.db import DriverConnection, Transaction, UtcDateTime
 
 
 class AuditRow(SQLModel, table=True):
@@ -128,23 +128,34 @@ def to_record(row: Any) -> AuditRecord:
     return AuditRecord(row.sequence, entry, row.previous_hash, row.hash)
 
 
-async def insert_records(connection: AsyncConnection, records: Sequence[AuditRecord]) -> None:
-    """One multi-row insert; the primary key refuses a sequence another writer took."""
-    await connection.execute(
-        AuditRow.__table__.insert(),  # type: ignore[attr-defined]
-        [row_values(r) for r in records],
-    )
+_COLUMNS = tuple(c.name for c in AuditRow.__table__.columns)  # type: ignore[attr-defined]
+# Column names from the table definition, no input.
+_INSERT = (
+    f"INSERT INTO audit_record ({', '.join(_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"
+)
+_HEAD = "SELECT sequence, hash FROM audit_record ORDER BY sequence DESC LIMIT 1"
 
 
-async def chain_head(connection: AsyncConnection) -> tuple[int, str]:
-    """The last (sequence, hash) in the log; (0, "") when it is empty."""
-    table = AuditRow.__table__  # type: ignore[attr-defined]
-    row = (
-        await connection.execute(
-            select(table.c.sequence, table.c.hash).order_by(table.c.sequence.desc()).limit(1)
-        )
-    ).first()
-    return (0, "") if row is None else (int(row[0]), str(row[1]))
+def append_chained(
+    connection: DriverConnection, entries: Sequence[AuditEntry], lock: int
+) -> list[AuditRecord]:
+    """Chain `entries` onto the log's head and insert them, in the caller's transaction.
+
+    The head is read under the lock that serialises all writers (PostgreSQL: the advisory
+    `lock`; SQLite: the write lock DriverThread takes first), so no other writer can take
+    the next sequence meanwhile.
+    """
+    if connection.backend == "postgresql":
+        connection.one("SELECT pg_advisory_xact_lock(:key)", {"key": lock})
+    head = connection.one(_HEAD)
+    sequence, digest = (0, "") if head is None else (int(head[0]), str(head[1]))
+    records = chain(list(entries), sequence, digest or GENESIS_HASH)
+    rows = [row_values(r) for r in records]
+    for row in rows:
+        row["time"] = connection.time(row["time"])
+    connection.executemany(_INSERT, rows)
+    return records
 
 
 class SqlAuditRepository:

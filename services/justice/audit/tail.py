@@ -91,6 +91,7 @@ class LogTail:
         batch: int = 500,
         poll_seconds: float = 1.0,
         retry_seconds: float = 2.0,
+        settle_seconds: float = 0.0,
     ) -> None:
         self.name = name
         self._uow = uow
@@ -98,6 +99,7 @@ class LogTail:
         self._batch = batch
         self._poll = poll_seconds
         self._retry = retry_seconds
+        self._settle = settle_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -147,4 +149,8 @@ class LogTail:
             return cursor
         batch = Batch(self.name, cursor, records)
         await self._handle(batch)
+        if len(records) < self._batch:
+            # Caught up: let records gather before the next transaction, instead of one
+            # per writer commit (under load, a commit every few milliseconds).
+            await asyncio.sleep(self._settle)
         return batch.end

@@ -2,9 +2,12 @@
 
 Each RPC hands in its entry and waits until the batch holding it is committed, so no
 response leaves before its record is durable, while one transaction carries hundreds of
-records. Several processes may write one log: on PostgreSQL a transaction-scoped advisory
-lock serialises their batches and each batch chains onto the head it reads under that lock;
-elsewhere the primary key refuses a sequence another writer took, and the batch is chained
+records. A batch is one hop to the writer's own driver thread (DriverThread): the head read,
+the chaining and the insert run there in one transaction, instead of an aiosqlite hop or an
+ORM round on the event loop per statement. Several processes may write one log (`justice
+serve --workers N`): each batch chains onto the head it reads under the lock that serialises
+writers (PostgreSQL: a transaction-scoped advisory lock; SQLite: its write lock, taken
+first); should a sequence still collide, the primary key refuses it and the batch is chained
 again onto the new head.
 """
 
@@ -14,21 +17,21 @@ import asyncio
 import contextlib
 import logging
 import random
+import sqlite3
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+import psycopg
 
-from justice.audit.chain import GENESIS_HASH, chain
 from justice.audit.model import AuditEntry, AuditRecord
-from justice.audit.store import chain_head, insert_records
-from justice.platform.db import Database
+from justice.audit.store import append_chained
+from justice.platform.db import Database, DriverThread
 from justice.platform.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
 _Pending = tuple[AuditEntry, asyncio.Future[AuditRecord]]
 _CONFLICT_RETRIES = 50
+_CONFLICTS = (sqlite3.IntegrityError, psycopg.IntegrityError)
 # Serialises audit batches of all replicas on PostgreSQL (any constant both sides agree on).
 _LOCK = 0x4A55_4155_4449_54
 
@@ -46,7 +49,7 @@ class AuditWriter:
         self._on_commit = on_commit
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._head: tuple[int, str] | None = None
+        self._driver = DriverThread(database.url, "audit-writer")
 
     def start(self) -> None:
         if self._task is None:
@@ -61,6 +64,7 @@ class AuditWriter:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        await self._driver.close()
 
     async def append(self, entry: AuditEntry) -> AuditRecord:
         """Returns once the record is committed; raises Unavailable when it cannot be."""
@@ -86,13 +90,15 @@ class AuditWriter:
         error: BaseException | None = None
         for _ in range(_CONFLICT_RETRIES):
             try:
-                records = await self._write(entries)
-            except IntegrityError as conflict:
-                self._head, error = None, conflict  # another writer moved the head
+                records = await self._driver.run(
+                    lambda connection: append_chained(connection, entries, _LOCK)
+                )
+            except _CONFLICTS as conflict:
+                error = conflict  # another writer moved the head
                 await asyncio.sleep(random.uniform(0, 0.01))  # noqa: S311 - jitter, not secrets
                 continue
             except Exception as failure:
-                self._head, error = None, failure
+                error = failure
                 break
             for (_, done), record in zip(batch, records, strict=True):
                 if not done.done():
@@ -106,16 +112,3 @@ class AuditWriter:
                 done.set_exception(
                     Unavailable("AUDIT_UNAVAILABLE", "the audit log cannot record this call")
                 )
-
-    async def _write(self, entries: list[AuditEntry]) -> list[AuditRecord]:
-        async with self._database.engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
-                self._head = None  # another replica may have written since our last batch
-            if self._head is None:
-                sequence, digest = await chain_head(connection)
-                self._head = (sequence, digest or GENESIS_HASH)
-            records = chain(entries, *self._head)
-            await insert_records(connection, records)
-        self._head = (records[-1].sequence, records[-1].hash)
-        return records

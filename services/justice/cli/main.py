@@ -76,12 +76,19 @@ def run(ctx: typer.Context) -> None:
 
 
 @app.command()
-def serve(ctx: typer.Context) -> None:
+def serve(
+    ctx: typer.Context,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes sharing the port (SO_REUSEPORT), one per core")
+    ] = 1,
+) -> None:
     """Serve every service with the configured database, PKI, NATS and S3 (production entry)."""
-    from justice.cli.stack import serve_only
+    from justice.cli.stack import serve_only, serve_workers
     from justice.platform.production import ProductionRefused
 
     configure_logging(ctx.obj.settings.log_format)
+    if workers > 1:
+        raise typer.Exit(serve_workers(ctx.obj.settings, workers))
     try:
         asyncio.run(serve_only(ctx.obj.settings))
     except ProductionRefused as refused:

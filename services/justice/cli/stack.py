@@ -1,31 +1,96 @@
-"""`justice run`: the dev stack and every service, in the foreground."""
+"""`justice run` and `justice serve`: the dev stack and every service, in the foreground."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import multiprocessing
+import signal
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from types import FrameType
 
 from rich.console import Console
 from rich.table import Table
 
-from justice.app import build
+from justice.app import Worker, build
 from justice.devstack.demo import register_demo_partners
 from justice.devstack.stack import DevStack
 from justice.platform.config import Settings
+from justice.platform.logs import configure_logging
 from justice.platform.server import limit_malloc_arenas, serve
 
 
-async def serve_only(settings: Settings) -> None:
+async def serve_only(
+    settings: Settings,
+    worker: Worker | None = None,
+    started: Callable[[int], None] | None = None,
+) -> None:
     """Build every service on the configured adapters and serve until SIGTERM or Ctrl-C."""
     limit_malloc_arenas()
-    application = await build(settings)
+    application = await build(settings, worker=worker)
     try:
         await serve(
             application.server,
             settings.shutdown_grace_seconds,
             settle=settings.shutdown_settle_seconds,
+            started=started,
         )
     finally:
         await application.close()
+
+
+def serve_workers(settings: Settings, workers: int) -> int:
+    """`justice serve --workers N`: N processes on one port (SO_REUSEPORT), so every core
+    serves; the GIL holds one process to about one core. Returns the exit code.
+
+    The first worker migrates the database, enrols the dev principals and runs the singleton
+    background work (justice.app.Worker); the others start once it serves, on the port it
+    bound (so port 0 works). SIGTERM or SIGINT drains them all; when one worker ends, the
+    rest are stopped too, so a supervisor restarts the whole set.
+    """
+    spawn = multiprocessing.get_context("spawn")
+    processes: list[multiprocessing.process.BaseProcess] = []
+
+    def stop(_signal: int = 0, _frame: FrameType | None = None) -> None:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: the worker drains its calls
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    receive, send = spawn.Pipe(duplex=False)
+    first = spawn.Process(target=_worker, args=(settings, True, send), name="justice-worker-0")
+    processes.append(first)
+    first.start()
+    send.close()
+    wait([receive, first.sentinel])
+    try:
+        port = receive.recv() if receive.poll() else None
+    except EOFError:  # it ended before serving
+        port = None
+    if port is None:
+        stop()
+        first.join()
+        return first.exitcode or 1
+    host = settings.listen.rpartition(":")[0]
+    shared = settings.model_copy(update={"listen": f"{host}:{port}"})
+    for index in range(1, workers):
+        process = spawn.Process(
+            target=_worker, args=(shared, False, None), name=f"justice-worker-{index}"
+        )
+        processes.append(process)
+        process.start()
+    wait([p.sentinel for p in processes])
+    stop()
+    for ended in processes:
+        ended.join()
+    return max(abs(p.exitcode or 0) for p in processes)
+
+
+def _worker(settings: Settings, singletons: bool, started: Connection | None) -> None:
+    configure_logging(settings.log_format)
+    asyncio.run(serve_only(settings, Worker(singletons), started.send if started else None))
 
 
 async def run_stack(settings: Settings, console: Console) -> None:

@@ -40,8 +40,11 @@ def build(
     bus: Bus | None,
     keys: KeyStore,
     clock: Callable[[], datetime],
+    *,
+    background: bool = True,
 ) -> ExchangeComponent:
-    """The relay runs when `exchange_relay` is set, the consumer when `exchange_inbound` is."""
+    """The relay runs when `exchange_relay` is set, the consumer when `exchange_inbound` is;
+    neither without `background` (a `--workers` process other than the first)."""
 
     def uow() -> ExchangeTransaction:
         return ExchangeTransaction(database.sessions)
@@ -49,7 +52,7 @@ def build(
     directory = PartnerDirectory(uow)
     dispatcher = Dispatcher()
     workers = None
-    if bus is not None and (settings.exchange_relay or settings.exchange_inbound):
+    if background and bus is not None and (settings.exchange_relay or settings.exchange_inbound):
 
         async def partner_ids() -> list[str]:
             async with uow() as tx:

@@ -62,6 +62,9 @@ class ServerSettings:
     tls: ServerTls
     max_message_bytes: int = 8 * 1024 * 1024
     shutdown_grace_seconds: float = 10.0
+    # Several processes serve one port (`justice serve --workers N`); the kernel spreads
+    # the connections over them. Off otherwise, so a port already taken is an error.
+    reuse_port: bool = False
 
 
 @dataclass
@@ -90,7 +93,7 @@ def create_server(settings: ServerSettings, deps: ServerDeps) -> BoundServer:
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
         ],
     )
     for mount in deps.mounts:
@@ -179,15 +182,21 @@ async def drain(bound: BoundServer, grace: float, settle: float = 0.0) -> None:
 
 
 async def serve(
-    bound: BoundServer, grace: float, stop: asyncio.Event | None = None, settle: float = 0.0
+    bound: BoundServer,
+    grace: float,
+    stop: asyncio.Event | None = None,
+    settle: float = 0.0,
+    started: Callable[[int], None] | None = None,
 ) -> None:
-    """Run until SIGTERM, SIGINT or `stop`, then drain."""
+    """Run until SIGTERM, SIGINT or `stop`, then drain; `started` hears the port."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await start(bound)
     log.info("serving on port %d", bound.port)
+    if started is not None:
+        started(bound.port)
     try:
         await stop.wait()
     finally:

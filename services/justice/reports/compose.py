@@ -14,7 +14,13 @@ from justice.reports.api import DeliveryReceipts, ReportApi
 from justice.reports.inbound import ReportInbound
 from justice.reports.lookup import ReportLookup
 from justice.reports.model import Limits
-from justice.reports.service import EvidenceCatalog, ReportService, Signer, Verifier
+from justice.reports.service import (
+    EvidenceCatalog,
+    ReportReads,
+    ReportService,
+    Signer,
+    Verifier,
+)
 from justice.reports.store import ReportTransaction
 from justice.reports.v1 import reports_pb2, reports_pb2_grpc
 
@@ -44,8 +50,10 @@ def build(
     clock: Callable[[], datetime],
     evidence: EvidenceCatalog,
     receipts: DeliveryReceipts | None = None,
+    reads: ReportReads | None = None,
 ) -> ReportsComponent:
-    """`receipts` are the partners' kept receipts an export may bundle with a report."""
+    """`receipts` are the partners' kept receipts an export may bundle with a report;
+    `reads` serve GetReport through the driver instead of the ORM."""
     service = ReportService(
         uow=_uow(database),
         signer=signer,
@@ -54,6 +62,7 @@ def build(
         limits=Limits(narrative_max_chars=settings.narrative_max_chars),
         default_recipient=settings.default_prosecutor,
         evidence=evidence,
+        reads=reads,
     )
     mount = Mount.of(
         reports_pb2.DESCRIPTOR.services_by_name["ReportService"],

@@ -78,6 +78,12 @@ class ReportRepository(Protocol):
     async def list_latest(self, query: ReportQuery) -> Sequence[ReportVersion]: ...
 
 
+class ReportReads(Protocol):
+    """Reads outside a transaction, for the hot path (GetReport); always current."""
+
+    async def get(self, report_id: str, version: int | None = None) -> ReportVersion | None: ...
+
+
 class OutboxWriter(Protocol):
     async def add(self, message: OutgoingMessage) -> None: ...
 
@@ -180,6 +186,13 @@ def parse_name(name: str, field: str = "name") -> tuple[str, int | None]:
     return report_id, int(version) if version else None
 
 
+def _found(report: ReportVersion | None, report_id: str, version: int | None) -> ReportVersion:
+    if report is None:
+        what = f"reports/{report_id}" + (f"@{version}" if version else "")
+        raise NotFound("REPORT_NOT_FOUND", f"no report {what}", metadata={"name": what})
+    return report
+
+
 def _new_id() -> str:
     # Time-ordered, so that ids sort by creation and page tokens are stable.
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(6)}"
@@ -195,8 +208,10 @@ class ReportService:
         limits: Limits,
         default_recipient: str,
         evidence: EvidenceCatalog,
+        reads: ReportReads | None = None,
     ) -> None:
         self._uow = uow
+        self._reads = reads
         self._signer = signer
         self._verifier = verifier
         self._clock = clock
@@ -250,9 +265,7 @@ class ReportService:
             return report
 
     async def get(self, name: str, scope: ReportScope | None = None) -> ReportVersion:
-        report_id, version = parse_name(name)
-        async with self._uow() as uow:
-            report = await self._load(uow, report_id, version)
+        report = await self._read(*parse_name(name))
         if scope is not None and not scope.sees(report):
             raise PermissionDenied("REPORT_NOT_VISIBLE", "the report is not visible to the caller")
         return report
@@ -271,28 +284,31 @@ class ReportService:
             )
 
     async def sign(self, actor: str, name: str) -> ReportVersion:
+        """Signs outside the transaction: the evidence check, the rendering and the signature
+        hold no connection and no write lock. The transaction only writes, and the revision
+        check refuses (ABORTED) a draft that changed since it was read."""
         report_id, version = parse_name(name)
-        async with self._uow() as uow:
-            report = await self._load(uow, report_id, version)
-            self._require_author(report, actor, "sign")
-            if report.state is not ReportState.DRAFT:
-                raise FailedPrecondition(
-                    "ALREADY_SIGNED",
-                    f"version {report.version} is {report.state.value}; it was signed before",
-                    metadata={"state": report.state.value},
-                )
-            now = self._clock()
-            check_complete(report.content, now)
-            # The signature covers the evidence: its facts come from the store, checked now.
-            report.content = replace(
-                report.content, attachments=await self._stored_attachments(report.content)
+        report = await self._read(report_id, version)
+        self._require_author(report, actor, "sign")
+        if report.state is not ReportState.DRAFT:
+            raise FailedPrecondition(
+                "ALREADY_SIGNED",
+                f"version {report.version} is {report.state.value}; it was signed before",
+                metadata={"state": report.state.value},
             )
-            try:
-                unsigned = document.render(report)
-            except document.SchemaViolation as error:
-                raise FailedPrecondition("SCHEMA_VIOLATION", str(error)) from None
-            signed = await self._signer.sign(unsigned, report.author)
-            report.sign(signed, hashlib.sha256(signed).hexdigest(), now)
+        now = self._clock()
+        check_complete(report.content, now)
+        # The signature covers the evidence: its facts come from the store, checked now.
+        report.content = replace(
+            report.content, attachments=await self._stored_attachments(report.content)
+        )
+        try:
+            unsigned = document.render(report)
+        except document.SchemaViolation as error:
+            raise FailedPrecondition("SCHEMA_VIOLATION", str(error)) from None
+        signed = await self._signer.sign(unsigned, report.author)
+        report.sign(signed, hashlib.sha256(signed).hexdigest(), now)
+        async with self._uow() as uow:
             await uow.reports.update(report)
             if report.amends_version:
                 previous = await self._load(uow, report_id, report.amends_version)
@@ -300,7 +316,7 @@ class ReportService:
                 previous.update_time = now
                 await uow.reports.update(previous)
             await uow.commit()
-            return report
+        return report
 
     async def _stored_attachments(self, content: Content) -> tuple[Attachment, ...]:
         checked = []
@@ -451,12 +467,15 @@ class ReportService:
     def verify_xml(self, signed_xml: bytes) -> Verification:
         return verification(self._verifier.verify(signed_xml))
 
+    async def _read(self, report_id: str, version: int | None) -> ReportVersion:
+        """The version as committed now, outside any transaction."""
+        if self._reads is not None:
+            return _found(await self._reads.get(report_id, version), report_id, version)
+        async with self._uow() as uow:
+            return await self._load(uow, report_id, version)
+
     async def _load(self, uow: UnitOfWork, report_id: str, version: int | None) -> ReportVersion:
-        report = await uow.reports.get(report_id, version)
-        if report is None:
-            what = f"reports/{report_id}" + (f"@{version}" if version else "")
-            raise NotFound("REPORT_NOT_FOUND", f"no report {what}", metadata={"name": what})
-        return report
+        return _found(await uow.reports.get(report_id, version), report_id, version)
 
     @staticmethod
     def _require_author(report: ReportVersion, actor: str, action: str) -> None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Column, CursorResult, Index, LargeBinary, Text, update
+from sqlalchemy import Column, CursorResult, Index, LargeBinary, Text, bindparam, update
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from justice.exchange.store import SqlInbox, SqlOutbox
-from justice.platform.db import Transaction, UtcDateTime, execute
+from justice.platform.db import PlainReads, Transaction, UtcDateTime, execute, utc_time
 from justice.platform.errors import Aborted
 from justice.reports.model import (
     Attachment,
@@ -112,25 +114,90 @@ def _content(raw: str) -> Content:
 _TABLE = ReportRow.__table__  # type: ignore[attr-defined]
 
 
-def _to_domain(row: Any) -> ReportVersion:
+def _to_domain(row: Mapping[str, Any]) -> ReportVersion:
     return ReportVersion(
-        report_id=row.report_id,
-        version=row.version,
-        author=row.author,
-        content=_content(row.content),
-        written_time=row.written_time,
-        create_time=row.create_time,
-        update_time=row.update_time,
-        state=ReportState(row.state),
-        amends_version=row.amends_version,
-        request_id=row.request_id or "",
-        sign_time=row.sign_time,
-        signed_xml=row.signed_xml,
-        signed_sha256=row.signed_sha256,
-        revision=row.revision,
-        recipient=row.recipient,
-        rejection_reason=row.rejection_reason,
+        report_id=row["report_id"],
+        version=row["version"],
+        author=row["author"],
+        content=_content(row["content"]),
+        written_time=row["written_time"],
+        create_time=row["create_time"],
+        update_time=row["update_time"],
+        state=ReportState(row["state"]),
+        amends_version=row["amends_version"],
+        request_id=row["request_id"] or "",
+        sign_time=row["sign_time"],
+        signed_xml=row["signed_xml"],
+        signed_sha256=row["signed_sha256"],
+        revision=row["revision"],
+        recipient=row["recipient"],
+        rejection_reason=row["rejection_reason"],
     )
+
+
+_TIMES = ("written_time", "create_time", "update_time", "sign_time")
+# Column names from the table definition, no input.
+_SELECT = f"SELECT {', '.join(c.name for c in _TABLE.columns)} FROM report_version "  # noqa: S608
+_READ = {
+    True: _SELECT + "WHERE report_id = :id AND latest",
+    False: _SELECT + "WHERE report_id = :id AND version = :version",
+}
+
+
+class SqlReportReads:
+    """GetReport's read: one plain driver call, and parsed versions kept by revision.
+
+    Every change to a version bumps its revision in the same UPDATE (SqlReportRepository
+    .update), so (report, version, revision) names one immutable content: a row whose
+    revision is held is not parsed again (JSON, dates, domain objects). The row itself is
+    read every time, so a change committed by any process or connection is seen by the next
+    read: nothing is served stale, and nothing has to be told to invalidate.
+    """
+
+    def __init__(self, reads: PlainReads, capacity: int = 4_096) -> None:
+        self._reads = reads
+        self._capacity = capacity
+        self._held: OrderedDict[tuple[str, int], ReportVersion] = OrderedDict()
+
+    async def get(self, report_id: str, version: int | None = None) -> ReportVersion | None:
+        row = await self._reads.one(_READ[version is None], {"id": report_id, "version": version})
+        if row is None:
+            return None
+        key = (report_id, row["version"])
+        held = self._held.get(key)
+        if held is None or held.revision != row["revision"]:
+            held = _to_domain(row | {t: utc_time(row[t]) for t in _TIMES})
+            self._held[key] = held
+            if len(self._held) > self._capacity:
+                self._held.popitem(last=False)
+        self._held.move_to_end(key)
+        # A copy: callers may change what they get, the held version must not change.
+        return copy.copy(held)
+
+
+_UPDATED = (
+    "state",
+    "case_number",
+    "content",
+    "written_time",
+    "update_time",
+    "sign_time",
+    "signed_xml",
+    "signed_sha256",
+    "revision",
+    "recipient",
+    "rejection_reason",
+)
+# Built once: building the statement per call cost as much as running it.
+_UPDATE = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.report_id == bindparam("w_report_id"),
+        _TABLE.c.version == bindparam("w_version"),
+        _TABLE.c.revision == bindparam("w_revision"),
+    )
+    .values({name: bindparam(f"v_{name}", type_=_TABLE.c[name].type) for name in _UPDATED})
+)
 
 
 class SqlReportRepository:
@@ -174,30 +241,31 @@ class SqlReportRepository:
     async def _one(self, query: Any) -> ReportVersion | None:
         # Plain rows, not entities: the domain object is built straight from the columns.
         row = (await execute(self._session, query)).first()
-        return _to_domain(row) if row else None
+        return _to_domain(row._mapping) if row else None
 
     async def update(self, report: ReportVersion) -> None:
+        values = {
+            "state": report.state.value,
+            "case_number": report.content.case_number,
+            "content": _content_json(report.content),
+            "written_time": report.written_time,
+            "update_time": report.update_time,
+            "sign_time": report.sign_time,
+            "signed_xml": report.signed_xml,
+            "signed_sha256": report.signed_sha256,
+            "revision": report.revision + 1,
+            "recipient": report.recipient,
+            "rejection_reason": report.rejection_reason,
+        }
         result = await execute(
             self._session,
-            update(_TABLE)
-            .where(
-                _TABLE.c.report_id == report.report_id,
-                _TABLE.c.version == report.version,
-                _TABLE.c.revision == report.revision,
-            )
-            .values(
-                state=report.state.value,
-                case_number=report.content.case_number,
-                content=_content_json(report.content),
-                written_time=report.written_time,
-                update_time=report.update_time,
-                sign_time=report.sign_time,
-                signed_xml=report.signed_xml,
-                signed_sha256=report.signed_sha256,
-                revision=report.revision + 1,
-                recipient=report.recipient,
-                rejection_reason=report.rejection_reason,
-            ),
+            _UPDATE,
+            {
+                "w_report_id": report.report_id,
+                "w_version": report.version,
+                "w_revision": report.revision,
+                **{f"v_{name}": value for name, value in values.items()},
+            },
         )
         if cast(CursorResult[Any], result).rowcount != 1:
             raise Aborted(
@@ -217,7 +285,8 @@ class SqlReportRepository:
         if query.page.after:
             statement = statement.where(_TABLE.c.report_id > query.page.after)
         statement = statement.order_by(_TABLE.c.report_id).limit(query.page.size)
-        return [_to_domain(row) for row in (await execute(self._session, statement)).all()]
+        rows = (await execute(self._session, statement)).all()
+        return [_to_domain(row._mapping) for row in rows]
 
 
 class ReportTransaction(Transaction):
