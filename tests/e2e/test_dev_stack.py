@@ -486,6 +486,11 @@ def test_every_subcommand_that_calls_the_server_works_against_it(
         as_="justice-server",
         refused="NOT_REDELIVERABLE",  # only rejected or expired ones are sent again
     )
+    # The partner's signed receipt, as kept, checks offline.
+    receipt = tmp_path / "receipt.pb"
+    run("exchange receipt", delivery.group(0), "--out", str(receipt), as_="auditor-4001")
+    checked = stack.justice("verify", "--receipt", str(receipt), cwd=stack.root)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     run("exchange dead-letters", as_="auditor-4001")
     run("exchange status", as_="auditor-4001")
 
@@ -494,6 +499,12 @@ def test_every_subcommand_that_calls_the_server_works_against_it(
     run("audit verify", as_="auditor-4001")
     run("audit export", "--out", str(tmp_path / "audit.xml"), as_="auditor-4001", purpose=PURPOSE)
     run("audit alerts", as_="auditor-4001")
+    # The witnessed log: the dev stack configures no witness, so nothing is cosigned yet
+    # (tests/integration/test_audit_witness.py has two partners cosign and verifies offline).
+    run("audit checkpoint", as_="auditor-4001", refused="NOT_COSIGNED")
+    proof = tmp_path / "record-1.pb"
+    run("audit proof", "1", "--out", str(proof), as_="auditor-4001", refused="NOT_COSIGNED")
+    assert not proof.exists()
 
     # The global options reach the stack from anywhere, with no environment.
     elsewhere = stack.justice(

@@ -19,6 +19,8 @@ from justice.partner.simulator import ProsecutorSimulator
 from justice.platform.config import Settings
 from justice.reports.v1 import reports_pb2 as pb
 from justice.reports.v1 import reports_pb2_grpc
+from justice.signing.rfc3161 import openssl_ts_verify_command
+from justice.signing.xades import stamped_signature
 from justice.signing.xmlsec import xmlsec1_verify_command
 
 if TYPE_CHECKING:
@@ -44,15 +46,25 @@ def run_demo(settings: Settings, principal: str, out: Path, console: Console) ->
     ca = out / "ca.pem"
     shutil.copyfile(dev_pki(settings).ca_path, ca)
     files = []
+    stamps = []
     for exported in exports:
         path = out / exported.filename
         path.write_bytes(exported.signed_xml)
         files.append(path)
+        # The signature's timestamp apart, so OpenSSL can check it on its own.
+        stamped = stamped_signature(exported.signed_xml)
+        token, data = path.with_suffix(".tsr"), path.with_suffix(".tsdata")
+        token.write_bytes(stamped.token)
+        data.write_bytes(stamped.data)
+        stamps.append(
+            openssl_ts_verify_command(Path(token.name), Path(ca.name), data_path=Path(data.name))
+        )
     commands = [shlex.join(xmlsec1_verify_command(Path(f.name), Path(ca.name))) for f in files]
     (out / "VERIFY.txt").write_text(
         "# Verify each signed version against the platform CA with xmlsec1 (run in this folder):\n"
         + "\n".join(commands)
-        + "\n"
+        + "\n# Each signature's RFC 3161 timestamp (.tsr) over its canonical SignatureValue"
+        " (.tsdata), with OpenSSL:\n" + "\n".join(shlex.join(command) for command in stamps) + "\n"
     )
     console.print(f"wrote {', '.join(f.name for f in files)}, ca.pem and VERIFY.txt to {out}")
 

@@ -380,6 +380,33 @@ def _timestamped_bytes(signature: etree._Element, method: str) -> bytes:
     return canonical
 
 
+@dataclass(frozen=True)
+class StampedSignature:
+    """A signature's RFC 3161 token and the exact bytes it stamps, for a check by another
+    tool (`openssl ts -verify -in TOKEN -token_in -data DATA -CAfile ca.pem`)."""
+
+    token: bytes
+    data: bytes
+
+
+def stamped_signature(signed: bytes, *, max_bytes: int = 64 * 1024 * 1024) -> StampedSignature:
+    """The SignatureTimeStamp of a signed document (parsed as untrusted XML); ValueError when
+    it has none or one that cannot be read."""
+    root = parse_untrusted(signed, max_bytes=max_bytes)
+    signature = root.find("ds:Signature", _NS)
+    stamp = root.find(".//xades:SignatureTimeStamp", _NS)
+    if signature is None or stamp is None:
+        raise ValueError("no timestamped signature")
+    method = stamp.find("ds:CanonicalizationMethod", _NS)
+    encapsulated = stamp.find("xades:EncapsulatedTimeStamp", _NS)
+    algorithm = method.get("Algorithm", "") if method is not None else ""
+    if algorithm not in _C14N_ARGS or encapsulated is None:
+        raise ValueError("SignatureTimeStamp lacks a usable canonicalisation or token")
+    return StampedSignature(
+        _b64decode(encapsulated.text or ""), _timestamped_bytes(signature, algorithm)
+    )
+
+
 def _add_long_term_properties(
     signature: etree._Element,
     timestamper: Timestamper,
