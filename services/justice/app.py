@@ -23,6 +23,12 @@ from justice.audit.personal_data import PERSONAL_DATA_READS
 from justice.audit.publisher import AuditStream
 from justice.audit.trail import AuditTrail, build_trail, detection_rules
 from justice.audit.v1 import audit_pb2, audit_pb2_grpc
+from justice.custody import compose as custody_compose
+from justice.custody.ledger import MESSAGE_TYPE_DECISION as CUSTODY_DECISION
+from justice.custody.ledger import MESSAGE_TYPE_DECISION_REQUESTED as CUSTODY_DECISION_REQUESTED
+from justice.custody.ledger import MESSAGE_TYPE_EVENT as CUSTODY_EVENT
+from justice.custody.ledger import CustodyConfig
+from justice.custody.model import Tolerance
 from justice.devstack.pki import DEMO_PRINCIPALS, PARTNER_KINDS, DevPki, PrincipalKind
 from justice.evidence.api import EvidenceApi
 from justice.evidence.attachments import EvidenceAttachments
@@ -100,6 +106,7 @@ class Application:
     directory: CachedDirectory | None = None
     personnel: PersonnelFeed | None = None
     exchange: Exchange | None = None
+    custody: custody_compose.CustodyParts | None = None
 
     async def close(self) -> None:
         if self.exchange is not None and self.exchange.workers is not None:
@@ -169,7 +176,20 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         _Owners(reports, evidence, _UnitIds(access)),
     )
     audit_api = AuditApi(audit.service)
-    exchange = build_exchange(settings, database, keys, clock, ReportInbound(reports).register)
+    custody = custody_compose.build(
+        database,
+        signer=KeyStoreSigner(keys, XadesSigner(clock=clock)),
+        four_eyes=FourEyes(clock, timedelta(seconds=settings.approval_ttl_seconds)),
+        audit=audit.service,
+        clock=clock,
+        config=custody_config(settings),
+    )
+
+    def register_inbound(dispatcher: Dispatcher) -> None:
+        ReportInbound(reports).register(dispatcher)
+        custody.register(dispatcher)
+
+    exchange = build_exchange(settings, database, keys, clock, register_inbound)
     exchange_api = ExchangeApi(exchange.service, own_deliveries_scope)
     mounts = [
         Mount(
@@ -191,6 +211,7 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
             ),
         ),
     ]
+    mounts.append(custody.mount)
     if evidence is not None:
         evidence_api = EvidenceApi(evidence)
         mounts.append(
@@ -227,6 +248,10 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
     if settings.nats_url:
         application.personnel = PersonnelFeed(access, settings.nats_url)
         await application.personnel.start()
+    application.custody = custody
+    application.background.append(
+        asyncio.create_task(custody.maintain(settings.custody_overdue_sweep_seconds))
+    )
     if evidence is not None:
         application.background.append(
             asyncio.create_task(
@@ -237,6 +262,17 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
             )
         )
     return application
+
+
+def custody_config(settings: Settings) -> CustodyConfig:
+    return CustodyConfig(
+        tolerance=Tolerance(weight_grams=settings.custody_weight_tolerance_grams),
+        notice_threshold=settings.custody_notice_threshold_eur,
+        central_agency=settings.custody_central_agency,
+        events_partner=settings.custody_events_partner or settings.default_prosecutor,
+        prosecutor=settings.default_prosecutor,
+        signer_id=settings.audit_signer,
+    )
 
 
 @dataclass
@@ -567,8 +603,8 @@ _DEMO_PARTNERS = {
     PrincipalKind.PROSECUTOR: (
         PartnerKind.PROSECUTOR,
         "BE",
-        frozenset({MESSAGE_TYPE_ACKNOWLEDGED, MESSAGE_TYPE_REJECTED}),
-        frozenset({MESSAGE_TYPE_SUBMITTED}),
+        frozenset({MESSAGE_TYPE_ACKNOWLEDGED, MESSAGE_TYPE_REJECTED, CUSTODY_DECISION}),
+        frozenset({MESSAGE_TYPE_SUBMITTED, CUSTODY_EVENT, CUSTODY_DECISION_REQUESTED}),
     ),
     PrincipalKind.COURT: (PartnerKind.COURT, "BE", frozenset(), frozenset()),
     PrincipalKind.FINE_AGENCY: (PartnerKind.FINE_AGENCY, "BE", frozenset(), frozenset()),

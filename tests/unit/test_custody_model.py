@@ -260,7 +260,8 @@ def events(n: int) -> list[chain.Link]:
             "officer",
             {"location": f"locations/a.b.{i}", "note": "été"},
         )
-        links.append(chain.append(links[-1] if links else None, event))
+        previous = chain.Head(i - 1, links[-1].hash) if links else None
+        links.append(chain.append(previous, event))
     return links
 
 
@@ -311,4 +312,4 @@ def test_edit_delete_reorder_and_truncate_are_found() -> None:
 def test_appending_out_of_order_is_a_bug() -> None:
     links = events(2)
     with pytest.raises(ValueError, match="does not follow"):
-        chain.append(links[-1], replace(links[0].event, sequence=5))
+        chain.append(chain.Head(2, links[-1].hash), replace(links[0].event, sequence=5))

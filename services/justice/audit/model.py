@@ -40,6 +40,11 @@ class AlertRule(StrEnum):
     OUTSIDE_DUTY_HOURS = "OUTSIDE_DUTY_HOURS"
     OUTSIDE_UNIT = "OUTSIDE_UNIT"
     REPEATED_DENIALS = "REPEATED_DENIALS"
+    # Raised by the custody service through raise_alerts (not by the detector).
+    SEAL_BROKEN = "SEAL_BROKEN"
+    QUANTITY_DISCREPANCY = "QUANTITY_DISCREPANCY"
+    CHECKOUT_OVERDUE = "CHECKOUT_OVERDUE"
+    ITEM_MISSING = "ITEM_MISSING"
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,12 @@ class Link:
     hash: str
 
 
+@dataclass(frozen=True)
+class Head:
+    sequence: int
+    hash: str
+
+
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -60,9 +66,10 @@ def link_hash(previous_hash: str, event: Event) -> str:
     return hashlib.sha256(bytes.fromhex(previous_hash) + canonical(event)).hexdigest()
 
 
-def append(previous: Link | None, event: Event) -> Link:
+def append(previous: Head | None, event: Event) -> Link:
+    """The link of `event` after the chain ending in `previous` (None: the first event)."""
     previous_hash = previous.hash if previous else GENESIS
-    expected = (previous.event.sequence if previous else 0) + 1
+    expected = (previous.sequence if previous else 0) + 1
     if event.sequence != expected:
         raise ValueError(f"event {event.sequence} does not follow {expected - 1}")
     return Link(event, previous_hash, link_hash(previous_hash, event))
@@ -74,12 +81,6 @@ class Problem(enum.StrEnum):
     WRONG_ITEM = "WRONG_ITEM"  # an event of another item was moved in
     HEAD_MISMATCH = "HEAD_MISMATCH"  # the chain ends elsewhere than the item records
     TRUNCATED = "TRUNCATED"  # newer events were anchored outside than the chain holds
-
-
-@dataclass(frozen=True)
-class Head:
-    sequence: int
-    hash: str
 
 
 @dataclass(frozen=True)

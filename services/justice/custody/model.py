@@ -733,3 +733,23 @@ class Item:
             decision=self.decision,
             resume_state=self.resume_state,
         )
+
+
+@dataclass
+class Inventory:
+    id: str
+    location: str
+    started_by: str
+    start_time: datetime
+    expected: tuple[tuple[str, str], ...]  # (item id, seal) at the start
+    state: str = "OPEN"
+    submitted_by: str = ""
+    found: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    unexpected: tuple[str, ...] = ()
+    signed_report: bytes = b""
+    report_sha256: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"inventories/{self.id}"

@@ -1,0 +1,130 @@
+"""Custody's build function: the platform's shared parts in, the custody services, their gRPC
+mount and their inbound handlers out. The composition root calls `build` and wires the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from justice.audit.interceptor import annotate
+from justice.audit.model import Alert, AlertRule
+from justice.audit.service import AuditService
+from justice.custody import chain
+from justice.custody.api import Custody, CustodyApi
+from justice.custody.disposition import DispositionService
+from justice.custody.inbound import CustodyInbound
+from justice.custody.integrity import IntegrityService
+from justice.custody.inventory import InventoryService
+from justice.custody.ledger import CustodyAlert, CustodyConfig, Ports
+from justice.custody.movements import MovementService
+from justice.custody.service import CustodyService
+from justice.custody.store import CustodyTransaction
+from justice.custody.v1 import custody_pb2, custody_pb2_grpc
+from justice.exchange.inbound import Dispatcher
+from justice.exchange.store import ExchangeTransaction, newest_subject_ref
+from justice.platform.db import Database
+from justice.platform.errors import JusticeError
+from justice.platform.server import Mount
+from justice.security.approvals import FourEyes
+from justice.signing.keyed import KeyStoreSigner
+
+log = logging.getLogger(__name__)
+
+
+class OutboxAnchors:
+    """The newest chain head an item's outgoing messages carried (subject items/{id}@{n}:{hash})."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def newest(self, item: str) -> chain.Head | None:
+        async with ExchangeTransaction(self._database.sessions) as tx:
+            ref = await newest_subject_ref(tx.session, f"{item}@")
+        if ref is None:
+            return None
+        sequence, _, digest = ref.removeprefix(f"{item}@").partition(":")
+        return chain.Head(int(sequence), digest)
+
+
+class AuditAlerts:
+    """Custody alerts through the audit alert channel (stored, listed, announced on NATS)."""
+
+    def __init__(self, audit: AuditService, clock: Callable[[], datetime]) -> None:
+        self._audit = audit
+        self._clock = clock
+
+    async def raise_alerts(self, alerts: Sequence[CustodyAlert]) -> None:
+        now = self._clock()
+        await self._audit.raise_alerts(
+            [
+                Alert(
+                    id=hashlib.sha256(a.key.encode()).hexdigest()[:32],
+                    rule=AlertRule(a.rule),
+                    principal=a.principal,
+                    agency="",
+                    unit="",
+                    summary=a.summary,
+                    create_time=now,
+                    first_sequence=0,
+                    last_sequence=0,
+                )
+                for a in alerts
+            ]
+        )
+
+
+@dataclass
+class CustodyParts:
+    custody: Custody
+    mount: Mount
+    inbound: CustodyInbound
+
+    def register(self, dispatcher: Dispatcher) -> None:
+        self.inbound.register(dispatcher)
+
+    async def maintain(self, every_seconds: float) -> None:
+        """Look for overdue check-outs now and then, until cancelled."""
+        while True:
+            with contextlib.suppress(JusticeError):
+                await self.custody.inventories.sweep_overdue()
+            await asyncio.sleep(every_seconds)
+
+
+def build(
+    database: Database,
+    *,
+    signer: KeyStoreSigner,
+    four_eyes: FourEyes,
+    audit: AuditService,
+    clock: Callable[[], datetime],
+    config: CustodyConfig,
+) -> CustodyParts:
+    ports = Ports(
+        uow=lambda: CustodyTransaction(database.sessions),
+        four_eyes=four_eyes,
+        signer=signer,
+        anchors=OutboxAnchors(database),
+        alerts=AuditAlerts(audit, clock),
+        annotate=annotate,
+        clock=clock,
+        config=config,
+    )
+    custody = Custody(
+        seizures=CustodyService(ports),
+        movements=MovementService(ports),
+        dispositions=DispositionService(ports),
+        inventories=InventoryService(ports),
+        integrity=IntegrityService(ports),
+    )
+    api = CustodyApi(custody, clock)
+    mount = Mount(
+        custody_pb2.DESCRIPTOR.services_by_name["CustodyService"].full_name,
+        lambda server: custody_pb2_grpc.add_CustodyServiceServicer_to_server(api, server),
+    )
+    return CustodyParts(custody, mount, CustodyInbound(custody.dispositions))
