@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 from google.type import date_pb2
+from sqlalchemy.exc import NoResultFound
 
 from justice.app import Application
+from justice.audit.service import AccessQuery
 from justice.custody.v1 import custody_pb2 as pb
 from justice.custody.v1 import custody_pb2_grpc
 from justice.platform.listing import Page
 from justice.security.principal import Role
 from justice.type.money_pb2 import Money
-from tests.api.conftest import ChannelFactory, Enrol
+from tests.api.conftest import ChannelFactory, Enrol, outbox_message
 from tests.api.rich_status import rich_error
 from tests.custody_builders import PURPOSE, cash, document, drugs, location, register
+from tests.eventually import eventually
 
 Stub = custody_pb2_grpc.CustodyServiceStub
 
@@ -261,3 +265,39 @@ async def test_custodians_list_only_what_they_hold(officer: Stub, custodian: Stu
     assert all(i.custodian == "custodian-2001" for i in mine.items)
     error = await refused(custodian.ListItems(pb.ListItemsRequest(filter='colour = "red"')))
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_the_chain_head_is_anchored_in_the_outbox_and_the_audit_record(
+    officer: Stub, application: Application
+) -> None:
+    seized = await officer.RegisterSeizure(register(document()))
+    name = seized.items[0].name
+    moved = await officer.TransferCustody(
+        pb.TransferCustodyRequest(name=name, receiver="custodian-2001")
+    )
+    anchor = f"{name}@{moved.chain_length}:{moved.chain_head}"
+    message = await outbox_message(application, anchor)
+    assert message.message_type == "custody_event"
+    assert json.loads(message.payload)["chain_head"] == moved.chain_head
+
+    async def recorded() -> bool:
+        records = await application.audit.service.query_access(
+            AccessQuery(resource=name, principal=None, start=None, end=None, page=Page(500, ""))
+        )
+        return any(anchor in r.entry.resources for r in records)
+
+    assert await eventually(recorded, what="the audit record carrying the head")
+
+
+async def test_a_seizure_above_the_threshold_is_notified_to_the_central_agency(
+    officer: Stub, application: Application
+) -> None:
+    seized = await officer.RegisterSeizure(register(cash("3000.00")))
+    notice = await outbox_message(application, seized.seizure.name)
+    assert (notice.recipient, notice.message_type) == ("central-seizure-agency", "seizure_notice")
+    body = json.loads(notice.payload)
+    assert body["items"][0]["value"] == "3000.00 EUR"
+    assert body["items"][0]["chain_head"] == seized.items[0].chain_head
+    below = await officer.RegisterSeizure(register(cash("2500.00")))
+    with pytest.raises(NoResultFound):
+        await outbox_message(application, below.seizure.name)
