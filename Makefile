@@ -19,10 +19,12 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/justice run
 
-# xmlsec1 (the independent signature verifier) and SoftHSM (PKCS#11) come from Debian.
+# xmlsec1 (the independent signature verifier), SoftHSM (PKCS#11) and poppler's pdfsig and
+# pdftotext (signed PDF checks) come from Debian.
 system-packages:
-	@if ! command -v xmlsec1 >/dev/null || ! command -v softhsm2-util >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 softhsm2 >/dev/null; \
+	@if ! command -v xmlsec1 >/dev/null || ! command -v softhsm2-util >/dev/null \
+	    || ! command -v pdfsig >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 softhsm2 poppler-utils >/dev/null; \
 	fi
 
 lint: $(STAMP)

@@ -82,6 +82,7 @@ from justice.security.rules import authorisation
 from justice.security.tokens import DevTokens
 from justice.signing.keyed import KeyStoreSigner
 from justice.signing.keystore import FileKeyStore
+from justice.signing.pades import PadesSigner
 from justice.signing.xades import XadesSigner, XadesVerifier
 
 
@@ -179,6 +180,7 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
     custody = custody_compose.build(
         database,
         signer=KeyStoreSigner(keys, XadesSigner(clock=clock)),
+        pdf_signer=PadesSigner(keys),
         four_eyes=FourEyes(clock, timedelta(seconds=settings.approval_ttl_seconds)),
         audit=audit.service,
         clock=clock,

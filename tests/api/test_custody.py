@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -14,6 +15,7 @@ from justice.app import Application
 from justice.audit.service import AccessQuery
 from justice.custody.v1 import custody_pb2 as pb
 from justice.custody.v1 import custody_pb2_grpc
+from justice.devstack.pki import DevPki
 from justice.platform.listing import Page
 from justice.security.principal import Role
 from justice.type.money_pb2 import Money
@@ -21,6 +23,7 @@ from tests.api.conftest import ChannelFactory, Enrol, outbox_message
 from tests.api.rich_status import rich_error
 from tests.custody_builders import PURPOSE, cash, document, drugs, location, register
 from tests.eventually import eventually
+from tests.signed_documents import pdf_text, pdfsig_report, xmlsec1_verify
 
 Stub = custody_pb2_grpc.CustodyServiceStub
 
@@ -301,3 +304,35 @@ async def test_a_seizure_above_the_threshold_is_notified_to_the_central_agency(
     below = await officer.RegisterSeizure(register(cash("2500.00")))
     with pytest.raises(NoResultFound):
         await outbox_message(application, below.seizure.name)
+
+
+@pytest.mark.parametrize(
+    ("language", "title", "objection"),
+    [
+        ("nl", "Ontvangstbewijs van inbeslagneming", "klaagschrift"),
+        ("fr", "Accusé de réception de saisie", "procureur du Roi"),
+    ],
+)
+async def test_the_seizure_receipt_is_a_signed_pdf_and_signed_xml_in_the_persons_language(
+    officer: Stub, pki: DevPki, tmp_path: Path, language: str, title: str, objection: str
+) -> None:
+    request = register(drugs(weight="103.5"), cash("3000.00"))
+    request.seizure.seized_from.language = language
+    seized = await officer.RegisterSeizure(request)
+    ask = pb.GetSeizureReceiptRequest(name=seized.seizure.name)
+    error = await refused(officer.GetSeizureReceipt(ask))
+    assert rich_error(error).reason == "PURPOSE_REQUIRED"
+    receipt = await officer.GetSeizureReceipt(ask, metadata=PURPOSE)
+    assert receipt.language == language
+    shown = pdf_text(receipt.pdf, tmp_path)
+    assert title in shown
+    assert objection in shown
+    for item in seized.items:
+        assert item.seal in shown
+    assert "103.5 g" in shown
+    assert "3000.00 EUR" in shown
+    report = pdfsig_report(receipt.pdf, tmp_path)
+    assert "Signature is Valid" in report, report
+    assert "Justice Exchange" in report or "justice-server" in report, report
+    assert xmlsec1_verify(receipt.signed_xml, pki, tmp_path) == ""
+    assert title.encode() in receipt.signed_xml

@@ -46,9 +46,9 @@ from justice.partner.client import Answer, ProcessedLog, Received, listen
 from justice.platform.errors import Aborted, FailedPrecondition
 from justice.platform.listing import Page
 from justice.security.principal import Principal, Role
-from justice.signing.xmlsec import xmlsec1_verify_command
 from tests.eventually import eventually
 from tests.exchange_env import exchange_settings, nats_with_partners, partner_record, partner_side
+from tests.signed_documents import xmlsec1_verify
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
@@ -222,16 +222,6 @@ async def test_two_concurrent_transfers_exactly_one_wins(app: Application) -> No
         assert (await parts(app).integrity.verify(name, OFFICER)).intact
 
 
-def xmlsec1_verifies(signed: bytes, pki: DevPki, directory: Path) -> bool:
-    path = directory / "certificate.xml"
-    path.write_bytes(signed)
-    done = subprocess.run(
-        xmlsec1_verify_command(path, pki.ca_path), capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return True
-
-
 def run_script(certificate: bytes, directory: Path) -> str:
     """What the standalone stdlib script prints about a certificate."""
     path = directory / "checked.xml"
@@ -333,7 +323,7 @@ async def test_the_whole_story(
     check = await c.integrity.verify(drugs, CUSTODIAN)
     assert check.intact, check
     item, certificate = await c.integrity.certificate(drugs, CUSTODIAN)
-    assert xmlsec1_verifies(certificate, pki, tmp_path)
+    assert xmlsec1_verify(certificate, pki, tmp_path) == ""
     assert run_script(certificate, tmp_path) == item.chain_head == check.head
     # An event edited in the certificate itself: the script's own recomputation says so.
     assert run_script(forged_certificate(certificate, 2), tmp_path) == "BROKEN at event 2"

@@ -37,6 +37,7 @@ PERSONAL_DATA_READS: frozenset[str] = frozenset(
         _ACCESS + "ListGrants",
         # Seized goods: the person seized from and the owner. Items and chains name no one.
         _CUSTODY + "GetSeizure",
+        _CUSTODY + "GetSeizureReceipt",
     }
 )
 

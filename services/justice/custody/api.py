@@ -338,6 +338,21 @@ class CustodyApi(custody_pb2_grpc.CustodyServiceServicer):
         seizure = await self._c.seizures.get_seizure(request.name, scope(), author_only)
         return seizure_to_proto(seizure, personal=True)
 
+    async def GetSeizureReceipt(
+        self, request: pb.GetSeizureReceiptRequest, context: Context
+    ) -> pb.SeizureReceipt:
+        access = current_access()
+        author_only = access.conditions is not None and Condition.AUTHOR in access.conditions
+        found = await self._c.seizures.receipt(request.name, scope(), author_only)
+        stem = "receipt-" + request.name.removeprefix("seizures/") + f"-{found.language}"
+        return pb.SeizureReceipt(
+            language=found.language,
+            pdf=found.pdf,
+            signed_xml=found.signed_xml,
+            pdf_filename=f"{stem}.pdf",
+            xml_filename=f"{stem}.xml",
+        )
+
     async def GetItem(self, request: pb.GetItemRequest, context: Context) -> pb.Item:
         return item_to_proto(await self._c.seizures.get(request.name, scope()))
 

@@ -33,6 +33,7 @@ from justice.platform.errors import JusticeError
 from justice.platform.server import Mount
 from justice.security.approvals import FourEyes
 from justice.signing.keyed import KeyStoreSigner
+from justice.signing.pades import PadesSigner
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ def build(
     database: Database,
     *,
     signer: KeyStoreSigner,
+    pdf_signer: PadesSigner,
     four_eyes: FourEyes,
     audit: AuditService,
     clock: Callable[[], datetime],
@@ -109,6 +111,7 @@ def build(
         uow=lambda: CustodyTransaction(database.sessions),
         four_eyes=four_eyes,
         signer=signer,
+        pdf_signer=pdf_signer,
         anchors=OutboxAnchors(database),
         alerts=AuditAlerts(audit, clock),
         annotate=annotate,

@@ -160,6 +160,11 @@ class Signer(Protocol):
     async def sign(self, document: bytes, signer_id: str) -> bytes: ...
 
 
+class PdfSigner(Protocol):
+    async def sign(self, pdf: bytes, signer_id: str, reason: str) -> bytes:
+        """The PDF with a PAdES signature by `signer_id` added."""
+
+
 class Anchors(Protocol):
     async def newest(self, item: str) -> chain.Head | None:
         """The newest chain head of `item` recorded outside the custody tables."""
@@ -197,6 +202,7 @@ class Ports:
     uow: Callable[[], UnitOfWork]
     four_eyes: FourEyes
     signer: Signer
+    pdf_signer: PdfSigner
     anchors: Anchors
     alerts: AlertSink
     # Adds a resource name (an item's new head) to the audit record of the current call.
@@ -212,6 +218,7 @@ class Ledger:
         self._uow = ports.uow
         self._four_eyes = ports.four_eyes
         self._signer = ports.signer
+        self._pdf_signer = ports.pdf_signer
         self._anchors = ports.anchors
         self._alerts = ports.alerts
         self._annotate = ports.annotate

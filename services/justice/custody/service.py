@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
 
-from justice.custody import chain
+from justice.custody import chain, receipt
 from justice.custody.ledger import (
     MESSAGE_TYPE_NOTICE,
     REQUEST_ID,
@@ -26,6 +26,7 @@ from justice.custody.model import (
     Seizure,
     check_seizure,
 )
+from justice.custody.receipt import Receipt
 from justice.exchange.message import OutgoingMessage
 from justice.platform.errors import (
     AlreadyExists,
@@ -124,6 +125,21 @@ class CustodyService(Ledger):
                 payload=json.dumps(notice, sort_keys=True).encode(),
                 subject_ref=seizure.name,
             )
+        )
+
+    async def receipt(self, name: str, scope: Scope, author_only: bool) -> Receipt:
+        """The receipt for the person seized from: signed PDF and signed XML, same content."""
+        seizure = await self.get_seizure(name, scope, author_only)
+        async with self._uow() as uow:
+            items = [await self._load(uow, item) for item in seizure.items]
+        language = receipt.language_of(seizure)
+        signer_id = self.config.signer_id
+        unsigned = receipt.pdf(seizure, items, language)
+        title = receipt.LABELS[language]["title"]
+        return Receipt(
+            language=language,
+            pdf=await self._pdf_signer.sign(unsigned, signer_id, title),
+            signed_xml=await self._signer.sign(receipt.xml(seizure, items, language), signer_id),
         )
 
     async def get_seizure(self, name: str, scope: Scope, author_only: bool) -> Seizure:

@@ -139,6 +139,9 @@ RULES: Mapping[str, Rule] = {
     _CUSTODY + "GetSeizure": rule(
         REPORT_WRITER=_C.AUTHOR, CUSTODIAN=None, CUSTODY_SUPERVISOR=None, PROSECUTOR=None
     ),
+    _CUSTODY + "GetSeizureReceipt": rule(
+        REPORT_WRITER=_C.AUTHOR, CUSTODIAN=None, CUSTODY_SUPERVISOR=None, PROSECUTOR=None
+    ),
     _CUSTODY + "GetItem": rule(
         REPORT_WRITER=_C.IN_CUSTODY,
         CUSTODIAN=_C.IN_CUSTODY,
