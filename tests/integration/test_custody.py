@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from google.type import date_pb2
 from lxml import etree
 from sqlalchemy import text
 
 from justice.app import Application, build
+from justice.custody import verify_certificate
 from justice.custody.api import Custody
 from justice.custody.chain import Problem
 from justice.custody.document import NAMESPACE
@@ -39,10 +39,10 @@ from justice.custody.model import (
     RawItem,
     Seizure,
 )
-from justice.custody.v1 import custody_pb2 as pb
 from justice.devstack.nats import NatsServer
 from justice.devstack.pki import DevPki
-from justice.partner.client import Answer, ProcessedLog, Received, listen
+from justice.partner.client import ProcessedLog, listen
+from justice.partner.simulator import ProsecutorSimulator
 from justice.platform.errors import Aborted, FailedPrecondition
 from justice.platform.listing import Page
 from justice.security.principal import Principal, Role
@@ -53,7 +53,7 @@ from tests.signed_documents import xmlsec1_verify
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
 PROSECUTOR = "prosecutor-antwerp"
-SCRIPT = Path(__file__).parents[2] / "infra" / "custody" / "verify_certificate.py"
+SCRIPT = Path(verify_certificate.__file__)
 OFFICER = Scope("officer-1001")
 CUSTODIAN = Scope("custodian-2001")
 CLERK = Scope("court-brussels")
@@ -246,21 +246,6 @@ def forged_certificate(certificate: bytes, sequence: int) -> bytes:
     return bytes(etree.tostring(root))
 
 
-def decision_reply(received: Received) -> Answer:
-    """The prosecutor simulator's answer to a decision request: destroy, by the book."""
-    if received.type != MESSAGE_TYPE_DECISION_REQUESTED:
-        return Answer.accept()
-    item = json.loads(received.payload)["item"]
-    message = pb.CustodyDecisionMessage(
-        item=item,
-        decision=pb.DESTROY,
-        reference=f"PK-{item[-6:]}",
-        decision_date=date_pb2.Date(year=2026, month=3, day=2),
-        authority="PK Antwerpen",
-    )
-    return Answer.accept((MESSAGE_TYPE_DECISION, message.SerializeToString()))
-
-
 async def test_the_whole_story(
     app: Application, pki: DevPki, nats: NatsServer, tmp_path: Path
 ) -> None:
@@ -289,10 +274,8 @@ async def test_the_whole_story(
     client = await partner_side(pki).connect(nats, PROSECUTOR)
     stop = asyncio.Event()
 
-    async def handle(received: Received) -> Answer:
-        return decision_reply(received)
-
-    task = asyncio.create_task(listen(client, handle, ProcessedLog(), stop))
+    simulator = ProsecutorSimulator(client)
+    task = asyncio.create_task(listen(client, simulator.handle, ProcessedLog(), stop))
     try:
         await c.dispositions.request_decision(drugs, CUSTODIAN)
 
@@ -307,7 +290,8 @@ async def test_the_whole_story(
         await client.close()
     item = await c.seizures.get(drugs, CUSTODIAN)
     assert item.decision is not None
-    assert (item.decision.kind, item.decision.authority) == (DecisionKind.DESTROY, "PK Antwerpen")
+    assert item.decision.kind is DecisionKind.DESTROY
+    assert simulator.decided == [drugs]
     # The same decision by the API changes nothing more.
     again = await c.dispositions.record_decision("prosecutor-antwerp", drugs, item.decision)
     assert again.chain_length == item.chain_length

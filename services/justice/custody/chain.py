@@ -1,7 +1,7 @@
 """The per-item custody chain: hash_n = sha256(hash_{n-1} || canonical(event_n)).
 
 `canonical` is deliberately plain so that a court's own short script can recompute it
-(infra/custody/verify_certificate.py does, with the standard library only): UTF-8 JSON of
+(custody/verify_certificate.py does, with the standard library only): UTF-8 JSON of
 {"actor", "data", "item", "sequence", "time", "type"} with sorted keys, no spaces and
 non-ASCII kept; `data` maps strings to strings; `time` is UTC with microseconds and a Z.
 The previous hash enters as its 32 raw bytes; the first event's previous hash is 32 zeros.

@@ -1,7 +1,7 @@
 """The XML documents custody signs: the custody certificate and the inventory report.
 
 The certificate lists every event of an item's chain with its hash and its canonical bytes
-(base64), so that infra/custody/verify_certificate.py, with the standard library only, can
+(base64), so that custody/verify_certificate.py, with the standard library only, can
 recompute hash_n = sha256(hash_{n-1} || canonical_n) and reach the same head.
 """
 
