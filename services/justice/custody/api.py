@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import grpc
@@ -267,11 +267,11 @@ def decision(kind: int, reference: str, when: date_pb2.Date, authority: str) -> 
     return Decision(found, reference, _date(when, "decision_date"), authority)
 
 
-def approval_to_proto(approval: ApprovalRequest) -> pb.DisposalApproval:
+def approval_to_proto(approval: ApprovalRequest, now: datetime) -> pb.DisposalApproval:
     return pb.DisposalApproval(
         name=approval.name,
         item=approval.resource,
-        state=approval.state_at(datetime.now(UTC)).value,
+        state=approval.state_at(now).value,
         requested_by=approval.requested_by,
         decided_by=approval.decided_by,
         expire_time=timestamp(approval.expire_time),
@@ -457,7 +457,7 @@ class CustodyApi(custody_pb2_grpc.CustodyServiceServicer):
             request.request_id,
             scope(),
         )
-        return approval_to_proto(approval)
+        return approval_to_proto(approval, self._clock())
 
     async def ApproveDisposal(
         self, request: pb.ApproveDisposalRequest, context: Context
@@ -465,7 +465,7 @@ class CustodyApi(custody_pb2_grpc.CustodyServiceServicer):
         approval = await self._c.dispositions.approve_disposal(
             request.approval, current_principal()
         )
-        return approval_to_proto(approval)
+        return approval_to_proto(approval, self._clock())
 
     async def Dispose(self, request: pb.DisposeRequest, context: Context) -> pb.Item:
         item = await self._c.dispositions.dispose(

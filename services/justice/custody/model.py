@@ -503,13 +503,17 @@ class Item:
                 f"a {self.state.value} item cannot become {target.value}",
                 metadata={"from": self.state.value, "to": target.value, "item": self.name},
             )
-        if target is ItemState.DISPOSED and self.on_hold:
+        if target is ItemState.DISPOSED:
+            self._ensure_not_held()
+        self.state = target
+
+    def _ensure_not_held(self) -> None:
+        if self.on_hold:
             raise FailedPrecondition(
                 "ITEM_ON_HOLD",
                 "a hold (objection or court order) blocks disposal until it is released",
                 metadata={"item": self.name, "holds": ",".join(self.holds)},
             )
-        self.state = target
 
     def _leave_rest(self, target: ItemState) -> None:
         resting = self.state if self.state in RESTING else ItemState.IN_STORAGE
@@ -628,8 +632,7 @@ class Item:
                 f"a {self.state.value} item has no decision to execute",
                 metadata={"state": self.state.value, "item": self.name},
             )
-        if self.on_hold:
-            self.move_to(ItemState.DISPOSED)  # raises ITEM_ON_HOLD
+        self._ensure_not_held()
         kind = self.decision.kind
         if kind not in OUTCOME_OF:
             raise FailedPrecondition(
