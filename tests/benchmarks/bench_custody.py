@@ -116,6 +116,7 @@ def _service(database: Database) -> CustodyService:
     return CustodyService(
         Ports(
             uow=lambda: CustodyTransaction(database.sessions),
+            reads=lambda: CustodyTransaction(database.read_sessions),
             four_eyes=FourEyes(lambda: datetime.now(UTC), timedelta(hours=1)),
             signer=None,  # type: ignore[arg-type]
             pdf_signer=None,  # type: ignore[arg-type]

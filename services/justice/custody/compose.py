@@ -109,6 +109,7 @@ def build(
 ) -> CustodyParts:
     ports = Ports(
         uow=lambda: CustodyTransaction(database.sessions),
+        reads=lambda: CustodyTransaction(database.read_sessions),
         four_eyes=four_eyes,
         signer=signer,
         pdf_signer=pdf_signer,

@@ -200,6 +200,8 @@ class Ports:
     """What every custody service receives from the composition root."""
 
     uow: Callable[[], UnitOfWork]
+    # The same repositories outside a transaction, for reads of one statement.
+    reads: Callable[[], UnitOfWork]
     four_eyes: FourEyes
     signer: Signer
     pdf_signer: PdfSigner
@@ -216,6 +218,7 @@ class Ledger:
 
     def __init__(self, ports: Ports) -> None:
         self._uow = ports.uow
+        self._reads = ports.reads
         self._four_eyes = ports.four_eyes
         self._signer = ports.signer
         self._pdf_signer = ports.pdf_signer

@@ -155,14 +155,14 @@ class CustodyService(Ledger):
     # -- reading ---------------------------------------------------------------------------
 
     async def get(self, name: str, scope: Scope) -> Item:
-        async with self._uow() as uow:
+        async with self._reads() as uow:
             item = await self._load(uow, name)
         if not scope.sees(item):
             raise PermissionDenied("ITEM_NOT_VISIBLE", "the item is not in the caller's custody")
         return item
 
     async def list(self, query: ItemQuery, scope: Scope) -> Sequence[Item]:
-        async with self._uow() as uow:
+        async with self._reads() as uow:
             if not scope.in_custody_only:
                 return await uow.items.list(query)
             return await visible_page(

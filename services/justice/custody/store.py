@@ -13,7 +13,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Column, CursorResult, Index, LargeBinary, Text, insert, text, update
+from sqlalchemy import (
+    Column,
+    CursorResult,
+    Index,
+    LargeBinary,
+    Text,
+    insert,
+    literal_column,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -252,8 +262,12 @@ def _values(item: Item) -> dict[str, Any]:
     }
 
 
+_CATEGORIES = {c.value: c for c in Category}
+_STATES = {s.value: s for s in ItemState}
+
+
 def _item(row: Any) -> Item:
-    category = Category(row.category)
+    category = _CATEGORIES[row.category]
     decision = json.loads(row.decision) if row.decision else None
     return Item(
         id=row.id,
@@ -263,12 +277,12 @@ def _item(row: Any) -> Item:
         custodian=row.custodian,
         create_time=row.create_time,
         update_time=row.update_time,
-        state=ItemState(row.state),
+        state=_STATES[row.state],
         location=row.location,
         on_hold=row.on_hold,
-        holds=tuple(json.loads(row.holds)),
+        holds=tuple(json.loads(row.holds)) if row.holds != "[]" else (),
         pending_receiver=row.pending_receiver,
-        resume_state=ItemState(row.resume_state),
+        resume_state=_STATES[row.resume_state],
         parent_id=row.parent_id,
         decision=Decision(DecisionKind(decision[0]), *decision[1:]) if decision else None,
         outcome=Outcome(row.outcome) if row.outcome else None,
@@ -342,7 +356,9 @@ class SqlItems:
                 statement = statement.where(column == value)
         if query.page.after:
             statement = statement.where(_ITEMS.c.id > query.page.after)
-        statement = statement.order_by(_ITEMS.c.id).limit(query.page.size)
+        # The page size as a literal: with LIMIT as a parameter, PostgreSQL's generic plan for
+        # the prepared statement may walk the primary key instead of the filter's index.
+        statement = statement.order_by(_ITEMS.c.id).limit(literal_column(str(int(query.page.size))))
         return [_item(row) for row in (await execute(self._session, statement)).all()]
 
     async def at_location(self, location: str) -> Sequence[Item]:
