@@ -27,8 +27,6 @@ from justice.custody import compose as custody_compose
 from justice.custody.ledger import MESSAGE_TYPE_DECISION as CUSTODY_DECISION
 from justice.custody.ledger import MESSAGE_TYPE_DECISION_REQUESTED as CUSTODY_DECISION_REQUESTED
 from justice.custody.ledger import MESSAGE_TYPE_EVENT as CUSTODY_EVENT
-from justice.custody.ledger import CustodyConfig
-from justice.custody.model import Tolerance
 from justice.devstack.pki import DEMO_PRINCIPALS, PARTNER_KINDS, DevPki, PrincipalKind
 from justice.evidence.api import EvidenceApi
 from justice.evidence.attachments import EvidenceAttachments
@@ -184,7 +182,7 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         four_eyes=FourEyes(clock, timedelta(seconds=settings.approval_ttl_seconds)),
         audit=audit.service,
         clock=clock,
-        config=custody_config(settings),
+        config=custody_compose.config_of(settings),
     )
 
     def register_inbound(dispatcher: Dispatcher) -> None:
@@ -264,17 +262,6 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
             )
         )
     return application
-
-
-def custody_config(settings: Settings) -> CustodyConfig:
-    return CustodyConfig(
-        tolerance=Tolerance(weight_grams=settings.custody_weight_tolerance_grams),
-        notice_threshold=settings.custody_notice_threshold_eur,
-        central_agency=settings.custody_central_agency,
-        events_partner=settings.custody_events_partner or settings.default_prosecutor,
-        prosecutor=settings.default_prosecutor,
-        signer_id=settings.audit_signer,
-    )
 
 
 @dataclass

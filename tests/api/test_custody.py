@@ -21,7 +21,7 @@ from justice.security.principal import Role
 from justice.type.money_pb2 import Money
 from tests.api.conftest import ChannelFactory, Enrol, outbox_message
 from tests.api.rich_status import rich_error
-from tests.custody_builders import PURPOSE, cash, document, drugs, location, register
+from tests.custody_builders import PURPOSE, cash, document, drugs, location, register, seal
 from tests.eventually import eventually
 from tests.signed_documents import pdf_text, pdfsig_report, xmlsec1_verify
 
@@ -336,3 +336,38 @@ async def test_the_seizure_receipt_is_a_signed_pdf_and_signed_xml_in_the_persons
     assert "Justice Exchange" in report or "justice-server" in report, report
     assert xmlsec1_verify(receipt.signed_xml, pki, tmp_path) == ""
     assert title.encode() in receipt.signed_xml
+
+
+async def test_a_sample_becomes_a_sealed_child_and_the_parent_is_resealed(
+    officer: Stub, custodian: Stub
+) -> None:
+    name = await held_by_custodian(officer, custodian, drugs(weight="103.5"))
+    parent_seal, sample_seal = seal(), seal()
+    split = await custodian.SplitItem(
+        pb.SplitItemRequest(
+            name=name,
+            sample_seal=sample_seal,
+            parent_new_seal=parent_seal,
+            sample=pb.Quantity(weight="3.5"),
+        )
+    )
+    assert (split.parent.seal, split.parent.drugs.net_weight) == (parent_seal, "100.0")
+    assert (split.sample.seal, split.sample.drugs.net_weight) == (sample_seal, "3.5")
+    assert split.sample.parent == name
+    chain = await custodian.GetCustodyChain(pb.GetCustodyChainRequest(name=name))
+    assert chain.events[-1].event_type == "SAMPLE_TAKEN"
+    assert chain.events[-1].data["new_seal"] == parent_seal
+    for item in (name, split.sample.name):
+        assert (await custodian.VerifyCustodyChain(pb.VerifyCustodyChainRequest(name=item))).intact
+
+
+async def test_a_rejected_hand_over_stays_with_the_sender(officer: Stub, custodian: Stub) -> None:
+    seized = await officer.RegisterSeizure(register(document()))
+    name = seized.items[0].name
+    await officer.TransferCustody(pb.TransferCustodyRequest(name=name, receiver="custodian-2001"))
+    error = await refused(custodian.RejectCustody(pb.RejectCustodyRequest(name=name)))
+    assert "reason" in rich_error(error).fields
+    back = await custodian.RejectCustody(
+        pb.RejectCustodyRequest(name=name, reason="seal number differs from the form")
+    )
+    assert (back.state, back.custodian, back.pending_receiver) == (pb.SEIZED, "officer-1001", "")

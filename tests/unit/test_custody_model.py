@@ -101,6 +101,16 @@ def test_transfer_returns_to_the_resting_state_it_left() -> None:
     assert (subject.state, subject.custodian) == (ItemState.AWAITING_DECISION, "clerk")
 
 
+def test_a_refused_hand_over_before_storage_is_seized_again() -> None:
+    subject = item(state=ItemState.SEIZED)
+    subject.transfer("clerk")
+    subject.reject("clerk")
+    assert (subject.state, subject.custodian) == (ItemState.SEIZED, "officer")
+    subject.transfer("clerk")
+    subject.accept("clerk", "")
+    assert subject.state is ItemState.IN_STORAGE
+
+
 def test_a_rejected_transfer_stays_with_the_sender() -> None:
     subject = item(state=ItemState.IN_STORAGE)
     subject.transfer("clerk")

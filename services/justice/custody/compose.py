@@ -22,12 +22,14 @@ from justice.custody.inbound import CustodyInbound
 from justice.custody.integrity import IntegrityService
 from justice.custody.inventory import InventoryService
 from justice.custody.ledger import CustodyAlert, CustodyConfig, Ports
+from justice.custody.model import Tolerance
 from justice.custody.movements import MovementService
 from justice.custody.service import CustodyService
 from justice.custody.store import CustodyTransaction
 from justice.custody.v1 import custody_pb2, custody_pb2_grpc
 from justice.exchange.inbound import Dispatcher
 from justice.exchange.store import ExchangeTransaction, newest_subject_ref
+from justice.platform.config import Settings
 from justice.platform.db import Database
 from justice.platform.errors import JusticeError
 from justice.platform.server import Mount
@@ -95,6 +97,17 @@ class CustodyParts:
             with contextlib.suppress(JusticeError):
                 await self.custody.inventories.sweep_overdue()
             await asyncio.sleep(every_seconds)
+
+
+def config_of(settings: Settings) -> CustodyConfig:
+    return CustodyConfig(
+        tolerance=Tolerance(weight_grams=settings.custody_weight_tolerance_grams),
+        notice_threshold=settings.custody_notice_threshold_eur,
+        central_agency=settings.custody_central_agency,
+        events_partner=settings.custody_events_partner or settings.default_prosecutor,
+        prosecutor=settings.default_prosecutor,
+        signer_id=settings.audit_signer,
+    )
 
 
 def build(

@@ -57,7 +57,8 @@ TRANSITIONS: dict[ItemState, frozenset[ItemState]] = {
     ),
     S.AWAITING_DECISION: frozenset({S.IN_TRANSIT, S.CHECKED_OUT, S.DECIDED, S.MISSING}),
     S.DECIDED: frozenset({S.IN_TRANSIT, S.CHECKED_OUT, S.DISPOSED, S.MISSING}),
-    S.IN_TRANSIT: frozenset({S.IN_STORAGE, S.AWAITING_DECISION, S.DECIDED, S.MISSING}),
+    # Back to SEIZED only when the receiver refuses a hand-over made before storage.
+    S.IN_TRANSIT: frozenset({S.SEIZED, S.IN_STORAGE, S.AWAITING_DECISION, S.DECIDED, S.MISSING}),
     S.CHECKED_OUT: frozenset({S.IN_STORAGE, S.AWAITING_DECISION, S.DECIDED, S.MISSING}),
     S.MISSING: frozenset({S.IN_STORAGE}),
     S.DISPOSED: frozenset(),
@@ -516,12 +517,17 @@ class Item:
             )
 
     def _leave_rest(self, target: ItemState) -> None:
-        resting = self.state if self.state in RESTING else ItemState.IN_STORAGE
+        left = self.state if self.state in RESTING or self.state is S.SEIZED else S.IN_STORAGE
         self.move_to(target)
-        self.resume_state = resting
+        self.resume_state = left
 
-    def _return_to_rest(self) -> None:
-        self.move_to(self.resume_state)
+    def _return_to_rest(self, *, refused: bool = False) -> None:
+        """Where the item rests again: a refused hand-over goes back to what it was; anything
+        received or checked in is stored, even if it had not been before."""
+        target = self.resume_state
+        if target is S.SEIZED and not refused:
+            target = S.IN_STORAGE
+        self.move_to(target)
 
     def store(self, location: str) -> None:
         """Move to a storage location; an item at rest keeps its state."""
@@ -567,7 +573,7 @@ class Item:
 
     def reject(self, actor: str) -> None:
         self.require_receiver(actor)
-        self._return_to_rest()
+        self._return_to_rest(refused=True)
         self.pending_receiver = ""
 
     def check_out(self, destination: str, due: datetime) -> None:
