@@ -22,9 +22,11 @@ from justice import bridges
 from justice.access import compose as access_compose
 from justice.access.service import AccessService
 from justice.audit import compose as audit_compose
+from justice.audit.alarms import PlatformAlarms
 from justice.audit.checkpoints import NoteSigner, NoteVerifier
-from justice.audit.interceptor import purpose_gate, recorder
+from justice.audit.interceptor import annotate, purpose_gate, recorder
 from justice.audit.personal_data import PERSONAL_DATA_READS
+from justice.custody import compose as custody_compose
 from justice.devstack.demo import demo_enrolments
 from justice.devstack.pki import DevPki
 from justice.devstack.tsa import DevTimestampAuthority
@@ -51,11 +53,13 @@ from justice.platform.server import (
 from justice.reports import compose as reports_compose
 from justice.reports.service import ReportService
 from justice.reports.store import SqlReportReads
+from justice.security.approvals import FourEyes
 from justice.security.identity import CachedDirectory, identity
 from justice.security.rules import authorisation
 from justice.security.tokens import DevTokens
 from justice.signing.keyed import KeyStoreSigner
 from justice.signing.keystore import KeyStore, configured_key_store
+from justice.signing.pades import PadesSigner
 from justice.signing.revocation import FileRevocationSource
 from justice.signing.rfc3161 import HttpTimestamper, Timestamper
 from justice.signing.xades import XadesSigner, XadesVerifier
@@ -76,6 +80,7 @@ class Application:
     # Drop its entries after changing the registry behind the service's back.
     directory: CachedDirectory
     exchange: exchange_compose.ExchangeComponent
+    custody: custody_compose.CustodyParts
     # None when no S3 endpoint is configured: then no evidence service is mounted.
     evidence: EvidenceService | None
     # The process's NATS connection; None without NATS.
@@ -199,6 +204,26 @@ def checkpoint_settings(settings: Settings) -> audit_compose.CheckpointSettings:
     )
 
 
+def _custody(
+    settings: Settings,
+    database: Database,
+    keys: KeyStore,
+    signer: KeyStoreSigner,
+    alarms: PlatformAlarms,
+    clock: Callable[[], datetime],
+) -> custody_compose.CustodyParts:
+    return custody_compose.build(
+        database,
+        signer=signer,
+        pdf_signer=PadesSigner(keys),
+        four_eyes=FourEyes(clock, timedelta(seconds=settings.approval_ttl_seconds)),
+        alerts=bridges.CustodyAlerts(alarms, clock),
+        annotate=annotate,
+        clock=clock,
+        config=custody_compose.config_of(settings),
+    )
+
+
 # -- the roots ---------------------------------------------------------------------------------
 
 
@@ -259,6 +284,7 @@ async def _build(
     # Reports and evidence need each other: evidence is built on the reports' lookup, and
     # reports on the evidence service.
     report_lookup = reports_compose.lookup(database)
+    alarms = audit_compose.alarms(database, bus, clock)
     evidence = (
         await evidence_compose.build(
             settings,
@@ -266,7 +292,7 @@ async def _build(
             blobs,
             clock,
             bridges.ReportCases(report_lookup),
-            audit_compose.alarms(database, bus, clock),
+            alarms,
             metrics.evidence_traffic,
         )
         if blobs is not None
@@ -301,14 +327,16 @@ async def _build(
     audit = audit_compose.build(
         settings, database, bus, signer, clock, owners.unit_of, checkpoint_settings(settings)
     )
+    custody = _custody(settings, database, keys, signer, alarms, clock)
     reports.inbound.register(exchange.dispatcher)
+    custody.register(exchange.dispatcher)
 
     tokens = None
     if settings.dev_tokens and not settings.production:
         tokens = DevTokens.from_file(
             settings.pki_dir / "token.key", timedelta(seconds=settings.dev_token_max_seconds)
         )
-    mounts = [reports.mount, audit.mount, access.mount, exchange.mount]
+    mounts = [reports.mount, audit.mount, access.mount, exchange.mount, custody.mount]
     if evidence is not None:
         mounts.append(evidence.mount)
     server = create_server(
@@ -338,6 +366,9 @@ async def _build(
     if singletons and access.feed is not None:
         await access.feed.start()
         resources.push_async_callback(access.feed.stop)
+    if singletons:
+        overdue = asyncio.create_task(custody.maintain(settings.custody_overdue_sweep_seconds))
+        resources.push_async_callback(_cancel, [overdue])
     if singletons and evidence is not None:
         evidence.start()
         resources.push_async_callback(evidence.close)
@@ -361,6 +392,7 @@ async def _build(
         access=access.service,
         directory=access.directory,
         exchange=exchange,
+        custody=custody,
         evidence=evidence.service if evidence is not None else None,
         bus=bus,
         metrics=metrics,
@@ -396,12 +428,15 @@ async def build_exchange_workers(
             raise RuntimeError("no NATS configured (JUSTICE_NATS_URL)")
         exchange = exchange_compose.build(settings, database, bus, _keys(settings), clock)
         if settings.exchange_inbound:
-            # Partners' answers about reports change reports; none of that touches evidence.
-            signer = KeyStoreSigner(_keys(settings), xades_signer(settings, clock))
+            # Partners' answers about reports and custody decisions; none touches evidence.
+            keys = _keys(settings)
+            signer = KeyStoreSigner(keys, xades_signer(settings, clock))
             reports = reports_compose.build(
                 settings, database, signer, _verifier(settings), clock, bridges.NoEvidence()
             )
             reports.inbound.register(exchange.dispatcher)
+            alarms = audit_compose.alarms(database, bus, clock)
+            _custody(settings, database, keys, signer, alarms, clock).register(exchange.dispatcher)
         _start_workers(exchange, settings, resources)
     except BaseException:
         await resources.aclose()

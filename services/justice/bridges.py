@@ -8,11 +8,15 @@ composition root that connects them; only app.py imports this module.
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 
 from justice.access.service import AccessService
+from justice.audit.alarms import PlatformAlarms
+from justice.audit.model import Alert, AlertRule
+from justice.custody.ledger import CustodyAlert
 from justice.evidence.service import EvidenceService
 from justice.exchange.message import Link
 from justice.platform.errors import JusticeError
@@ -155,3 +159,31 @@ class Owners:
         except JusticeError:
             return None
         return None
+
+
+class CustodyAlerts:
+    """custody.AlertSink: custody's alerts (broken seal, missing item, overdue check-out)
+    through the audit alert channel: stored, listed by ListAlerts, announced on NATS."""
+
+    def __init__(self, alarms: PlatformAlarms, clock: Callable[[], datetime]) -> None:
+        self._alarms = alarms
+        self._clock = clock
+
+    async def raise_alerts(self, alerts: Sequence[CustodyAlert]) -> None:
+        now = self._clock()
+        await self._alarms.raise_alerts(
+            [
+                Alert(
+                    id=hashlib.sha256(a.key.encode()).hexdigest()[:32],
+                    rule=AlertRule(a.rule),
+                    principal=a.principal,
+                    agency="",
+                    unit="",
+                    summary=a.summary,
+                    create_time=now,
+                    first_sequence=0,
+                    last_sequence=0,
+                )
+                for a in alerts
+            ]
+        )

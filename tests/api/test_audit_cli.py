@@ -21,6 +21,7 @@ from justice.signing.keyed import KeyStoreSigner
 from justice.signing.keystore import FileKeyStore
 from justice.signing.xades import XadesSigner, XadesVerifier
 from tests.api.test_audit import _draft
+from tests.cli_runner import justice
 
 AUDITOR = "auditor-4001"
 PURPOSE = "audit CLI test"
@@ -30,18 +31,6 @@ PURPOSE = "audit CLI test"
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     # The CLI does not care which database the server uses.
     return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'justice.db'}"
-
-
-async def justice(application: Application, pki: DevPki, *args: str) -> Result:
-    """Run the `justice` command in a thread (it runs its own event loop) against the server."""
-    env = {
-        "JUSTICE_PKI_ROOT": str(pki.root),
-        "JUSTICE_LISTEN": f"127.0.0.1:{application.server.port}",
-        "JUSTICE_KEY_PASSPHRASE": PKI_PASSPHRASE.decode(),
-        "JUSTICE_STATE_DIR": str(application.settings.state_dir),
-        "COLUMNS": "200",
-    }
-    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=env)
 
 
 async def test_verify_reports_an_intact_chain(application: Application, pki: DevPki) -> None:

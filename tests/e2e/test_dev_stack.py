@@ -399,12 +399,25 @@ def test_every_subcommand_that_calls_the_server_works_against_it(
         for line in (tmp_path / "demo" / "VERIFY.txt").read_text().splitlines()
         if line.startswith("xmlsec1")
     ]
-    assert len(verify_commands) == 2
+    # Both report versions, the seizure receipt's XML and the custody certificate.
+    assert len(verify_commands) == 4
+    assert len(list((tmp_path / "demo").glob("receipt-*.pdf"))) == 1
+    assert "the prosecutor simulator decided DESTROY over NATS" in demo.stdout
     for command in verify_commands:
         checked = subprocess.run(
             shlex.split(command), cwd=tmp_path / "demo", capture_output=True, check=False
         )
         assert checked.returncode == 0, checked.stderr
+    (script_line,) = [
+        line
+        for line in (tmp_path / "demo" / "VERIFY.txt").read_text().splitlines()
+        if line.startswith("python3 ")
+    ]
+    head = subprocess.run(
+        shlex.split(script_line), cwd=tmp_path / "demo", capture_output=True, text=True, check=False
+    )
+    assert head.returncode == 0, head.stdout
+    assert len(head.stdout.strip()) == 64
     tampered = tmp_path / "tampered.xml"
     tampered.write_bytes(versions[1].read_bytes().replace(b"rood zadel", b"rood zadeL"))
     refused = stack.justice("verify", str(tampered), "--ca", str(tmp_path / "demo" / "ca.pem"))
@@ -466,6 +479,45 @@ def test_every_subcommand_that_calls_the_server_works_against_it(
     assert '"legal_hold": true' in held.stdout
     run("evidence hold", evidence, "--release", as_="prosecutor-antwerp")
     run("evidence sweep")
+
+    # Custody: seize, hand over, decide, dispose with four eyes, export.
+    goods = tmp_path / "items.json"
+    drugs = {"substance": "cannabis", "net_weight": "10.5", "unit": "g"}
+    goods.write_text(
+        json.dumps([{"category": "DRUGS", "description": "bag", "seal": "E2E-1", "drugs": drugs}])
+    )
+    seized = json.loads(
+        run(
+            "custody seize",
+            *("--case", "AN.12.L3.000003/26", "--report", "PV 3/26", "--place", "Gent"),
+            *("--ground", "Art. 35 Sv.", "--items", str(goods), "--person", "Jan Peeters"),
+        ).stdout
+    )
+    item, seizure = seized["items"][0]["name"], seized["seizure"]["name"]
+    run("custody get", item)
+    run("custody transfer", item, "--to", "custodian-2001")
+    run("custody accept", item, as_="officer-1002", refused="PERMISSION_DENIED")
+    run("custody accept", item, "--weight", "10.5", as_="custodian-2001")
+    run("custody move", item, "--to", "locations/gent.r1.a", as_="custodian-2001")
+    held = run("custody list", as_="custodian-2001", env={"COLUMNS": "300"})
+    assert item in held.stdout
+    run("custody checkout", item, "--to", "lab", as_="custodian-2001")
+    run("custody checkin", item, as_="custodian-2001")
+    run(
+        "custody decide",
+        *(item, "--decision", "DESTROY", "--reference", "PK-E2E-1", "--authority", "PK Gent"),
+        as_="prosecutor-antwerp",
+    )
+    burn = ("--witness", "Koen Wouters", "--method", "incineration")
+    requested = run("custody request-disposal", item, *burn, as_="custodian-2001")
+    approval = json.loads(requested.stdout)["name"]
+    run("custody approve", approval, as_="custodian-2001", refused="PERMISSION_DENIED")
+    run("custody approve", approval, as_="custody-supervisor-2101")
+    run("custody dispose", item, "--approval", approval, *burn, as_="custodian-2001")
+    run("custody verify", item, as_="custodian-2001")
+    run("custody certificate", item, "--out", str(tmp_path / "custody"), as_="custodian-2001")
+    run("custody receipt", seizure, "--out", str(tmp_path / "custody"), purpose=PURPOSE)
+    assert len(list((tmp_path / "custody").iterdir())) == 3
 
     # Exchange administration.
     partners = run("exchange partners", as_="access-admin-5001", env={"COLUMNS": "300"})

@@ -58,11 +58,16 @@ class PlatformAlarms:
             first_sequence=0,
             last_sequence=0,
         )
+        await self.raise_alerts([alert])
+
+    async def raise_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        """Store the alerts not seen before (idempotent by id) and announce those."""
         async with self._uow() as uow:
-            fresh = await uow.alerts.add_new([alert])
+            fresh = await uow.alerts.add_new(alerts)
             await uow.commit()
         if fresh and self._publish is not None:
             try:
                 await self._publish(fresh)
             except Exception as error:  # stored; the announcement is best effort
                 log.warning("alert not announced on NATS: %s", type(error).__name__)
+        return fresh

@@ -15,6 +15,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +47,18 @@ _MAX_RESOURCES = 16
 # Request fields that name a resource by name, or by a bare id of a collection.
 _NAME_FIELDS = frozenset({"name", "parent", "resource", "names"})
 _ID_FIELDS = {"principal": "principals", "plate": "plates", "national_id": "persons"}
+
+
+# Resource names a handler adds to its call's record (e.g. an item's new chain head).
+_annotations: ContextVar[list[str] | None] = ContextVar("justice_audit_annotations", default=None)
+
+
+def annotate(resource: str) -> None:
+    """Add `resource` (a resource name) to the audit record of the call being served;
+    outside an audited call it is dropped."""
+    found = _annotations.get()
+    if found is not None and len(found) < _MAX_RESOURCES:
+        found.append(resource if _RESOURCE.match(resource) else MALFORMED)
 
 
 def purpose_of(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
@@ -137,10 +150,14 @@ def recorder(
             return
         started = clock()
         error: BaseException | None = None
+        annotations: list[str] = []
+        token = _annotations.set(annotations)
         try:
             yield
         except BaseException as failure:
             error = failure
+        finally:
+            _annotations.reset(token)
         try:
             purpose = purpose_of(call.context) or ""
         except InvalidArgument:
@@ -158,7 +175,9 @@ def recorder(
             unit=who[2],
             service=call.service,
             method=call.method_name,
-            resources=resources_of(call.request),
+            resources=tuple(dict.fromkeys(resources_of(call.request) + tuple(annotations)))[
+                :_MAX_RESOURCES
+            ],
             purpose=purpose,
             outcome=outcome,
             reason=reason,

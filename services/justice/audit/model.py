@@ -44,6 +44,11 @@ class AlertRule(StrEnum):
     EVIDENCE_LOCK_NOT_HELD = "EVIDENCE_LOCK_NOT_HELD"
     EVIDENCE_OBJECT_MISSING = "EVIDENCE_OBJECT_MISSING"
     EVIDENCE_INTEGRITY = "EVIDENCE_INTEGRITY"
+    # Raised by the custody service through the platform alarms (not by the detector).
+    SEAL_BROKEN = "SEAL_BROKEN"
+    QUANTITY_DISCREPANCY = "QUANTITY_DISCREPANCY"
+    CHECKOUT_OVERDUE = "CHECKOUT_OVERDUE"
+    ITEM_MISSING = "ITEM_MISSING"
 
 
 @dataclass(frozen=True)

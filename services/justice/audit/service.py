@@ -192,6 +192,13 @@ class AuditService:
                 principal=principal, rule=rule, after=after, limit=page.size
             )
 
+    async def _announce(self, fresh: list[Alert]) -> None:
+        if fresh and self._publish_alerts is not None:
+            try:
+                await self._publish_alerts(fresh)
+            except Exception as error:
+                log.warning("alerts not announced on NATS: %s", type(error).__name__)
+
     async def detect(self, batch: Batch) -> list[Alert]:
         """Run the rules over newly logged records; store and announce new alerts.
 
@@ -207,9 +214,5 @@ class AuditService:
             await uow.baselines.save(observed.baselines)
             await checkpoint(uow.records, batch)
             await uow.commit()
-        if fresh and self._publish_alerts is not None:
-            try:
-                await self._publish_alerts(fresh)
-            except Exception as error:
-                log.warning("alerts not announced on NATS: %s", type(error).__name__)
+        await self._announce(fresh)
         return fresh

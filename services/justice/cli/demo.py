@@ -6,6 +6,7 @@ import asyncio
 import shlex
 import shutil
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +14,9 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from justice.cli.connection import dev_pki, open_channel
+from justice.cli.custody_demo import custody_scenario
 from justice.cli.partner import connect as connect_partner
+from justice.custody import verify_certificate
 from justice.partner.client import ProcessedLog, listen
 from justice.partner.simulator import ProsecutorSimulator
 from justice.platform.config import Settings
@@ -24,7 +27,7 @@ from justice.signing.xades import stamped_signature
 from justice.signing.xmlsec import xmlsec1_verify_command
 
 if TYPE_CHECKING:
-    from justice.reports.v1.reports_pb2_grpc import ReportServiceAsyncStub
+    pass
 
 
 def _draft() -> pb.Report:
@@ -41,37 +44,54 @@ def _draft() -> pb.Report:
 
 
 def run_demo(settings: Settings, principal: str, out: Path, console: Console) -> None:
-    exports = asyncio.run(_scenario(settings, principal, console))
+    exports, custody_files = asyncio.run(_scenario(settings, principal, console))
     out.mkdir(parents=True, exist_ok=True)
     ca = out / "ca.pem"
     shutil.copyfile(dev_pki(settings).ca_path, ca)
-    files = []
+    files = [(exported.filename, exported.signed_xml) for exported in exports] + custody_files
     stamps = []
-    for exported in exports:
-        path = out / exported.filename
-        path.write_bytes(exported.signed_xml)
-        files.append(path)
-        # The signature's timestamp apart, so OpenSSL can check it on its own.
-        stamped = stamped_signature(exported.signed_xml)
-        token, data = path.with_suffix(".tsr"), path.with_suffix(".tsdata")
-        token.write_bytes(stamped.token)
-        data.write_bytes(stamped.data)
-        stamps.append(
-            openssl_ts_verify_command(Path(token.name), Path(ca.name), data_path=Path(data.name))
-        )
-    commands = [shlex.join(xmlsec1_verify_command(Path(f.name), Path(ca.name))) for f in files]
+    for filename, content in files:
+        path = out / filename
+        path.write_bytes(content)
+        if path.suffix == ".xml":
+            # The signature's timestamp apart, so OpenSSL can check it on its own.
+            stamped = stamped_signature(content)
+            token, data = path.with_suffix(".tsr"), path.with_suffix(".tsdata")
+            token.write_bytes(stamped.token)
+            data.write_bytes(stamped.data)
+            stamps.append(
+                openssl_ts_verify_command(
+                    Path(token.name), Path(ca.name), data_path=Path(data.name)
+                )
+            )
+    script = Path(verify_certificate.__file__).name
+    shutil.copyfile(verify_certificate.__file__, out / script)
+    commands = [
+        shlex.join(xmlsec1_verify_command(Path(name), Path(ca.name)))
+        for name, _ in files
+        if name.endswith(".xml")
+    ]
+    certificates = [name for name, _ in custody_files if name.startswith("custody-")]
+    pdfs = [name for name, _ in files if name.endswith(".pdf")]
     (out / "VERIFY.txt").write_text(
-        "# Verify each signed version against the platform CA with xmlsec1 (run in this folder):\n"
+        "# Verify each signed document against the platform CA with xmlsec1 (run in this folder):\n"
         + "\n".join(commands)
         + "\n# Each signature's RFC 3161 timestamp (.tsr) over its canonical SignatureValue"
-        " (.tsdata), with OpenSSL:\n" + "\n".join(shlex.join(command) for command in stamps) + "\n"
+        " (.tsdata), with OpenSSL:\n"
+        + "\n".join(shlex.join(command) for command in stamps)
+        + "\n# Recompute a custody certificate's chain head (Python standard library only):\n"
+        + "\n".join(f"python3 {script} {name}" for name in certificates)
+        + "\n# The receipt PDF's signature: pdfsig (poppler-utils)\n"
+        + "\n".join(f"pdfsig {name}" for name in pdfs)
+        + "\n"
     )
-    console.print(f"wrote {', '.join(f.name for f in files)}, ca.pem and VERIFY.txt to {out}")
+    names = ", ".join(name for name, _ in files)
+    console.print(f"wrote {names}, {script}, ca.pem and VERIFY.txt to {out}")
 
 
 async def _scenario(
     settings: Settings, principal: str, console: Console
-) -> list[pb.ExportReportResponse]:
+) -> tuple[list[pb.ExportReportResponse], list[tuple[str, bytes]]]:
     async with open_channel(settings, principal, "demonstration scenario") as channel:
         stub = reports_pb2_grpc.ReportServiceStub(channel)
         created = await stub.CreateReport(
@@ -89,20 +109,31 @@ async def _scenario(
         console.print("amended and signed version 2; version 1 is superseded")
         submitted = await stub.SubmitReport(pb.SubmitReportRequest(name=created.name))
         console.print(f"submitted version {submitted.version} to {submitted.recipient}")
-        state = await _prosecutor_answers(settings, stub, submitted.name)
+
+        async def answered() -> str | None:
+            report = await stub.GetReport(pb.GetReportRequest(name=submitted.name))
+            if report.state in (pb.ACKNOWLEDGED, pb.REJECTED):
+                return pb.ReportState.Name(report.state)
+            return None
+
+        state = await _with_prosecutor(settings, answered)
         console.print(f"the prosecutor simulator verified it over NATS; the report is {state}")
-        return [
+        exports = [
             await stub.ExportReport(pb.ExportReportRequest(name=f"{created.name}@{version}"))
             for version in (1, 2)
         ]
+    custody_files = await custody_scenario(
+        settings, principal, console, lambda done: _with_prosecutor(settings, done)
+    )
+    return exports, custody_files
 
 
 # How long the demo waits for the prosecutor's acknowledgement to come back over NATS.
 _ANSWER_SECONDS = 60
 
 
-async def _prosecutor_answers(settings: Settings, stub: ReportServiceAsyncStub, name: str) -> str:
-    """Run the prosecutor simulator (the partner SDK) until it has answered the report."""
+async def _with_prosecutor(settings: Settings, done: Callable[[], Awaitable[str | None]]) -> str:
+    """Run the prosecutor simulator (the partner SDK) until `done` says what it did."""
     client = await connect_partner(settings, settings.default_prosecutor)
     stop = asyncio.Event()
     listener = asyncio.create_task(
@@ -111,9 +142,9 @@ async def _prosecutor_answers(settings: Settings, stub: ReportServiceAsyncStub, 
     try:
         async with asyncio.timeout(_ANSWER_SECONDS):
             while True:
-                report = await stub.GetReport(pb.GetReportRequest(name=name))
-                if report.state in (pb.ACKNOWLEDGED, pb.REJECTED):
-                    return pb.ReportState.Name(report.state)
+                outcome = await done()
+                if outcome:
+                    return outcome
                 await asyncio.sleep(0.2)
     finally:
         stop.set()

@@ -8,6 +8,9 @@ import re
 from datetime import UTC, datetime
 
 from justice.access.service import Enrolment
+from justice.custody.ledger import MESSAGE_TYPE_DECISION as CUSTODY_DECISION
+from justice.custody.ledger import MESSAGE_TYPE_DECISION_REQUESTED as CUSTODY_DECISION_REQUESTED
+from justice.custody.ledger import MESSAGE_TYPE_EVENT as CUSTODY_EVENT
 from justice.devstack.pki import DEMO_PRINCIPALS, PARTNER_KINDS, DevPki, PrincipalKind
 from justice.exchange.model import Partner, PartnerKind
 from justice.exchange.service import ExchangeService
@@ -67,8 +70,8 @@ _DEMO_PARTNERS = {
     PrincipalKind.PROSECUTOR: (
         PartnerKind.PROSECUTOR,
         "BE",
-        frozenset({MESSAGE_TYPE_ACKNOWLEDGED, MESSAGE_TYPE_REJECTED}),
-        frozenset({MESSAGE_TYPE_SUBMITTED}),
+        frozenset({MESSAGE_TYPE_ACKNOWLEDGED, MESSAGE_TYPE_REJECTED, CUSTODY_DECISION}),
+        frozenset({MESSAGE_TYPE_SUBMITTED, CUSTODY_EVENT, CUSTODY_DECISION_REQUESTED}),
     ),
     PrincipalKind.COURT: (PartnerKind.COURT, "BE", frozenset(), frozenset()),
     PrincipalKind.FINE_AGENCY: (PartnerKind.FINE_AGENCY, "BE", frozenset(), frozenset()),

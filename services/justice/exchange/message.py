@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 # A NATS subject token: the partner id and message type become parts of subjects.
 _TOKEN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -54,3 +55,16 @@ class OutgoingMessage:
     def expects_receipt(self) -> bool:
         # Receipts are never receipted, or two parties would answer each other forever.
         return self.message_type != RECEIPT
+
+
+class OutboxWriter(Protocol):
+    """The outbox as a domain service writes it, inside its own transaction."""
+
+    async def add(self, message: OutgoingMessage) -> None: ...
+
+
+class Inbox(Protocol):
+    """A domain's processed keys, for effects that must apply once."""
+
+    async def claim(self, key: str) -> bool:
+        """True the first time `key` is claimed; commits with the transaction's effect."""

@@ -19,7 +19,12 @@ from justice.exchange.model import (
     check_partner,
 )
 from justice.exchange.registry import PartnerDirectory
-from justice.exchange.store import DeadLetterQuery, DeliveryQuery, ExchangeTransaction
+from justice.exchange.store import (
+    DeadLetterQuery,
+    DeliveryQuery,
+    ExchangeTransaction,
+    newest_subject_ref,
+)
 from justice.platform.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
 
 _PARTNER_NAME = re.compile(r"^partners/([a-z0-9][a-z0-9_-]{0,63})$")
@@ -164,6 +169,11 @@ class ExchangeService:
     async def list_dead_letters(self, query: DeadLetterQuery) -> Sequence[DeadLetter]:
         async with self._uow() as tx:
             return await tx.dead_letters.list(query)
+
+    async def newest_subject_ref(self, prefix: str) -> str | None:
+        """The newest outgoing message's subject_ref starting with `prefix` (any domain)."""
+        async with self._uow() as tx:
+            return await newest_subject_ref(tx.session, prefix)
 
     async def relay_status(self) -> RelayStatus:
         async with self._uow() as tx:

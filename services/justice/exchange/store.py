@@ -197,6 +197,19 @@ class SqlOutbox:
         )
 
 
+async def newest_subject_ref(session: AsyncSession, prefix: str) -> str | None:
+    """The subject_ref of the last message written whose subject_ref starts with `prefix`
+    (outbox order), e.g. the newest chain head a domain anchored in its messages."""
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    statement = (
+        select(OutboxRow.subject_ref)
+        .where(col(OutboxRow.subject_ref).like(pattern, escape="\\"))
+        .order_by(col(OutboxRow.seq).desc())
+        .limit(1)
+    )
+    return (await session.exec(statement)).first()
+
+
 class SqlInbox:
     """Processed ids of one scope: `claim` is true the first time a key is seen."""
 

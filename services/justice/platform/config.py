@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -98,6 +99,15 @@ class Settings(BaseSettings):
     # Grants of these roles need a second ACCESS_ADMIN to approve (four eyes).
     four_eyes_roles: frozenset[str] = frozenset({"ACCESS_ADMIN", "AUDITOR", "CUSTODY_SUPERVISOR"})
     approval_ttl_seconds: float = Field(default=72 * 3600, gt=0)
+    # Seized goods: seizures worth more (EUR) are notified to the central seizure agency
+    # partner (BE: COIV/OCSC); every custody event goes to the events partner (default: the
+    # default prosecutor) carrying the chain head; weight lost beyond the tolerance on
+    # acceptance raises an alert; how often overdue check-outs are looked for.
+    custody_notice_threshold_eur: Decimal = Field(default=Decimal("2500"), ge=0)
+    custody_central_agency: str = "central-seizure-agency"
+    custody_events_partner: str = ""
+    custody_weight_tolerance_grams: Decimal = Field(default=Decimal("1"), ge=0)
+    custody_overdue_sweep_seconds: float = Field(default=300.0, gt=0)
     # How stale an identity lookup may be; revocation takes effect within this bound.
     identity_cache_seconds: float = Field(default=1.0, ge=0, le=1.0)
     # Dev mode only: signed short-lived bearer tokens (CLI convenience), never in production.

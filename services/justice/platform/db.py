@@ -130,6 +130,14 @@ class Database:
             sync_session_class=self._session_class,
             expire_on_commit=False,
         )
+        # For reads of one statement: in autocommit there is no BEGIN and no ROLLBACK round
+        # trip around the query (a ListItems page on PostgreSQL: see bench_custody.py).
+        self.read_sessions = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            class_=AsyncSession,
+            sync_session_class=self._session_class,
+            expire_on_commit=False,
+        )
 
     def on_commit(self, marker: str, callback: Callable[[], None]) -> None:
         """Call `callback` after each commit of a session that set `session.info[marker]`."""

@@ -11,7 +11,13 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from justice.exchange.message import Link, OutgoingMessage, is_subject_token
+from justice.exchange.message import (
+    Inbox,
+    Link,
+    OutboxWriter,
+    OutgoingMessage,
+    is_subject_token,
+)
 from justice.platform import ports
 from justice.platform.errors import (
     FailedPrecondition,
@@ -82,15 +88,6 @@ class ReportReads(Protocol):
     """Reads outside a transaction, for the hot path (GetReport); always current."""
 
     async def get(self, report_id: str, version: int | None = None) -> ReportVersion | None: ...
-
-
-class OutboxWriter(Protocol):
-    async def add(self, message: OutgoingMessage) -> None: ...
-
-
-class Inbox(Protocol):
-    async def claim(self, key: str) -> bool:
-        """True the first time `key` is claimed; commits with the transaction's effect."""
 
 
 class UnitOfWork(ports.UnitOfWork, Protocol):

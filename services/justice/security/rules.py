@@ -56,6 +56,7 @@ _EVIDENCE = "/justice.evidence.v1.EvidenceService/"
 _EXCHANGE = "/justice.exchange.v1.ExchangeService/"
 _AUDIT = "/justice.audit.v1.AuditService/"
 _ACCESS = "/justice.access.v1.AccessService/"
+_CUSTODY = "/justice.custody.v1.CustodyService/"
 
 _C = Condition
 
@@ -147,6 +148,64 @@ RULES: Mapping[str, Rule] = {
     _ACCESS + "ApproveRequest": rule(ACCESS_ADMIN=_C.APPROVER, CUSTODY_SUPERVISOR=_C.APPROVER),
     _ACCESS + "RejectRequest": rule(ACCESS_ADMIN=_C.APPROVER, CUSTODY_SUPERVISOR=_C.APPROVER),
     _ACCESS + "RevokeCertificate": rule(ACCESS_ADMIN=None),
+    # Seized goods. IN_CUSTODY: the custody services check that the caller holds the item
+    # (or, for reads and acceptance, that it is on its way to them); a supervisor is not
+    # restricted. A court registry or lab clerk (PARTNER_AGENCY) receives items.
+    _CUSTODY + "RegisterSeizure": rule(REPORT_WRITER=None, CUSTODIAN=None),
+    _CUSTODY + "GetSeizure": rule(
+        REPORT_WRITER=_C.AUTHOR, CUSTODIAN=None, CUSTODY_SUPERVISOR=None, PROSECUTOR=None
+    ),
+    _CUSTODY + "GetSeizureReceipt": rule(
+        REPORT_WRITER=_C.AUTHOR, CUSTODIAN=None, CUSTODY_SUPERVISOR=None, PROSECUTOR=None
+    ),
+    _CUSTODY + "GetItem": rule(
+        REPORT_WRITER=_C.IN_CUSTODY,
+        CUSTODIAN=_C.IN_CUSTODY,
+        PARTNER_AGENCY=_C.IN_CUSTODY,
+        CUSTODY_SUPERVISOR=None,
+        PROSECUTOR=None,
+        AUDITOR=None,
+    ),
+    _CUSTODY + "ListItems": rule(
+        REPORT_WRITER=_C.IN_CUSTODY,
+        CUSTODIAN=_C.IN_CUSTODY,
+        PARTNER_AGENCY=_C.IN_CUSTODY,
+        CUSTODY_SUPERVISOR=None,
+        PROSECUTOR=None,
+        AUDITOR=None,
+    ),
+    _CUSTODY + "TransferCustody": rule(
+        REPORT_WRITER=_C.IN_CUSTODY, CUSTODIAN=_C.IN_CUSTODY, PARTNER_AGENCY=_C.IN_CUSTODY
+    ),
+    _CUSTODY + "AcceptCustody": rule(
+        REPORT_WRITER=_C.IN_CUSTODY, CUSTODIAN=_C.IN_CUSTODY, PARTNER_AGENCY=_C.IN_CUSTODY
+    ),
+    _CUSTODY + "RejectCustody": rule(
+        REPORT_WRITER=_C.IN_CUSTODY, CUSTODIAN=_C.IN_CUSTODY, PARTNER_AGENCY=_C.IN_CUSTODY
+    ),
+    _CUSTODY + "CheckOut": rule(CUSTODIAN=_C.IN_CUSTODY),
+    _CUSTODY + "CheckIn": rule(CUSTODIAN=_C.IN_CUSTODY),
+    _CUSTODY + "MoveItems": rule(CUSTODIAN=_C.IN_CUSTODY),
+    _CUSTODY + "SplitItem": rule(CUSTODIAN=_C.IN_CUSTODY),
+    _CUSTODY + "RequestDecision": rule(CUSTODIAN=_C.IN_CUSTODY),
+    _CUSTODY + "RecordDecision": rule(PROSECUTOR=None),
+    _CUSTODY + "PlaceHold": rule(PROSECUTOR=None, CUSTODY_SUPERVISOR=None),
+    _CUSTODY + "ReleaseHold": rule(PROSECUTOR=None, CUSTODY_SUPERVISOR=None),
+    _CUSTODY + "RequestDisposal": rule(CUSTODIAN=_C.IN_CUSTODY),
+    _CUSTODY + "ApproveDisposal": rule(CUSTODY_SUPERVISOR=_C.APPROVER),
+    _CUSTODY + "Dispose": rule(CUSTODIAN=_C.IN_CUSTODY),
+    # Inventories are taken by someone outside the holding unit (checked by the service).
+    _CUSTODY + "StartInventory": rule(CUSTODY_SUPERVISOR=None, AUDITOR=None),
+    _CUSTODY + "SubmitInventory": rule(CUSTODY_SUPERVISOR=None, AUDITOR=None),
+    _CUSTODY + "GetCustodyChain": rule(
+        CUSTODIAN=_C.IN_CUSTODY, CUSTODY_SUPERVISOR=None, PROSECUTOR=None, AUDITOR=None
+    ),
+    _CUSTODY + "VerifyCustodyChain": rule(
+        CUSTODIAN=_C.IN_CUSTODY, CUSTODY_SUPERVISOR=None, PROSECUTOR=None, AUDITOR=None
+    ),
+    _CUSTODY + "ExportCustodyCertificate": rule(
+        CUSTODIAN=_C.IN_CUSTODY, CUSTODY_SUPERVISOR=None, PROSECUTOR=None, AUDITOR=None
+    ),
 }
 
 

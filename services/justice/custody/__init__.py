@@ -1,0 +1,1 @@
+"""Seized goods: chain of custody from seizure to final disposition."""

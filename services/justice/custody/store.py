@@ -1,0 +1,550 @@
+"""Custody tables and repositories (sqlmodel). Only the custody services read these tables.
+
+An item's seal is unique among items not yet disposed: a partial unique index, so that two
+concurrent seizures cannot both take a seal the other is taking. Events are append-only
+rows keyed by (item, sequence); the chain hashes are checked by custody/chain.py, not here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import (
+    Column,
+    CursorResult,
+    Index,
+    LargeBinary,
+    Text,
+    insert,
+    literal_column,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from justice.custody import chain
+from justice.custody.ledger import ItemQuery
+from justice.custody.model import (
+    Cash,
+    Category,
+    Decision,
+    DecisionKind,
+    Details,
+    Drugs,
+    Electronics,
+    Firearm,
+    Inventory,
+    Item,
+    ItemSpec,
+    ItemState,
+    Money,
+    Outcome,
+    Person,
+    Seizure,
+    Vehicle,
+)
+from justice.exchange.store import SqlInbox, SqlOutbox
+from justice.platform.db import Transaction, UtcDateTime, execute
+from justice.platform.errors import Aborted, AlreadyExists
+from justice.security.approval_store import SqlApprovals
+
+_ACTIVE = text("state <> 'DISPOSED'")
+
+
+class SeizureRow(SQLModel, table=True):
+    __tablename__ = "custody_seizure"
+    __table_args__ = (
+        Index("ix_custody_seizure_request", "seizing_officer", "request_id", unique=True),
+    )
+
+    id: str = Field(primary_key=True, max_length=24)
+    case_number: str = Field(max_length=64, index=True)
+    report: str = Field(max_length=512)
+    place: str = Field(max_length=512)
+    seize_time: datetime = Field(sa_type=UtcDateTime)
+    seizing_officer: str = Field(max_length=128)
+    # Personal data, read only through GetSeizure (purpose-gated): JSON, NULL when unknown.
+    seized_from: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    owner: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    legal_ground: str = Field(max_length=512)
+    goods_waived: bool = False
+    create_time: datetime = Field(sa_type=UtcDateTime)
+    request_id: str | None = Field(default=None, max_length=128)
+    items: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ItemRow(SQLModel, table=True):
+    __tablename__ = "custody_item"
+    __table_args__ = (
+        Index("ix_custody_item_case", "case_number", "id"),
+        Index("ix_custody_item_location", "location", "id"),
+        Index("ix_custody_item_custodian", "custodian", "id"),
+        Index("ix_custody_item_state", "state", "id"),
+        Index("ix_custody_item_due", "state", "due_time"),
+        Index(
+            "ux_custody_item_active_seal",
+            "seal",
+            unique=True,
+            postgresql_where=_ACTIVE,
+            sqlite_where=_ACTIVE,
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=24)
+    seizure_id: str = Field(max_length=24)
+    case_number: str = Field(max_length=64)
+    category: str = Field(max_length=16)
+    state: str = Field(max_length=24)
+    seal: str = Field(max_length=64)
+    location: str = Field(default="", max_length=160)
+    custodian: str = Field(max_length=128)
+    pending_receiver: str = Field(default="", max_length=128)
+    resume_state: str = Field(max_length=24)
+    parent_id: str = Field(default="", max_length=24)
+    on_hold: bool = False
+    holds: str = Field(sa_column=Column(Text, nullable=False))
+    decision: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    outcome: str = Field(default="", max_length=16)
+    due_time: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    checked_out_to: str = Field(default="", max_length=256)
+    spec: str = Field(sa_column=Column(Text, nullable=False))
+    chain_length: int = 0
+    chain_head: str = Field(default="", max_length=64)
+    create_time: datetime = Field(sa_type=UtcDateTime)
+    update_time: datetime = Field(sa_type=UtcDateTime)
+    revision: int = 1
+
+
+class EventRow(SQLModel, table=True):
+    __tablename__ = "custody_event"
+
+    item_id: str = Field(primary_key=True, max_length=24)
+    sequence: int = Field(primary_key=True)
+    type: str = Field(max_length=32)
+    time: datetime = Field(sa_type=UtcDateTime)
+    actor: str = Field(max_length=128)
+    data: str = Field(sa_column=Column(Text, nullable=False))
+    previous_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class InventoryRow(SQLModel, table=True):
+    __tablename__ = "custody_inventory"
+
+    id: str = Field(primary_key=True, max_length=24)
+    location: str = Field(max_length=160)
+    started_by: str = Field(max_length=128)
+    start_time: datetime = Field(sa_type=UtcDateTime)
+    state: str = Field(max_length=16)
+    submitted_by: str = Field(default="", max_length=128)
+    # JSON lists.
+    expected: str = Field(sa_column=Column(Text, nullable=False))
+    found: str = Field(sa_column=Column(Text, nullable=False))
+    missing: str = Field(sa_column=Column(Text, nullable=False))
+    unexpected: str = Field(sa_column=Column(Text, nullable=False))
+    signed_report: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+    report_sha256: str = Field(default="", max_length=64)
+
+
+_ITEMS: Any = ItemRow.__table__  # type: ignore[attr-defined]
+_EVENTS: Any = EventRow.__table__  # type: ignore[attr-defined]
+
+
+def _money(value: Money | None) -> list[str] | None:
+    return [str(value.amount), value.currency] if value else None
+
+
+def _money_of(raw: list[str] | None) -> Money | None:
+    return Money(Decimal(raw[0]), raw[1]) if raw else None
+
+
+def _details_json(details: Details) -> dict[str, Any] | None:
+    if details is None:
+        return None
+    if isinstance(details, Cash):
+        return {
+            "amount": _money(details.amount),
+            "denominations": [[str(v), n] for v, n in details.denominations],
+            "counted_by": list(details.counted_by),
+        }
+    if isinstance(details, Drugs):
+        return {
+            "substance": details.substance,
+            "net_weight": str(details.net_weight),
+            "unit": details.unit,
+        }
+    if isinstance(details, Electronics):
+        return {
+            "imei": details.imei,
+            "serial": details.serial,
+            "forensic_images": list(details.forensic_images),
+        }
+    return dict(vars(details))
+
+
+def _details(category: Category, raw: dict[str, Any] | None) -> Details:
+    if raw is None:
+        return None
+    if category is Category.CASH:
+        amount = _money_of(raw["amount"])
+        assert amount is not None
+        return Cash(
+            amount,
+            tuple((Decimal(v), int(n)) for v, n in raw["denominations"]),
+            (raw["counted_by"][0], raw["counted_by"][1]),
+        )
+    if category is Category.DRUGS:
+        return Drugs(raw["substance"], Decimal(raw["net_weight"]), raw["unit"])
+    if category is Category.ELECTRONICS:
+        return Electronics(raw["imei"], raw["serial"], tuple(raw["forensic_images"]))
+    if category is Category.VEHICLE:
+        return Vehicle(**raw)
+    if category is Category.FIREARM:
+        return Firearm(**raw)
+    return None
+
+
+def _spec_json(spec: ItemSpec) -> str:
+    return json.dumps(
+        {
+            "description": spec.description,
+            "value": _money(spec.value),
+            "photos": list(spec.photos),
+            "count": spec.count,
+            "details": _details_json(spec.details),
+        },
+        ensure_ascii=False,
+    )
+
+
+def _spec(category: Category, seal: str, raw: str) -> ItemSpec:
+    data = json.loads(raw)
+    return ItemSpec(
+        category=category,
+        description=data["description"],
+        value=_money_of(data["value"]),
+        photos=tuple(data["photos"]),
+        seal=seal,
+        count=data["count"],
+        details=_details(category, data["details"]),
+    )
+
+
+def _values(item: Item) -> dict[str, Any]:
+    decision = item.decision
+    return {
+        "state": item.state.value,
+        "seal": item.seal,
+        "location": item.location,
+        "custodian": item.custodian,
+        "pending_receiver": item.pending_receiver,
+        "resume_state": item.resume_state.value,
+        "on_hold": item.on_hold,
+        "holds": json.dumps(list(item.holds)),
+        "decision": json.dumps(
+            [decision.kind.value, decision.reference, decision.date, decision.authority]
+        )
+        if decision
+        else None,
+        "outcome": item.outcome.value if item.outcome else "",
+        "due_time": item.due_time,
+        "checked_out_to": item.checked_out_to,
+        "spec": _spec_json(item.spec),
+        "chain_length": item.chain_length,
+        "chain_head": item.chain_head,
+        "update_time": item.update_time,
+    }
+
+
+_CATEGORIES = {c.value: c for c in Category}
+_STATES = {s.value: s for s in ItemState}
+
+
+def _item(row: Any) -> Item:
+    category = _CATEGORIES[row.category]
+    decision = json.loads(row.decision) if row.decision else None
+    return Item(
+        id=row.id,
+        seizure_id=row.seizure_id,
+        case_number=row.case_number,
+        spec=_spec(category, row.seal, row.spec),
+        custodian=row.custodian,
+        create_time=row.create_time,
+        update_time=row.update_time,
+        state=_STATES[row.state],
+        location=row.location,
+        on_hold=row.on_hold,
+        holds=tuple(json.loads(row.holds)) if row.holds != "[]" else (),
+        pending_receiver=row.pending_receiver,
+        resume_state=_STATES[row.resume_state],
+        parent_id=row.parent_id,
+        decision=Decision(DecisionKind(decision[0]), *decision[1:]) if decision else None,
+        outcome=Outcome(row.outcome) if row.outcome else None,
+        due_time=row.due_time,
+        checked_out_to=row.checked_out_to,
+        chain_length=row.chain_length,
+        chain_head=row.chain_head,
+        revision=row.revision,
+    )
+
+
+def _seal_taken() -> AlreadyExists:
+    return AlreadyExists("SEAL_IN_USE", "the seal is on an item not yet disposed")
+
+
+class SqlItems:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, item: Item) -> None:
+        values = _values(item) | {
+            "id": item.id,
+            "seizure_id": item.seizure_id,
+            "case_number": item.case_number,
+            "category": item.category.value,
+            "parent_id": item.parent_id,
+            "create_time": item.create_time,
+            "revision": item.revision,
+        }
+        try:
+            await execute(self._session, insert(_ITEMS).values(**values))
+        except IntegrityError:
+            # A concurrent seizure took the seal; the transaction is rolled back.
+            raise _seal_taken() from None
+
+    async def get(self, item_id: str) -> Item | None:
+        row = (await execute(self._session, select(_ITEMS).where(_ITEMS.c.id == item_id))).first()
+        return _item(row) if row else None
+
+    async def update(self, item: Item) -> None:
+        statement = (
+            update(_ITEMS)
+            .where(_ITEMS.c.id == item.id, _ITEMS.c.revision == item.revision)
+            .values(**_values(item), revision=item.revision + 1)
+        )
+        try:
+            result = await execute(self._session, statement)
+        except IntegrityError:
+            raise _seal_taken() from None
+        if cast(CursorResult[Any], result).rowcount != 1:
+            raise Aborted("CONCURRENT_CHANGE", f"{item.name} changed meanwhile; read it again")
+        item.revision += 1
+
+    async def seal_in_use(self, seal: str) -> bool:
+        query = select(_ITEMS.c.id).where(
+            _ITEMS.c.seal == seal, _ITEMS.c.state != ItemState.DISPOSED.value
+        )
+        return (await execute(self._session, query.limit(1))).first() is not None
+
+    async def list(self, query: ItemQuery) -> Sequence[Item]:
+        statement = select(_ITEMS)
+        for column, value in (
+            (_ITEMS.c.case_number, query.case_number),
+            (_ITEMS.c.state, query.state.value if query.state else None),
+            (_ITEMS.c.category, query.category.value if query.category else None),
+            (_ITEMS.c.location, query.location),
+            (_ITEMS.c.custodian, query.custodian),
+            (_ITEMS.c.seal, query.seal),
+        ):
+            if value is not None:
+                statement = statement.where(column == value)
+        if query.page.after:
+            statement = statement.where(_ITEMS.c.id > query.page.after)
+        # The page size as a literal: with LIMIT as a parameter, PostgreSQL's generic plan for
+        # the prepared statement may walk the primary key instead of the filter's index.
+        statement = statement.order_by(_ITEMS.c.id).limit(literal_column(str(int(query.page.size))))
+        return [_item(row) for row in (await execute(self._session, statement)).all()]
+
+    async def at_location(self, location: str) -> Sequence[Item]:
+        statement = select(_ITEMS).where(
+            _ITEMS.c.location == location,
+            _ITEMS.c.state.in_(
+                [
+                    s.value
+                    for s in (ItemState.IN_STORAGE, ItemState.AWAITING_DECISION, ItemState.DECIDED)
+                ]
+            ),
+        )
+        return [_item(row) for row in (await execute(self._session, statement)).all()]
+
+    async def overdue(self, now: datetime, limit: int) -> Sequence[Item]:
+        statement = (
+            select(_ITEMS)
+            .where(_ITEMS.c.state == ItemState.CHECKED_OUT.value, _ITEMS.c.due_time < now)
+            .order_by(_ITEMS.c.due_time)
+            .limit(limit)
+        )
+        return [_item(row) for row in (await execute(self._session, statement)).all()]
+
+
+class SqlEvents:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def append(self, link: chain.Link) -> None:
+        event = link.event
+        await execute(
+            self._session,
+            insert(_EVENTS).values(
+                item_id=event.item.removeprefix("items/"),
+                sequence=event.sequence,
+                type=event.type,
+                time=event.time,
+                actor=event.actor,
+                data=json.dumps(dict(event.data), ensure_ascii=False, sort_keys=True),
+                previous_hash=link.previous_hash,
+                hash=link.hash,
+            ),
+        )
+
+    async def links(self, item: str) -> list[chain.Link]:
+        statement = (
+            select(_EVENTS)
+            .where(_EVENTS.c.item_id == item.removeprefix("items/"))
+            .order_by(_EVENTS.c.sequence)
+        )
+        return [
+            chain.Link(
+                chain.Event(
+                    f"items/{row.item_id}",
+                    row.sequence,
+                    row.type,
+                    row.time,
+                    row.actor,
+                    json.loads(row.data),
+                ),
+                row.previous_hash,
+                row.hash,
+            )
+            for row in (await execute(self._session, statement)).all()
+        ]
+
+
+def _person_json(person: Person | None) -> str | None:
+    return json.dumps(vars(person), ensure_ascii=False) if person else None
+
+
+def _person(raw: str | None) -> Person | None:
+    return Person(**json.loads(raw)) if raw else None
+
+
+class SqlSeizures:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, seizure: Seizure) -> None:
+        self._session.add(
+            SeizureRow(
+                id=seizure.id,
+                case_number=seizure.case_number,
+                report=seizure.report,
+                place=seizure.place,
+                seize_time=seizure.seize_time,
+                seizing_officer=seizure.seizing_officer,
+                seized_from=_person_json(seizure.seized_from),
+                owner=_person_json(seizure.owner),
+                legal_ground=seizure.legal_ground,
+                goods_waived=seizure.goods_waived,
+                create_time=seizure.create_time,
+                request_id=seizure.request_id or None,
+                items=json.dumps(list(seizure.items)),
+            )
+        )
+        await self._session.flush()
+
+    async def _one(self, query: Any) -> Seizure | None:
+        row = (await self._session.exec(query)).first()
+        if row is None:
+            return None
+        return Seizure(
+            id=row.id,
+            case_number=row.case_number,
+            report=row.report,
+            place=row.place,
+            seize_time=row.seize_time,
+            seizing_officer=row.seizing_officer,
+            seized_from=_person(row.seized_from),
+            owner=_person(row.owner),
+            legal_ground=row.legal_ground,
+            goods_waived=row.goods_waived,
+            create_time=row.create_time,
+            request_id=row.request_id or "",
+            items=tuple(json.loads(row.items)),
+        )
+
+    async def get(self, seizure_id: str) -> Seizure | None:
+        return await self._one(select(SeizureRow).where(SeizureRow.id == seizure_id))
+
+    async def by_request(self, officer: str, request_id: str) -> Seizure | None:
+        return await self._one(
+            select(SeizureRow).where(
+                SeizureRow.seizing_officer == officer, SeizureRow.request_id == request_id
+            )
+        )
+
+
+class SqlInventories:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def _row(self, inventory: Inventory) -> InventoryRow:
+        return InventoryRow(
+            id=inventory.id,
+            location=inventory.location,
+            started_by=inventory.started_by,
+            start_time=inventory.start_time,
+            state=inventory.state,
+            submitted_by=inventory.submitted_by,
+            expected=json.dumps([list(pair) for pair in inventory.expected]),
+            found=json.dumps(list(inventory.found)),
+            missing=json.dumps(list(inventory.missing)),
+            unexpected=json.dumps(list(inventory.unexpected)),
+            signed_report=inventory.signed_report,
+            report_sha256=inventory.report_sha256,
+        )
+
+    async def add(self, inventory: Inventory) -> None:
+        self._session.add(self._row(inventory))
+        await self._session.flush()
+
+    async def update(self, inventory: Inventory) -> None:
+        await self._session.merge(self._row(inventory))
+        await self._session.flush()
+
+    async def get(self, inventory_id: str) -> Inventory | None:
+        row = await self._session.get(InventoryRow, inventory_id)
+        if row is None:
+            return None
+        return Inventory(
+            id=row.id,
+            location=row.location,
+            started_by=row.started_by,
+            start_time=row.start_time,
+            expected=tuple((a, b) for a, b in json.loads(row.expected)),
+            state=row.state,
+            submitted_by=row.submitted_by,
+            found=tuple(json.loads(row.found)),
+            missing=tuple(json.loads(row.missing)),
+            unexpected=tuple(json.loads(row.unexpected)),
+            signed_report=row.signed_report,
+            report_sha256=row.report_sha256,
+        )
+
+
+class CustodyTransaction(Transaction):
+    """One transaction over the custody tables, the outbox, the inbox and approvals."""
+
+    def bind(self, session: AsyncSession) -> None:
+        self.items = SqlItems(session)
+        self.events = SqlEvents(session)
+        self.seizures = SqlSeizures(session)
+        self.inventories = SqlInventories(session)
+        self.outbox = SqlOutbox(session)
+        self.inbox = SqlInbox(session, "custody")
+        self.approvals = SqlApprovals(session)
