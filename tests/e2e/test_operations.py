@@ -20,6 +20,9 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from justice.custody.ledger import MESSAGE_TYPE_DECISION as CUSTODY_DECISION
+from justice.custody.ledger import MESSAGE_TYPE_DECISION_REQUESTED as CUSTODY_DECISION_REQUESTED
+from justice.custody.ledger import MESSAGE_TYPE_EVENT as CUSTODY_EVENT
 from justice.devstack.nats import NatsServer
 from justice.devstack.pki import DevPki
 from justice.devstack.seaweed import SeaweedS3
@@ -97,8 +100,13 @@ async def served(
                         kind=exchange_pb2.PROSECUTOR,
                         country="BE",
                         signing_certificate_pem=cert.read_text(),
-                        send_types=["report_acknowledged", "report_rejected"],
-                        receive_types=[MESSAGE_TYPE_SUBMITTED],
+                        # What the demo's prosecutor answers: reports and custody decisions.
+                        send_types=["report_acknowledged", "report_rejected", CUSTODY_DECISION],
+                        receive_types=[
+                            MESSAGE_TYPE_SUBMITTED,
+                            CUSTODY_EVENT,
+                            CUSTODY_DECISION_REQUESTED,
+                        ],
                     ),
                 )
             )
