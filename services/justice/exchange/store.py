@@ -356,6 +356,13 @@ class SqlDeliveries:
         row = await self._session.get(DeliveryRow, delivery_id)
         return _delivery(row) if row else None
 
+    async def get_many(self, ids: Sequence[str]) -> Sequence[Delivery]:
+        """The known deliveries among `ids`, in one query (a receipt names a whole batch)."""
+        if not ids:
+            return []
+        statement = select(DeliveryRow).where(col(DeliveryRow.id).in_(ids))
+        return [_delivery(r) for r in (await self._session.exec(statement)).all()]
+
     async def list(self, query: DeliveryQuery) -> Sequence[Delivery]:
         statement = select(DeliveryRow)
         if query.recipient is not None:
