@@ -39,7 +39,7 @@ from justice.exchange.model import Partner, PartnerKind
 from justice.exchange.registry import PartnerDirectory
 from justice.exchange.relay import Relay, RelaySettings
 from justice.exchange.service import ExchangeService
-from justice.exchange.store import OUTBOX_WRITTEN, ExchangeTransaction
+from justice.exchange.store import OUTBOX_CHANNEL, OUTBOX_WRITTEN, ExchangeTransaction
 from justice.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from justice.exchange.workers import ExchangeWorkers, NatsLink
 from justice.platform.blobs import S3Blobs
@@ -47,6 +47,8 @@ from justice.platform.config import Settings
 from justice.platform.db import Database
 from justice.platform.errors import AlreadyExists, JusticeError
 from justice.platform.listing import Page
+from justice.platform.notify import Listener
+from justice.platform.notify import supported as notifications_supported
 from justice.platform.rpc import error_mapping
 from justice.platform.server import (
     BoundServer,
@@ -279,7 +281,12 @@ def build_exchange(
             partner_ids,
         )
         relay = None
+        listener = None
         if settings.exchange_relay:
+            # Other processes' outbox commits wake the relay on PostgreSQL; the poll stays
+            # only as a safety net there.
+            if notifications_supported(database.url):
+                listener = Listener(database.url, OUTBOX_CHANNEL)
             # The platform's own signing key, loaded once.
             key = keys.identity(settings.exchange_platform_id).key
             relay = Relay(
@@ -289,6 +296,7 @@ def build_exchange(
                 RelaySettings(
                     batch=settings.exchange_relay_batch,
                     receipt_deadline=timedelta(seconds=settings.exchange_receipt_deadline_seconds),
+                    idle_seconds=5.0 if listener else RelaySettings.idle_seconds,
                 ),
                 clock,
             )
@@ -299,7 +307,7 @@ def build_exchange(
                 uow, directory, dispatcher, settings.exchange_platform_id, clock
             )
             consumer = InboundConsumer(processor)
-        workers = ExchangeWorkers(link, relay, consumer)
+        workers = ExchangeWorkers(link, relay, consumer, listener)
     service = ExchangeService(
         uow,
         directory,

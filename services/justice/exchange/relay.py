@@ -34,8 +34,10 @@ class RelaySettings:
     # While messages flow: look again after this.
     poll_seconds: float = 0.01
     # Idle, the interval doubles up to this. A commit in this process wakes the relay at
-    # once (Database.on_commit); messages other processes write wait for the poll, so it
-    # bounds their extra latency (and costs ten small queries a second).
+    # once (Database.on_commit), and on PostgreSQL so does one in another process (LISTEN/
+    # NOTIFY, where the composition root makes this a 5 s safety net); on SQLite messages
+    # other processes write wait for the poll, so it bounds their extra latency (ten small
+    # queries a second).
     idle_seconds: float = 0.1
     ack_timeout_seconds: float = 5.0
     receipt_deadline: timedelta = timedelta(hours=24)

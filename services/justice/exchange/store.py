@@ -32,6 +32,7 @@ from justice.exchange.model import (
 )
 from justice.platform.db import Transaction, UtcDateTime
 from justice.platform.errors import Aborted
+from justice.platform.notify import notify
 
 
 def time_ordered_uuid() -> str:
@@ -159,6 +160,8 @@ def links_of(raw: str | None) -> tuple[Link, ...]:
 
 # Set on a session that added outbox messages: its commit wakes this process's relay.
 OUTBOX_WRITTEN = "justice.exchange.outbox_written"
+# On PostgreSQL the same commit wakes relays in other processes (platform/notify.py).
+OUTBOX_CHANNEL = "justice_exchange_outbox"
 
 
 class SqlOutbox:
@@ -167,6 +170,7 @@ class SqlOutbox:
 
     async def add(self, message: OutgoingMessage) -> None:
         self._session.info[OUTBOX_WRITTEN] = True
+        await notify(self._session, OUTBOX_CHANNEL)
         now = _now()
         message_id = time_ordered_uuid()
         self._session.add(
@@ -313,6 +317,7 @@ class SqlRelayQueue:
         return int(count), oldest
 
     async def requeue(self, message_id: str, attempt: int) -> None:
+        await notify(self._session, OUTBOX_CHANNEL)
         await _execute(
             self._session,
             update(_OUTBOX)

@@ -19,6 +19,7 @@ from justice.exchange import bus
 from justice.exchange.bus import NatsCredentials
 from justice.exchange.inbound import InboundConsumer
 from justice.exchange.relay import Relay
+from justice.platform.notify import Listener
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +93,17 @@ class NatsLink:
 
 class ExchangeWorkers:
     def __init__(
-        self, link: NatsLink, relay: Relay | None, consumer: InboundConsumer | None
+        self,
+        link: NatsLink,
+        relay: Relay | None,
+        consumer: InboundConsumer | None,
+        outbox_listener: Listener | None = None,
     ) -> None:
         self.link = link
         self.relay = relay
         self.consumer = consumer
+        # On PostgreSQL: outbox rows other processes commit wake the relay (no polling).
+        self.outbox_listener = outbox_listener
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -104,6 +111,10 @@ class ExchangeWorkers:
         self._stop.clear()
         if self.relay is not None:
             self._tasks.append(asyncio.create_task(self.relay.run(self.link.jetstream, self._stop)))
+            if self.outbox_listener is not None:
+                self._tasks.append(
+                    asyncio.create_task(self.outbox_listener.run(self.relay.nudge, self._stop))
+                )
         if self.consumer is not None:
             self._tasks.append(
                 asyncio.create_task(self.consumer.run(self.link.jetstream, self._stop))
