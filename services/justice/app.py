@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -171,7 +170,12 @@ async def build(settings: Settings, clock: Callable[[], datetime] = _utc_now) ->
         _Owners(reports, evidence, _UnitIds(access)),
     )
     audit_api = AuditApi(audit.service)
-    exchange = build_exchange(settings, database, keys, clock, ReportInbound(reports).register)
+    envelope_keys = FileKeyStore(
+        settings.pki_dir / "envelope", settings.key_passphrase.get_secret_value().encode()
+    )
+    exchange = build_exchange(
+        settings, database, envelope_keys, clock, ReportInbound(reports).register
+    )
     exchange_api = ExchangeApi(exchange.service, own_deliveries_scope)
     mounts = [
         Mount(
@@ -252,7 +256,7 @@ class Exchange:
 def build_exchange(
     settings: Settings,
     database: Database,
-    keys: FileKeyStore,
+    envelope_keys: FileKeyStore,
     clock: Callable[[], datetime],
     register: Callable[[Dispatcher], None],
 ) -> Exchange:
@@ -287,8 +291,8 @@ def build_exchange(
             # only as a safety net there.
             if notifications_supported(database.url):
                 listener = Listener(database.url, OUTBOX_CHANNEL)
-            # The platform's own signing key, loaded once.
-            key = keys.identity(settings.exchange_platform_id).key
+            # The platform's own P-256 envelope key, loaded once.
+            key = envelope_keys.identity(settings.exchange_platform_id).key
             relay = Relay(
                 uow,
                 EnvelopeSigner(settings.exchange_platform_id, key),
@@ -592,7 +596,7 @@ async def register_demo_partners(exchange: ExchangeService, pki: DevPki) -> None
         if principal.kind not in _DEMO_PARTNERS:
             continue
         kind, country, sends, receives = _DEMO_PARTNERS[principal.kind]
-        certificate, _ = pki.signing_paths(principal.id)
+        certificate, _ = pki.envelope_paths(principal.id)
         partner = Partner(
             id=principal.id,
             kind=kind,
@@ -603,5 +607,11 @@ async def register_demo_partners(exchange: ExchangeService, pki: DevPki) -> None
             create_time=now,
             update_time=now,
         )
-        with contextlib.suppress(AlreadyExists):  # a second run keeps the first's registry
+        try:
             await exchange.create_partner(partner)
+        except AlreadyExists:
+            # A second run keeps the first's registry, moved to the P-256 envelope key.
+            known = await exchange.get_partner(partner.name)
+            if known.certificate_pem != partner.certificate_pem:
+                known.certificate_pem = partner.certificate_pem
+                await exchange.update_partner(known)

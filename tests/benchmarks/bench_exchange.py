@@ -71,7 +71,7 @@ async def _raw_publish_rate(server: NatsServer, size: int) -> float:
 
 
 async def _partner(server: NatsServer, state: Path) -> PartnerClient:
-    keys = FileKeyStore(state / "pki" / "signing", PASSPHRASE.encode())
+    keys = FileKeyStore(state / "pki" / "envelope", PASSPHRASE.encode())
     from cryptography import x509
 
     return await PartnerClient.connect(
@@ -93,7 +93,7 @@ async def _register(port: int, state: Path) -> None:
                     kind=exchange_pb2.PROSECUTOR,
                     country="BE",
                     signing_certificate_pem=(
-                        state / "pki" / "signing" / f"{PARTNER}.pem"
+                        state / "pki" / "envelope" / f"{PARTNER}.pem"
                     ).read_text(),
                     send_types=["report_acknowledged"],
                     receive_types=["report_submitted", "bench_notice"],
@@ -150,6 +150,12 @@ async def _latencies(
         await asyncio.gather(*(prepare(i) for i in range(rate * RATE_SECONDS)))
         submitted: dict[str, float] = {}
         calls = []
+
+        async def timed(name: str) -> float:
+            started = time.perf_counter()
+            await stub.SubmitReport(pb.SubmitReportRequest(name=name))
+            return time.perf_counter() - started
+
         started = time.perf_counter()
         for i, name in enumerate(names):
             # A steady schedule, not a burst: submission i leaves at i / rate seconds.
@@ -157,13 +163,18 @@ async def _latencies(
             if delay > 0:
                 await asyncio.sleep(delay)
             submitted[f"{name}@1"] = time.perf_counter()
-            calls.append(
-                asyncio.ensure_future(stub.SubmitReport(pb.SubmitReportRequest(name=name)))
-            )
+            calls.append(asyncio.ensure_future(timed(name)))
         outcomes = await asyncio.gather(*calls, return_exceptions=True)
         failed = [o for o in outcomes if isinstance(o, BaseException)]
         if failed:
             print(f"{len(failed)} submissions failed, e.g. {failed[0]!r}"[:300])
+        answered = sorted(o for o in outcomes if isinstance(o, float))
+        if answered:
+            # Where the time goes: the call itself, the rest is relay and partner.
+            p50, p99 = statistics.median(answered), answered[int(len(answered) * 0.99) - 1]
+            print(
+                f"SubmitReport call at {rate}/s: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+            )
         deadline = time.perf_counter() + 60
         while len([n for n in submitted if n in receipts]) < len(submitted):
             if time.perf_counter() > deadline:
