@@ -110,7 +110,12 @@ class AuditWriter:
     async def _write(self, entries: list[AuditEntry]) -> list[AuditRecord]:
         async with self._database.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
-                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
+                # Advisory locks are per database, not per schema: keyed by the schema too,
+                # or logs in other schemas of the database (tenants, test runs) queue here.
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key # hashtext(current_schema()))"),
+                    {"key": _LOCK},
+                )
                 self._head = None  # another replica may have written since our last batch
             if self._head is None:
                 sequence, digest = await chain_head(connection)
