@@ -268,7 +268,16 @@ def build_exchange(
     def uow() -> ExchangeTransaction:
         return ExchangeTransaction(database.sessions)
 
-    directory = PartnerDirectory(uow)
+    # The relay reads, marks and looks partners up through a small pool of its own: queued
+    # behind requests waiting for the shared pool, partners' messages stalled under load.
+    relay_database = None
+    if settings.nats_url and settings.exchange_relay:
+        relay_database = Database(database.url, pool_size=2)
+
+    def relay_uow() -> ExchangeTransaction:
+        return ExchangeTransaction((relay_database or database).sessions)
+
+    directory = PartnerDirectory(relay_uow)
     dispatcher = Dispatcher()
     register(dispatcher)
     workers = None
@@ -294,7 +303,7 @@ def build_exchange(
             # The platform's own P-256 envelope key, loaded once.
             key = envelope_keys.identity(settings.exchange_platform_id).key
             relay = Relay(
-                uow,
+                relay_uow,
                 EnvelopeSigner(settings.exchange_platform_id, key),
                 directory,
                 RelaySettings(
@@ -311,7 +320,7 @@ def build_exchange(
                 uow, directory, dispatcher, settings.exchange_platform_id, clock
             )
             consumer = InboundConsumer(processor)
-        workers = ExchangeWorkers(link, relay, consumer, listener)
+        workers = ExchangeWorkers(link, relay, consumer, listener, relay_database)
     service = ExchangeService(
         uow,
         directory,

@@ -19,6 +19,7 @@ from justice.exchange import bus
 from justice.exchange.bus import NatsCredentials
 from justice.exchange.inbound import InboundConsumer
 from justice.exchange.relay import Relay
+from justice.platform.db import Database
 from justice.platform.notify import Listener
 
 log = logging.getLogger(__name__)
@@ -98,12 +99,15 @@ class ExchangeWorkers:
         relay: Relay | None,
         consumer: InboundConsumer | None,
         outbox_listener: Listener | None = None,
+        own_database: Database | None = None,
     ) -> None:
         self.link = link
         self.relay = relay
         self.consumer = consumer
         # On PostgreSQL: outbox rows other processes commit wake the relay (no polling).
         self.outbox_listener = outbox_listener
+        # The workers' own connection pool, closed with them.
+        self._database = own_database
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -135,3 +139,5 @@ class ExchangeWorkers:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.link.close()
+        if self._database is not None:
+            await self._database.close()

@@ -6,9 +6,9 @@ The same code runs on SQLite (embedded default) and PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from types import TracebackType
@@ -60,11 +60,18 @@ _SQLITE_LOCK_SECONDS = 10.0
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets readers run during a write; the busy timeout only covers other processes now.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # The busy timeout only covers other processes now (SqliteWriter queues this one's).
+    cursor.execute(f"PRAGMA busy_timeout={int(_SQLITE_LOCK_SECONDS * 1000)}")
+    # WAL lets readers run during a write. The file keeps the mode, so it is set once:
+    # setting it again takes a lock without the busy handler, and a pooled connection opened
+    # while another one wrote failed with "database is locked". A fresh connection reports
+    # the file's mode only once it has read the file (schema_version reads its header).
+    cursor.execute("PRAGMA schema_version")
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={int(_SQLITE_LOCK_SECONDS * 1000)}")
     cursor.close()
 
 
@@ -82,8 +89,8 @@ class SqliteWriter:
     100 msg/s the relay's mark-published transaction reached 733 ms and p99 SubmitReport ->
     partner receipt 0.8-1.7 s. Here a transaction takes an in-process lock at its first write
     and gives it back when its connection returns to the pool (after commit or rollback), so
-    writers queue on the event loop and SQLite never sees two; reads never take it. A writer
-    outside SQLAlchemy (a plain driver connection) takes it with `hold()`.
+    writers queue on the event loop and SQLite never sees two; reads never take it. Writes
+    outside SQLAlchemy (a plain driver connection) do not queue here.
     """
 
     def __init__(self, timeout: float = _SQLITE_LOCK_SECONDS) -> None:
@@ -107,14 +114,6 @@ class SqliteWriter:
             # What SQLite's busy handler would have said after the same wait.
             raise sqlite3.OperationalError("database is locked") from None
         return lock
-
-    @asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
-        lock = await self._acquire()
-        try:
-            yield
-        finally:
-            lock.release()
 
     def before_execute(
         self, conn: Any, _cursor: Any, statement: str, *_args: Any, **_kw: Any
@@ -169,6 +168,18 @@ class Transaction:
         await self.session.commit()
 
 
+# One writer per SQLite file in the process, however many Database objects open it (the
+# exchange's relay has a pool of its own).
+_SQLITE_WRITERS: dict[str, SqliteWriter] = {}
+
+
+def _sqlite_writer(url: str) -> SqliteWriter:
+    path = make_url(url).database or ""
+    if not path or path == ":memory:":
+        return SqliteWriter()
+    return _SQLITE_WRITERS.setdefault(os.path.realpath(path), SqliteWriter())
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -181,7 +192,7 @@ class Database:
         self.writer: SqliteWriter | None = None
         if backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-            self.writer = SqliteWriter()
+            self.writer = _sqlite_writer(url)
             event.listen(
                 self.engine.sync_engine, "before_cursor_execute", self.writer.before_execute
             )
