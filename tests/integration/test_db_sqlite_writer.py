@@ -135,3 +135,25 @@ async def test_two_databases_on_one_file_share_its_writer(
         _assert_none_failed(results)
     finally:
         await other.close()
+
+
+async def test_a_queued_writer_can_be_cancelled(database: Database) -> None:
+    # Workers are stopped by cancelling them; one waiting for the writer must stop too.
+    insert = "INSERT INTO exchange_processed VALUES ('t', :key, '')"
+
+    async def write(key: str) -> None:
+        async with database.sessions() as session:
+            await execute(session, text(insert).bindparams(key=key))
+            await session.commit()
+
+    async with database.sessions() as first:
+        await execute(first, text(insert).bindparams(key="a"))
+        queued = asyncio.create_task(write("b"))
+        await asyncio.sleep(0.2)
+        queued.cancel()
+        async with asyncio.timeout(2):
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+        await first.commit()
+    async with asyncio.timeout(2):  # nothing was left holding the writer
+        await write("c")

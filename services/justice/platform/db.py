@@ -109,7 +109,10 @@ class SqliteWriter:
     async def _acquire(self) -> asyncio.Lock:
         lock = self._lock()
         try:
-            await asyncio.wait_for(lock.acquire(), self._timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races
+            # its timeout, and a worker being stopped would then never stop.
+            async with asyncio.timeout(self._timeout):
+                await lock.acquire()
         except TimeoutError:
             # What SQLite's busy handler would have said after the same wait.
             raise sqlite3.OperationalError("database is locked") from None
