@@ -86,7 +86,7 @@ def partner_record(
     send: frozenset[str] = frozenset({"report_acknowledged", "report_rejected"}),
     receive: frozenset[str] = frozenset({"report_submitted"}),
 ) -> Partner:
-    cert_path, _ = pki.signing_paths(partner_id)
+    cert_path, _ = pki.envelope_paths(partner_id)
     now = datetime.now(UTC)
     return Partner(
         id=partner_id,
@@ -116,7 +116,7 @@ class PartnerSide:
 
 
 def partner_side(pki: DevPki) -> PartnerSide:
-    return PartnerSide(FileKeyStore(pki.signing_dir, PKI_PASSPHRASE), pki)
+    return PartnerSide(FileKeyStore(pki.envelope_dir, PKI_PASSPHRASE), pki)
 
 
 def platform_env(settings: Settings, nats: NatsServer, state_dir: Path) -> dict[str, str]:

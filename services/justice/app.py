@@ -58,7 +58,7 @@ from justice.security.identity import CachedDirectory, identity
 from justice.security.rules import authorisation
 from justice.security.tokens import DevTokens
 from justice.signing.keyed import KeyStoreSigner
-from justice.signing.keystore import KeyStore, configured_key_store
+from justice.signing.keystore import FileKeyStore, KeyStore, configured_key_store
 from justice.signing.pades import PadesSigner
 from justice.signing.revocation import FileRevocationSource
 from justice.signing.rfc3161 import HttpTimestamper, Timestamper
@@ -160,6 +160,13 @@ def _trust_anchors(settings: Settings) -> list[x509.Certificate]:
 def _keys(settings: Settings) -> KeyStore:
     """File keys (dev) or the HSM over PKCS#11, as settings say."""
     return configured_key_store(settings, _trust_anchors(settings))
+
+
+def _envelope_keys(settings: Settings) -> FileKeyStore:
+    """The P-256 keys that sign exchange envelopes (the platform's own), from the PKI."""
+    return FileKeyStore(
+        settings.pki_dir / "envelope", settings.key_passphrase.get_secret_value().encode()
+    )
 
 
 def _verifier(settings: Settings) -> XadesVerifier:
@@ -305,7 +312,9 @@ async def _build(
         if evidence is not None
         else bridges.NoEvidence()
     )
-    exchange = exchange_compose.build(settings, database, bus, keys, clock, background=singletons)
+    exchange = exchange_compose.build(
+        settings, database, bus, _envelope_keys(settings), clock, background=singletons
+    )
     reports = reports_compose.build(
         settings,
         database,
@@ -426,7 +435,7 @@ async def build_exchange_workers(
         bus = await _bus(settings, resources)
         if bus is None:
             raise RuntimeError("no NATS configured (JUSTICE_NATS_URL)")
-        exchange = exchange_compose.build(settings, database, bus, _keys(settings), clock)
+        exchange = exchange_compose.build(settings, database, bus, _envelope_keys(settings), clock)
         if settings.exchange_inbound:
             # Partners' answers about reports and custody decisions; none touches evidence.
             keys = _keys(settings)

@@ -8,10 +8,17 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from justice.devstack.pki import DEMO_PRINCIPALS, DevPki, PrincipalKind
+from justice.devstack.pki import (
+    DEMO_PRINCIPALS,
+    PARTNER_KINDS,
+    DemoPrincipal,
+    DevPki,
+    PrincipalKind,
+)
 
 PASSPHRASE = b"devpki-passphrase"
 
@@ -134,6 +141,23 @@ def test_signing_identities(pki: DevPki, principal: object) -> None:
         load_pem_private_key(key_path.read_bytes(), password=b"wrong")
     key = load_pem_private_key(key_path.read_bytes(), password=PASSPHRASE)
     assert key.public_key().public_numbers() == leaf.public_key().public_numbers()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("principal", DEMO_PRINCIPALS, ids=lambda p: p.id)
+def test_envelope_identities_are_p256_for_the_platform_and_partners(
+    pki: DevPki, principal: DemoPrincipal
+) -> None:
+    cert_path, key_path = pki.envelope_paths(principal.id)
+    if principal.kind not in PARTNER_KINDS | {PrincipalKind.SERVICE}:
+        assert not cert_path.exists()  # officers sign reports, not envelopes
+        return
+    chain = x509.load_pem_x509_certificates(cert_path.read_bytes())
+    _chains_to(chain[0], _cert(pki.ca_path))
+    key = load_pem_private_key(key_path.read_bytes(), password=PASSPHRASE)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert isinstance(key.curve, ec.SECP256R1)
+    assert key.public_key().public_numbers() == chain[0].public_key().public_numbers()  # type: ignore[union-attr]
+    assert chain[0].subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value == principal.id
 
 
 def test_independent_pki_is_a_different_ca(pki: DevPki, tmp_path: Path) -> None:

@@ -147,7 +147,11 @@ def append_chained(
     the next sequence meanwhile.
     """
     if connection.backend == "postgresql":
-        connection.one("SELECT pg_advisory_xact_lock(:key)", {"key": lock})
+        # Advisory locks are per database, not per schema: keyed by the schema too, or logs
+        # in other schemas of the database (tenants, test runs) queue here.
+        connection.one(
+            "SELECT pg_advisory_xact_lock(:key # hashtext(current_schema()))", {"key": lock}
+        )
     head = connection.one(_HEAD)
     sequence, digest = (0, "") if head is None else (int(head[0]), str(head[1]))
     records = chain(list(entries), sequence, digest or GENESIS_HASH)

@@ -43,14 +43,16 @@ def partner_config(settings: Settings, partner: str) -> PartnerConfig:
 async def connect(settings: Settings, partner: str) -> PartnerClient:
     from cryptography import x509
 
-    keys = FileKeyStore(
-        settings.pki_dir / "signing", settings.key_passphrase.get_secret_value().encode()
-    )
+    passphrase = settings.key_passphrase.get_secret_value().encode()
+    envelope_keys = FileKeyStore(settings.pki_dir / "envelope", passphrase)
+    report_keys = FileKeyStore(settings.pki_dir / "signing", passphrase)
     anchors = x509.load_pem_x509_certificates((settings.pki_dir / "ca.pem").read_bytes())
+    platform = settings.exchange_platform_id
     return await PartnerClient.connect(
         partner_config(settings, partner),
-        keys.identity(partner),
-        keys.identity(settings.exchange_platform_id).certificate,
+        envelope_keys.identity(partner),
+        # Its P-256 envelope key, and its RSA key for envelopes sealed before the change.
+        [envelope_keys.identity(platform).certificate, report_keys.identity(platform).certificate],
         anchors,
     )
 

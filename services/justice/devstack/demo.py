@@ -3,7 +3,6 @@ principals on the exchange. Never in production (the composition root checks).""
 
 from __future__ import annotations
 
-import contextlib
 import re
 from datetime import UTC, datetime
 
@@ -87,7 +86,7 @@ async def register_demo_partners(exchange: ExchangeService, pki: DevPki) -> None
         if principal.kind not in _DEMO_PARTNERS:
             continue
         kind, country, sends, receives = _DEMO_PARTNERS[principal.kind]
-        certificate, _ = pki.signing_paths(principal.id)
+        certificate, _ = pki.envelope_paths(principal.id)
         partner = Partner(
             id=principal.id,
             kind=kind,
@@ -98,5 +97,11 @@ async def register_demo_partners(exchange: ExchangeService, pki: DevPki) -> None
             create_time=now,
             update_time=now,
         )
-        with contextlib.suppress(AlreadyExists):  # a second run keeps the first's registry
+        try:
             await exchange.create_partner(partner)
+        except AlreadyExists:
+            # A second run keeps the first's registry, moved to the P-256 envelope key.
+            known = await exchange.get_partner(partner.name)
+            if known.certificate_pem != partner.certificate_pem:
+                known.certificate_pem = partner.certificate_pem
+                await exchange.update_partner(known)

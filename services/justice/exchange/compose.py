@@ -14,12 +14,14 @@ from justice.exchange.inbound import Dispatcher, InboundConsumer, InboundProcess
 from justice.exchange.registry import PartnerDirectory
 from justice.exchange.relay import Relay, RelaySettings
 from justice.exchange.service import ExchangeService
-from justice.exchange.store import OUTBOX_WRITTEN, ExchangeTransaction
+from justice.exchange.store import OUTBOX_CHANNEL, OUTBOX_WRITTEN, ExchangeTransaction
 from justice.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from justice.exchange.workers import ExchangeWorkers, NatsLink
 from justice.platform.bus import Bus
 from justice.platform.config import Settings
 from justice.platform.db import Database
+from justice.platform.notify import Listener
+from justice.platform.notify import supported as notifications_supported
 from justice.platform.server import Mount
 from justice.signing.keystore import KeyStore
 
@@ -38,7 +40,7 @@ def build(
     settings: Settings,
     database: Database,
     bus: Bus | None,
-    keys: KeyStore,
+    envelope_keys: KeyStore,
     clock: Callable[[], datetime],
     *,
     background: bool = True,
@@ -49,26 +51,42 @@ def build(
     def uow() -> ExchangeTransaction:
         return ExchangeTransaction(database.sessions)
 
-    directory = PartnerDirectory(uow)
+    running = background and bus is not None
+    # The relay reads, marks and looks partners up through a small pool of its own: queued
+    # behind requests waiting for the shared pool, partners' messages stalled under load.
+    relay_database = (
+        Database(database.url, pool_size=2) if running and settings.exchange_relay else None
+    )
+
+    def relay_uow() -> ExchangeTransaction:
+        return ExchangeTransaction((relay_database or database).sessions)
+
+    directory = PartnerDirectory(relay_uow)
     dispatcher = Dispatcher()
     workers = None
-    if background and bus is not None and (settings.exchange_relay or settings.exchange_inbound):
+    if running and bus is not None and (settings.exchange_relay or settings.exchange_inbound):
 
         async def partner_ids() -> list[str]:
             async with uow() as tx:
                 return [p.id for p in await tx.partners.list(10_000, "")]
 
         relay = None
+        listener = None
         if settings.exchange_relay:
-            # The platform's own signing key, loaded once.
-            key = keys.identity(settings.exchange_platform_id).key
+            # Other processes' outbox commits wake the relay on PostgreSQL; the poll stays
+            # only as a safety net there.
+            if notifications_supported(database.url):
+                listener = Listener(database.url, OUTBOX_CHANNEL)
+            # The platform's own P-256 envelope key, loaded once.
+            key = envelope_keys.identity(settings.exchange_platform_id).key
             relay = Relay(
-                uow,
+                relay_uow,
                 EnvelopeSigner(settings.exchange_platform_id, key),
                 directory,
                 RelaySettings(
                     batch=settings.exchange_relay_batch,
                     receipt_deadline=timedelta(seconds=settings.exchange_receipt_deadline_seconds),
+                    idle_seconds=5.0 if listener else RelaySettings.idle_seconds,
                 ),
                 clock,
             )
@@ -80,7 +98,7 @@ def build(
             )
             consumer = InboundConsumer(processor)
         link = NatsLink(bus, partner_ids, stream_replicas=settings.nats_stream_replicas)
-        workers = ExchangeWorkers(link, relay, consumer)
+        workers = ExchangeWorkers(link, relay, consumer, listener, relay_database)
     service = ExchangeService(
         uow,
         directory,

@@ -249,11 +249,11 @@ class InboundProcessor:
             return Problem.MALFORMED.value
         entries = {e.envelope_id: e for e in receipt.entries}
         async with self._uow() as tx:
-            deliveries = [await tx.deliveries.get(message_id) for message_id in entries]
+            deliveries = await tx.deliveries.get_many(list(entries))
         # The domain first, each in its own transaction and idempotent by its own claim;
         # the exchange's claim below then seals the receipt as processed.
         for delivery in deliveries:
-            if delivery is None or delivery.recipient != envelope.sender:
+            if delivery.recipient != envelope.sender:
                 continue
             settle = self._dispatcher.settlement(delivery.message_type)
             entry = entries[delivery.id]

@@ -34,8 +34,10 @@ class RelaySettings:
     # While messages flow: look again after this.
     poll_seconds: float = 0.01
     # Idle, the interval doubles up to this. A commit in this process wakes the relay at
-    # once (Database.on_commit); messages other processes write wait for the poll, so it
-    # bounds their extra latency (and costs ten small queries a second).
+    # once (Database.on_commit), and on PostgreSQL so does one in another process (LISTEN/
+    # NOTIFY, where the composition root makes this a 5 s safety net); on SQLite messages
+    # other processes write wait for the poll, so it bounds their extra latency (ten small
+    # queries a second).
     idle_seconds: float = 0.1
     ack_timeout_seconds: float = 5.0
     receipt_deadline: timedelta = timedelta(hours=24)
@@ -70,15 +72,32 @@ class Relay:
         self._clock = clock
         self.counters = RelayCounters()
         self._wake = asyncio.Event()
+        # Published rows whose acks are being awaited and recorded, and those tasks.
+        self._in_flight: set[str] = set()
+        self._settling: set[asyncio.Task[None]] = set()
+        self._trouble: Exception | None = None
 
     def nudge(self) -> None:
         """Something was just committed to the outbox: look now rather than at the next poll."""
         self._wake.set()
 
     async def pass_once(self, js: JetStreamContext) -> int:
-        """Publish one batch; returns how many rows JetStream acknowledged."""
+        """Publish one batch; returns how many rows were published.
+
+        Their PubAcks are awaited, and the rows marked published, by a task of their own:
+        the next pass (a message committed meanwhile) does not wait for JetStream's fsync and
+        the mark's transaction. Rows in flight are left out of the passes until then, and at
+        most one batch more than in flight is read. A batch not fully acknowledged makes the
+        next pass raise, so that the relay backs off and publishes the rest again.
+        """
+        if self._trouble is not None:
+            trouble, self._trouble = self._trouble, None
+            raise trouble
+        while len(self._in_flight) >= self._settings.batch and self._settling:
+            await asyncio.wait(self._settling, return_when=asyncio.FIRST_COMPLETED)
         async with self._uow() as tx:
-            rows = await tx.relay.pending(self._settings.batch)
+            rows = await tx.relay.pending(self._settings.batch + len(self._in_flight))
+        rows = [row for row in rows if row.id not in self._in_flight][: self._settings.batch]
         if not rows:
             return 0
         refused: list[tuple[PendingMessage, str, str]] = []
@@ -111,12 +130,36 @@ class Relay:
                 )
                 sent.append((row, future))
         finally:
-            # Whatever happens, collect the acks that did arrive so they are not lost.
+            # Whatever happens, the acks that do arrive are collected and recorded.
+            ids = [row.id for row, _ in sent] + [row.id for row, _, _ in refused]
+            self._in_flight.update(ids)
+            task = asyncio.create_task(self._settle(sent, refused, ids))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+        return len(sent)
+
+    async def _settle(
+        self,
+        sent: list[tuple[PendingMessage, asyncio.Future[PubAck]]],
+        refused: list[tuple[PendingMessage, str, str]],
+        ids: list[str],
+    ) -> None:
+        try:
             acked = await self._collect(sent)
             await self._record(acked, refused)
-        if len(acked) < len(sent):
-            raise TimeoutError(f"{len(sent) - len(acked)} of {len(sent)} publishes not acked")
-        return len(acked)
+            if len(acked) < len(sent):
+                missing = len(sent) - len(acked)
+                self._trouble = TimeoutError(f"{missing} of {len(sent)} publishes not acked")
+        except Exception as error:
+            # The rows stay pending and go out again (JetStream drops the duplicates).
+            self._trouble = error
+        finally:
+            self._in_flight.difference_update(ids)
+
+    async def settled(self) -> None:
+        """Wait for the acknowledgements of every batch published so far to be recorded."""
+        while self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
 
     async def _collect(
         self, sent: list[tuple[PendingMessage, asyncio.Future[PubAck]]]
@@ -184,6 +227,10 @@ class Relay:
         last_logged = -1
         delay = self._settings.poll_seconds
         while not stop.is_set():
+            # Cleared before the pass reads, not after it: a commit during the pass must
+            # cut the wait below short, or it waits for the poll (up to idle_seconds).
+            self._wake.clear()
+            failed = False
             try:
                 if loop.time() >= next_gauge:
                     next_gauge = loop.time() + self._settings.backlog_log_seconds
@@ -208,12 +255,15 @@ class Relay:
                 raise
             except Exception as error:
                 self.counters.failed_passes += 1
+                failed = True
                 log.warning("relay pass failed (%s: %s); retrying", type(error).__name__, error)
                 delay = min(max(delay * 2, 0.1), 2.0)
-            if delay:
-                self._wake.clear()
-                wake = asyncio.ensure_future(self._wake.wait())
-                halt = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({wake, halt}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-                wake.cancel()
-                halt.cancel()
+            if delay and (failed or not self._wake.is_set()):
+                # A back-off is not cut short by commits; an idle wait is.
+                waits = {asyncio.ensure_future(stop.wait())}
+                if not failed:
+                    waits.add(asyncio.ensure_future(self._wake.wait()))
+                await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                for waiting in waits:
+                    waiting.cancel()
+        await self.settled()

@@ -33,6 +33,7 @@ from justice.exchange.model import (
 )
 from justice.platform.db import Transaction, UtcDateTime
 from justice.platform.errors import Aborted
+from justice.platform.notify import notify
 
 
 def time_ordered_uuid() -> str:
@@ -160,6 +161,8 @@ def links_of(raw: str | None) -> tuple[Link, ...]:
 
 # Set on a session that added outbox messages: its commit wakes this process's relay.
 OUTBOX_WRITTEN = "justice.exchange.outbox_written"
+# On PostgreSQL the same commit wakes relays in other processes (platform/notify.py).
+OUTBOX_CHANNEL = "justice_exchange_outbox"
 
 
 class SqlOutbox:
@@ -168,6 +171,7 @@ class SqlOutbox:
 
     async def add(self, message: OutgoingMessage) -> None:
         self._session.info[OUTBOX_WRITTEN] = True
+        await notify(self._session, OUTBOX_CHANNEL)
         now = _now()
         message_id = time_ordered_uuid()
         self._session.add(
@@ -327,6 +331,7 @@ class SqlRelayQueue:
         return int(count), oldest
 
     async def requeue(self, message_id: str, attempt: int) -> None:
+        await notify(self._session, OUTBOX_CHANNEL)
         await _execute(
             self._session,
             update(_OUTBOX)
@@ -369,6 +374,13 @@ class SqlDeliveries:
     async def get(self, delivery_id: str) -> Delivery | None:
         row = await self._session.get(DeliveryRow, delivery_id)
         return _delivery(row) if row else None
+
+    async def get_many(self, ids: Sequence[str]) -> Sequence[Delivery]:
+        """The known deliveries among `ids`, in one query (a receipt names a whole batch)."""
+        if not ids:
+            return []
+        statement = select(DeliveryRow).where(col(DeliveryRow.id).in_(ids))
+        return [_delivery(r) for r in (await self._session.exec(statement)).all()]
 
     async def list(self, query: DeliveryQuery) -> Sequence[Delivery]:
         statement = select(DeliveryRow)

@@ -17,6 +17,8 @@ from justice.exchange.bus import ensure_partner_consumer, ensure_streams
 from justice.exchange.inbound import InboundConsumer
 from justice.exchange.relay import Relay
 from justice.platform.bus import NATS_UNAVAILABLE, Bus
+from justice.platform.db import Database
+from justice.platform.notify import Listener
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +81,20 @@ class NatsLink:
 
 class ExchangeWorkers:
     def __init__(
-        self, link: NatsLink, relay: Relay | None, consumer: InboundConsumer | None
+        self,
+        link: NatsLink,
+        relay: Relay | None,
+        consumer: InboundConsumer | None,
+        outbox_listener: Listener | None = None,
+        own_database: Database | None = None,
     ) -> None:
         self.link = link
         self.relay = relay
         self.consumer = consumer
+        # On PostgreSQL: outbox rows other processes commit wake the relay (no polling).
+        self.outbox_listener = outbox_listener
+        # The workers' own connection pool, closed with them.
+        self._database = own_database
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -91,6 +102,10 @@ class ExchangeWorkers:
         self._stop.clear()
         if self.relay is not None:
             self._tasks.append(asyncio.create_task(self.relay.run(self.link.jetstream, self._stop)))
+            if self.outbox_listener is not None:
+                self._tasks.append(
+                    asyncio.create_task(self.outbox_listener.run(self.relay.nudge, self._stop))
+                )
         if self.consumer is not None:
             self._tasks.append(
                 asyncio.create_task(self.consumer.run(self.link.jetstream, self._stop))
@@ -110,3 +125,5 @@ class ExchangeWorkers:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self._database is not None:
+            await self._database.close()

@@ -100,14 +100,21 @@ class PartnerClient:
         config: PartnerConfig,
         nc: NatsClient,
         signer: EnvelopeSigner,
-        platform_certificate: x509.Certificate,
+        platform_certificate: x509.Certificate | Sequence[x509.Certificate],
         trust_anchors: Sequence[x509.Certificate],
     ) -> None:
         self.config = config
         self._nc = nc
         self._js: JetStreamContext = nc.jetstream()
         self._signer = signer
-        self._platform_key = platform_certificate.public_key()
+        # Several while the platform changes keys (its RSA key, then its P-256 envelope
+        # key): an envelope is the platform's if any of them verifies it.
+        certificates = (
+            [platform_certificate]
+            if isinstance(platform_certificate, x509.Certificate)
+            else list(platform_certificate)
+        )
+        self._platform_keys = [c.public_key() for c in certificates]
         self._xades = XadesVerifier(list(trust_anchors))
         self._subscription: JetStreamContext.PullSubscription | None = None
 
@@ -116,7 +123,7 @@ class PartnerClient:
         cls,
         config: PartnerConfig,
         identity: SigningIdentity,
-        platform_certificate: x509.Certificate,
+        platform_certificate: x509.Certificate | Sequence[x509.Certificate],
         trust_anchors: Sequence[x509.Certificate],
     ) -> Self:
         nc = await bus.connect(config.nats, name=config.partner_id)
@@ -156,13 +163,22 @@ class PartnerClient:
         elif envelope.sender != self.config.platform_id:
             problem = (Problem.SENDER_MISMATCH, f"sent by {envelope.sender}")
         if problem is None:
-            try:
-                envelopes.verify(envelope, self._platform_key)
-            except EnvelopeRefused as refused:
-                problem = (refused.problem, refused.detail)
+            problem = self._unverified(envelope)
         if problem is not None:
             return Received(msg, envelope, problem[0].value, problem[1])
         return Received(msg, envelope)
+
+    def _unverified(self, envelope: pb.Envelope) -> tuple[Problem, str] | None:
+        """None when one of the platform's keys verifies the envelope, else why not."""
+        problem = (Problem.BAD_SIGNATURE, "no platform key given")
+        for key in self._platform_keys:
+            try:
+                envelopes.verify(envelope, key)
+            except EnvelopeRefused as refused:
+                problem = (refused.problem, refused.detail)
+                continue
+            return None
+        return problem
 
     def verify_report(self, signed_xml: bytes) -> Verdict:
         """The XAdES check of a report, against the platform CA."""
