@@ -15,13 +15,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from justice.devstack.nats import NatsServer
-from justice.exchange.bus import NatsCredentials
 from justice.exchange.envelope import EnvelopeSigner
 from justice.exchange.model import DeliveryState
 from justice.exchange.registry import PartnerDirectory
 from justice.exchange.relay import Relay, RelaySettings
 from justice.exchange.store import OUTBOX_CHANNEL, ExchangeTransaction
 from justice.exchange.workers import ExchangeWorkers, NatsLink
+from justice.platform.bus import Bus, NatsCredentials
 from justice.platform.db import Database
 from justice.platform.notify import Listener
 
@@ -82,7 +82,7 @@ async def _handled_within(database: Database, before: int, seconds: float) -> fl
     return None
 
 
-def _workers(database: Database, nats: NatsServer, listener: Listener | None) -> ExchangeWorkers:
+def _workers(database: Database, bus: Bus, listener: Listener | None) -> ExchangeWorkers:
     relay = Relay(
         lambda: _uow(database),
         EnvelopeSigner("justice-server", ec.generate_private_key(ec.SECP256R1())),
@@ -93,14 +93,15 @@ def _workers(database: Database, nats: NatsServer, listener: Listener | None) ->
     async def no_partners() -> list[str]:
         return []
 
-    return ExchangeWorkers(NatsLink(NatsCredentials(nats.url), no_partners), relay, None, listener)
+    return ExchangeWorkers(NatsLink(bus, no_partners), relay, None, listener)
 
 
 async def test_another_processs_commit_wakes_the_relay(
     database: Database, database_url: str, nats_server: NatsServer
 ) -> None:
     listener = Listener(database_url, OUTBOX_CHANNEL)
-    workers = _workers(database, nats_server, listener)
+    bus = Bus(NatsCredentials(nats_server.url))
+    workers = _workers(database, bus, listener)
     workers.start()
     try:
         await asyncio.wait_for(listener.listening.wait(), 10)
@@ -112,13 +113,15 @@ async def test_another_processs_commit_wakes_the_relay(
         assert waited < 2.0
     finally:
         await workers.stop()
+        await bus.close()
 
 
 async def test_without_the_listener_the_relay_sleeps_through_it(
     database: Database, database_url: str, nats_server: NatsServer
 ) -> None:
     # The control: the same relay and commit without LISTEN: nothing happens for a minute.
-    workers = _workers(database, nats_server, None)
+    bus = Bus(NatsCredentials(nats_server.url))
+    workers = _workers(database, bus, None)
     workers.start()
     try:
         await asyncio.sleep(0.5)
@@ -127,3 +130,4 @@ async def test_without_the_listener_the_relay_sleeps_through_it(
         assert await _handled_within(database, before, 2.0) is None
     finally:
         await workers.stop()
+        await bus.close()

@@ -14,10 +14,10 @@ from nats.aio.msg import Msg
 
 from justice.devstack.pki import DevPki
 from justice.devstack.testing import PKI_PASSPHRASE
-from justice.exchange.bus import NatsCredentials
 from justice.exchange.envelope import EnvelopeSigner, Problem
 from justice.exchange.message import inbox_subject
 from justice.partner.client import PartnerClient, PartnerConfig
+from justice.platform.bus import NatsCredentials
 from justice.signing.identity import SigningIdentity
 from justice.signing.keystore import FileKeyStore
 
