@@ -26,6 +26,7 @@ from justice.devstack.demo import demo_enrolments
 from justice.evidence import compose as evidence_compose
 from justice.evidence.service import EvidenceService, SweepSummary
 from justice.exchange import compose as exchange_compose
+from justice.fines import compose as fines_compose
 from justice.monitoring import monitor
 from justice.platform.blobs import S3Blobs
 from justice.platform.bus import Bus, platform_credentials
@@ -62,6 +63,7 @@ class Application:
     database: Database
     server: BoundServer
     reports: ReportService
+    fines: fines_compose.FinesComponent
     audit: audit_compose.AuditComponent
     access: AccessService
     # Drop its entries after changing the registry behind the service's back.
@@ -210,13 +212,15 @@ async def _build(
     audit = audit_compose.build(settings, database, bus, signer, clock, owners.unit_of)
     exchange = exchange_compose.build(settings, database, bus, keys, clock)
     reports.inbound.register(exchange.dispatcher)
+    fines = fines_compose.build(settings, database, clock)
+    fines.inbound.register(exchange.dispatcher)
 
     tokens = None
     if settings.dev_tokens and not settings.production:
         tokens = DevTokens.from_file(
             settings.pki_dir / "token.key", timedelta(seconds=settings.dev_token_max_seconds)
         )
-    mounts = [reports.mount, audit.mount, access.mount, exchange.mount]
+    mounts = [reports.mount, audit.mount, access.mount, exchange.mount, fines.mount]
     if evidence is not None:
         mounts.append(evidence.mount)
     server = create_server(
@@ -248,6 +252,9 @@ async def _build(
     if evidence is not None:
         evidence.start()
         resources.push_async_callback(evidence.close)
+    if settings.fines.scheduler_interval_seconds:
+        fines.scheduler.start()
+        resources.push_async_callback(fines.scheduler.stop)
     health, watching = monitor(
         settings, metrics, server, database, exchange.service, bus, audit.service
     )
@@ -257,6 +264,7 @@ async def _build(
         database=database,
         server=server,
         reports=reports.service,
+        fines=fines,
         audit=audit,
         access=access.service,
         directory=access.directory,
@@ -302,6 +310,7 @@ async def build_exchange_workers(
                 settings, database, signer, _verifier(settings), clock, bridges.NoEvidence()
             )
             reports.inbound.register(exchange.dispatcher)
+            fines_compose.build(settings, database, clock).inbound.register(exchange.dispatcher)
         _start_workers(exchange, settings, resources)
     except BaseException:
         await resources.aclose()

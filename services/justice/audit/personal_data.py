@@ -14,6 +14,7 @@ _REPORTS = "/justice.reports.v1.ReportService/"
 _EVIDENCE = "/justice.evidence.v1.EvidenceService/"
 _AUDIT = "/justice.audit.v1.AuditService/"
 _ACCESS = "/justice.access.v1.AccessService/"
+_FINES = "/justice.fines.v1.FineService/"
 
 PERSONAL_DATA_READS: frozenset[str] = frozenset(
     {
@@ -34,6 +35,9 @@ PERSONAL_DATA_READS: frozenset[str] = frozenset(
         _ACCESS + "GetUser",
         _ACCESS + "ListUsers",
         _ACCESS + "ListGrants",
+        # Fines: holder, owner, end user and driver serve the fine's purpose only.
+        _FINES + "GetFine",
+        _FINES + "ListFines",
     }
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 # A NATS subject token: the partner id and message type become parts of subjects.
 _TOKEN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -54,3 +55,16 @@ class OutgoingMessage:
     def expects_receipt(self) -> bool:
         # Receipts are never receipted, or two parties would answer each other forever.
         return self.message_type != RECEIPT
+
+
+class OutboxWriter(Protocol):
+    """The outbox as a domain's unit of work offers it: the row commits with the change."""
+
+    async def add(self, message: OutgoingMessage) -> None: ...
+
+
+class Inbox(Protocol):
+    """The processed ids of one domain, in its own transaction."""
+
+    async def claim(self, key: str) -> bool:
+        """True the first time `key` is claimed; commits with the transaction's effect."""

@@ -533,3 +533,45 @@ def parse_decimal(text: str, where: str) -> Decimal:
         return Decimal(text)
     except InvalidOperation:
         raise InvalidArgument.of([FieldViolation(where, "a decimal number")]) from None
+
+
+class PaymentOutcome(enum.Enum):
+    PARTIAL = "PARTIAL"
+    FULL = "FULL"
+    # More than was owed: the difference is flagged for refund.
+    OVERPAID = "OVERPAID"
+    # No fine carries the reference: kept for manual review, never dropped.
+    UNMATCHED = "UNMATCHED"
+    # The fine was transferred: the executing state is told, nothing is counted here.
+    REPORTED_TO_EXECUTING_STATE = "REPORTED_TO_EXECUTING_STATE"
+
+
+@dataclass(frozen=True)
+class Payment:
+    payment_id: str
+    reference: str
+    money: Money
+    paid_time: datetime
+    fine_id: str | None
+    outcome: PaymentOutcome
+    refund: Money
+
+
+class LookupPhase(enum.Enum):
+    # Sent; waiting for the register until the deadline.
+    WAITING = "WAITING"
+    # Timed out; asked again at the deadline (exponential backoff).
+    BACKOFF = "BACKOFF"
+    ANSWERED = "ANSWERED"
+    FAILED = "FAILED"
+
+
+@dataclass
+class Lookup:
+    """One owner lookup of a fine: its attempts, and when the next step is due."""
+
+    lookup_id: str
+    fine_id: str
+    attempts: int
+    phase: LookupPhase
+    deadline: datetime

@@ -94,7 +94,12 @@ class FineRules(BaseModel):
     # Partner ids: "<prefix><country, lower case>", e.g. vehicle-register-nl.
     register_partner_prefix: str = "vehicle-register-"
     collection_partner_prefix: str = "fine-authority-"
-    scheduler_interval_seconds: float = Field(default=60.0, gt=0)
+    # The mail house that prints and posts the letters, and whether a letter goes out as
+    # soon as the liable person is known (else IssueNotice sends it).
+    notice_partner: str = "fine-post"
+    auto_notice: bool = True
+    # How often the deadline scheduler runs; 0: not in this process.
+    scheduler_interval_seconds: float = Field(default=60.0, ge=0)
 
 
 class Settings(BaseSettings):

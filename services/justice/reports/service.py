@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from justice.exchange.message import Link, OutgoingMessage, is_subject_token
+from justice.exchange.message import Inbox, Link, OutboxWriter, OutgoingMessage, is_subject_token
 from justice.platform import ports
 from justice.platform.errors import (
     FailedPrecondition,
@@ -76,15 +76,6 @@ class ReportRepository(Protocol):
         """Write a changed version; raises Aborted if someone else changed it first."""
 
     async def list_latest(self, query: ReportQuery) -> Sequence[ReportVersion]: ...
-
-
-class OutboxWriter(Protocol):
-    async def add(self, message: OutgoingMessage) -> None: ...
-
-
-class Inbox(Protocol):
-    async def claim(self, key: str) -> bool:
-        """True the first time `key` is claimed; commits with the transaction's effect."""
 
 
 class UnitOfWork(ports.UnitOfWork, Protocol):

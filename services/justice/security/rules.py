@@ -56,6 +56,7 @@ _EVIDENCE = "/justice.evidence.v1.EvidenceService/"
 _EXCHANGE = "/justice.exchange.v1.ExchangeService/"
 _AUDIT = "/justice.audit.v1.AuditService/"
 _ACCESS = "/justice.access.v1.AccessService/"
+_FINES = "/justice.fines.v1.FineService/"
 
 _C = Condition
 
@@ -131,6 +132,17 @@ RULES: Mapping[str, Rule] = {
     _ACCESS + "ApproveRequest": rule(ACCESS_ADMIN=_C.APPROVER, CUSTODY_SUPERVISOR=_C.APPROVER),
     _ACCESS + "RejectRequest": rule(ACCESS_ADMIN=_C.APPROVER, CUSTODY_SUPERVISOR=_C.APPROVER),
     _ACCESS + "RevokeCertificate": rule(ACCESS_ADMIN=None),
+    # Fines: officers and cameras (SERVICE) register; the fine agency runs the rest; a
+    # payment provider's system (SERVICE) may also report payments over the API.
+    _FINES + "RegisterOffence": rule(FINES_OFFICER=None, SERVICE=None),
+    _FINES + "GetFine": rule(FINES_OFFICER=None, AUDITOR=None),
+    _FINES + "ListFines": rule(FINES_OFFICER=None, AUDITOR=None),
+    _FINES + "IssueNotice": rule(FINES_OFFICER=None),
+    _FINES + "DesignateDriver": rule(FINES_OFFICER=None),
+    _FINES + "RegisterPayment": rule(FINES_OFFICER=None, SERVICE=None),
+    _FINES + "ContestFine": rule(FINES_OFFICER=None),
+    _FINES + "DecideContest": rule(FINES_OFFICER=None),
+    _FINES + "GetFineStatistics": rule(FINES_OFFICER=None, AUDITOR=None),
 }
 
 
