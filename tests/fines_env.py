@@ -113,13 +113,11 @@ class Recorder:
         self.received.setdefault(message.type, []).append(message.payload)
         return Answer.accept()
 
-    def fines(self, message_type: str) -> list[pb.Fine]:
-        out = []
-        for payload in self.received.get(message_type, []):
-            fine = pb.Fine()
-            fine.ParseFromString(payload)
-            out.append(fine)
-        return out
+    def notices(self) -> list[pb.FineNotice]:
+        return [
+            pb.FineNotice.FromString(payload)
+            for payload in self.received.get(MESSAGE_TYPE_NOTICE, [])
+        ]
 
 
 @dataclass

@@ -50,6 +50,7 @@ from justice.security.rules import authorisation
 from justice.security.tokens import DevTokens
 from justice.signing.keyed import KeyStoreSigner
 from justice.signing.keystore import KeyStore, configured_key_store
+from justice.signing.pades import PadesSigner
 from justice.signing.xades import XadesSigner, XadesVerifier
 
 
@@ -212,7 +213,7 @@ async def _build(
     audit = audit_compose.build(settings, database, bus, signer, clock, owners.unit_of)
     exchange = exchange_compose.build(settings, database, bus, keys, clock)
     reports.inbound.register(exchange.dispatcher)
-    fines = fines_compose.build(settings, database, clock)
+    fines = fines_compose.build(settings, database, clock, signer, PadesSigner(keys))
     fines.inbound.register(exchange.dispatcher)
 
     tokens = None
@@ -310,7 +311,10 @@ async def build_exchange_workers(
                 settings, database, signer, _verifier(settings), clock, bridges.NoEvidence()
             )
             reports.inbound.register(exchange.dispatcher)
-            fines_compose.build(settings, database, clock).inbound.register(exchange.dispatcher)
+            fines = fines_compose.build(
+                settings, database, clock, signer, PadesSigner(_keys(settings))
+            )
+            fines.inbound.register(exchange.dispatcher)
         _start_workers(exchange, settings, resources)
     except BaseException:
         await resources.aclose()

@@ -22,7 +22,7 @@ from justice.fines.model import (
     PersonKind,
     Speed,
 )
-from justice.fines.service import MESSAGE_TYPE_NOTICE, MESSAGE_TYPE_PAYMENT, MESSAGE_TYPE_TRANSFER
+from justice.fines.service import MESSAGE_TYPE_PAYMENT, MESSAGE_TYPE_TRANSFER
 from justice.fines.v1 import fines_pb2 as pb
 from justice.platform.config import FineRules
 from justice.platform.timestamps import timestamp
@@ -95,8 +95,11 @@ async def test_foreign_offence_is_noticed_then_paid_in_part_then_in_full(
     assert noticed.vehicle is not None
     assert noticed.vehicle.vin == "WVWZZZ1KZ6W000001"
     assert noticed.notice_language == "nl"
-    letters = await eventually(lambda: _async(partners.mail.fines(MESSAGE_TYPE_NOTICE)))
-    assert [letter.payment_reference for letter in letters] == [noticed.payment_reference]
+    letters = await eventually(lambda: _async(partners.mail.notices()))
+    assert [letter.fine.payment_reference for letter in letters] == [noticed.payment_reference]
+    assert letters[0].kind == pb.LETTER_NOTICE
+    assert letters[0].pdf.startswith(b"%PDF")
+    assert b"Signature" in letters[0].signed_xml
     # The register answered twice: the second reply changed nothing.
     await eventually(lambda: _async(len(partners.register.answered) >= 1))
     assert noticed.notices_sent == 1
@@ -161,13 +164,15 @@ async def test_leasing_company_names_the_driver_who_gets_a_letter_in_german(
     assert moved.notice_language == "de"
     assert moved.notices_sent == 2
 
-    async def two_letters() -> list[pb.Fine] | None:
-        letters = [f for f in partners.mail.fines(MESSAGE_TYPE_NOTICE) if f.name == fine.name]
+    async def two_letters() -> list[pb.FineNotice] | None:
+        letters = [n for n in partners.mail.notices() if n.fine.name == fine.name]
         return letters if len(letters) == 2 else None
 
     letters = await eventually(two_letters, what="second letter")
-    assert [letter.notice_language for letter in letters] == ["nl", "de"]
-    assert letters[1].driver.name == "Jürgen Weiß"
+    assert [letter.language for letter in letters] == ["nl", "de"]
+    assert letters[1].fine.driver.name == "Jürgen Weiß"
+    stored = await service.letters(fine.name)
+    assert [(s.language, s.pdf) for s in stored] == [(n.language, n.pdf) for n in letters]
 
 
 async def test_luxembourg_car_without_document_language_gets_french_not_english(

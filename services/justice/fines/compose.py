@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 
 from justice.fines.api import FineApi
 from justice.fines.inbound import FineInbound
+from justice.fines.letter import LetterSettings, shipped_languages
 from justice.fines.model import Deadlines, Tariff
+from justice.fines.notice import NoticeRenderer, PdfSigner, XmlSigner
 from justice.fines.scheduler import DeadlineScheduler
 from justice.fines.service import FineRules, FineService, LookupPolicy, Partners
 from justice.fines.store import FineTransaction
@@ -53,16 +55,34 @@ def rules(settings: Settings) -> FineRules:
             attempts=f.lookup_attempts,
             backoff=timedelta(seconds=f.lookup_backoff_seconds),
         ),
+        languages=shipped_languages(),
         auto_notice=f.auto_notice,
     )
 
 
-def build(settings: Settings, database: Database, clock: Callable[[], datetime]) -> FinesComponent:
-    service = FineService(lambda: FineTransaction(database.sessions), clock, rules(settings))
+def build(
+    settings: Settings,
+    database: Database,
+    clock: Callable[[], datetime],
+    xml_signer: XmlSigner,
+    pdf_signer: PdfSigner,
+) -> FinesComponent:
+    """Letters are signed with the platform's key (exchange_platform_id), like its envelopes."""
+    f = settings.fines
+    letters = NoticeRenderer(
+        LetterSettings(f.issuer, f.payee_iban, f.contest_days, f.timezone),
+        f.font,
+        pdf_signer,
+        xml_signer,
+        settings.exchange_platform_id,
+    )
+    service = FineService(
+        lambda: FineTransaction(database.sessions), clock, rules(settings), letters
+    )
     mount = Mount.of(
         fines_pb2.DESCRIPTOR.services_by_name["FineService"],
         fines_pb2_grpc.add_FineServiceServicer_to_server,
         FineApi(service),
     )
-    scheduler = DeadlineScheduler(service, settings.fines.scheduler_interval_seconds)
+    scheduler = DeadlineScheduler(service, f.scheduler_interval_seconds)
     return FinesComponent(service, mount, FineInbound(service), scheduler)

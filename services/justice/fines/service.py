@@ -19,6 +19,7 @@ from typing import Protocol
 
 from justice.exchange.message import Inbox, OutboxWriter, OutgoingMessage
 from justice.fines import messages
+from justice.fines.letter import LetterKind
 from justice.fines.model import (
     Deadlines,
     Detection,
@@ -118,6 +119,25 @@ class PaymentRepository(Protocol):
     async def add(self, payment: Payment) -> None: ...
 
 
+class LetterRepository(Protocol):
+    async def add(self, fine_id: str, seq: int, letter: LetterDocuments, now: datetime) -> None: ...
+    async def of(self, fine_id: str) -> Sequence[LetterDocuments]: ...
+
+
+class Letters(Protocol):
+    """Renders and signs a letter (fines.notice.NoticeRenderer)."""
+
+    async def render(self, fine: Fine, kind: LetterKind) -> LetterDocuments: ...
+
+
+@dataclass(frozen=True)
+class LetterDocuments:
+    kind: LetterKind
+    language: str
+    pdf: bytes
+    signed_xml: bytes
+
+
 class UnitOfWork(ports.UnitOfWork, Protocol):
     @property
     def fines(self) -> FineRepository: ...
@@ -125,6 +145,8 @@ class UnitOfWork(ports.UnitOfWork, Protocol):
     def lookups(self) -> LookupRepository: ...
     @property
     def payments(self) -> PaymentRepository: ...
+    @property
+    def letters(self) -> LetterRepository: ...
     @property
     def outbox(self) -> OutboxWriter: ...
     @property
@@ -212,11 +234,16 @@ def _new_id() -> str:
 
 class FineService:
     def __init__(
-        self, uow: Callable[[], UnitOfWork], clock: Callable[[], datetime], rules: FineRules
+        self,
+        uow: Callable[[], UnitOfWork],
+        clock: Callable[[], datetime],
+        rules: FineRules,
+        letters: Letters,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._rules = rules
+        self._letters = letters
 
     @property
     def rules(self) -> FineRules:
@@ -386,7 +413,7 @@ class FineService:
         fine.notices_sent += 1
         fine.move_to(FineState.NOTICE_SENT, now)
         await uow.fines.update(fine)
-        await self._letter(uow, fine)
+        await self._letter(uow, fine, LetterKind.NOTICE, now)
 
     async def designate_driver(self, name: str, driver: Person) -> Fine:
         """A legal-person holder names the driver: the fine moves to them, with a new letter."""
@@ -533,24 +560,33 @@ class FineService:
             fine.surcharge = fine.surcharge + Money(d.reminder_surcharge, fine.amount.currency)
             fine.move_to(FineState.REMINDER_SENT, now)
             fine.notices_sent += 1
-            await self._letter(uow, fine)
+            await self._letter(uow, fine, LetterKind.REMINDER, now)
         elif step is Escalation.PAYMENT_ORDER:
             fine.move_to(FineState.PAYMENT_ORDER, now)
             fine.notices_sent += 1
-            await self._letter(uow, fine)
+            await self._letter(uow, fine, LetterKind.PAYMENT_ORDER, now)
         elif step is Escalation.FINAL:
             fine.move_to(FineState.FINAL, now)
         else:
             await self._transfer(uow, fine, now)
         await uow.fines.update(fine)
 
-    async def _letter(self, uow: UnitOfWork, fine: Fine) -> None:
-        """A letter to the liable person, through the mail house's partner channel."""
+    async def _letter(self, uow: UnitOfWork, fine: Fine, kind: LetterKind, now: datetime) -> None:
+        """A signed letter to the liable person: stored, and sent to the mail house."""
+        letter = await self._letters.render(fine, kind)
+        await uow.letters.add(fine.fine_id, fine.notices_sent, letter, now)
+        notice = pb.FineNotice(
+            fine=messages.fine_to_proto(fine),
+            kind=pb.LetterKind.Value(f"LETTER_{kind.name}"),
+            language=letter.language,
+            pdf=letter.pdf,
+            signed_xml=letter.signed_xml,
+        )
         await uow.outbox.add(
             OutgoingMessage(
                 recipient=self._rules.partners.notice_partner,
                 message_type=MESSAGE_TYPE_NOTICE,
-                payload=messages.fine_to_proto(fine).SerializeToString(),
+                payload=notice.SerializeToString(),
                 subject_ref=fine.name,
             )
         )
@@ -610,6 +646,13 @@ class FineService:
         fine_id = parse_name(name)
         async with self._uow() as uow:
             return await self._load(uow, fine_id)
+
+    async def letters(self, name: str) -> Sequence[LetterDocuments]:
+        """Every letter sent for the fine, oldest first, as stored."""
+        fine_id = parse_name(name)
+        async with self._uow() as uow:
+            await self._load(uow, fine_id)
+            return await uow.letters.of(fine_id)
 
     async def list(self, query: FineQuery) -> Sequence[Fine]:
         async with self._uow() as uow:

@@ -13,11 +13,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Column, CursorResult, Index, Text, update
+from sqlalchemy import Column, CursorResult, Index, LargeBinary, Text, update
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from justice.exchange.store import SqlInbox, SqlOutbox
+from justice.fines.letter import LetterKind
 from justice.fines.model import (
     Address,
     Detection,
@@ -35,7 +36,7 @@ from justice.fines.model import (
     Speed,
     Vehicle,
 )
-from justice.fines.service import FineFigures, FineQuery
+from justice.fines.service import FineFigures, FineQuery, LetterDocuments
 from justice.platform.db import Transaction, UtcDateTime, execute
 from justice.platform.errors import Aborted
 
@@ -118,6 +119,20 @@ class PaymentRow(SQLModel, table=True):
     # NULL when unmatched: kept for manual review.
     fine_id: str | None = Field(default=None, max_length=64, index=True)
     outcome: str = Field(max_length=32)
+
+
+class LetterRow(SQLModel, table=True):
+    """Every letter as sent: the signed PDF and the signed XML."""
+
+    __tablename__ = "fine_letter"
+
+    fine_id: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(primary_key=True)
+    kind: str = Field(max_length=16)
+    language: str = Field(max_length=8)
+    pdf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    signed_xml: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    create_time: datetime = Field(sa_type=UtcDateTime)
 
 
 _FINE = FineRow.__table__  # type: ignore[attr-defined]
@@ -441,6 +456,33 @@ class SqlPaymentRepository:
         await self._session.flush()
 
 
+class SqlLetterRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, fine_id: str, seq: int, letter: LetterDocuments, now: datetime) -> None:
+        self._session.add(
+            LetterRow(
+                fine_id=fine_id,
+                seq=seq,
+                kind=letter.kind.value,
+                language=letter.language,
+                pdf=letter.pdf,
+                signed_xml=letter.signed_xml,
+                create_time=now,
+            )
+        )
+        await self._session.flush()
+
+    async def of(self, fine_id: str) -> Sequence[LetterDocuments]:
+        table = LetterRow.__table__  # type: ignore[attr-defined]
+        statement = select(table).where(table.c.fine_id == fine_id).order_by(table.c.seq)
+        return [
+            LetterDocuments(LetterKind(r.kind), r.language, r.pdf, r.signed_xml)
+            for r in (await execute(self._session, statement)).all()
+        ]
+
+
 class FineTransaction(Transaction):
     """One transaction over the fine tables and the outbox."""
 
@@ -448,5 +490,6 @@ class FineTransaction(Transaction):
         self.fines = SqlFineRepository(session)
         self.lookups = SqlLookupRepository(session)
         self.payments = SqlPaymentRepository(session)
+        self.letters = SqlLetterRepository(session)
         self.outbox = SqlOutbox(session)
         self.inbox = SqlInbox(session, "fines")

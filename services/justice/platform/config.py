@@ -98,6 +98,14 @@ class FineRules(BaseModel):
     # soon as the liable person is known (else IssueNotice sends it).
     notice_partner: str = "fine-post"
     auto_notice: bool = True
+    # What the letters say: who issues them (and signs them, with the platform's key), where
+    # to pay, where to contest and in how many days, and the zone their times are given in.
+    issuer: str = "FPS Justice, Crossborder Fines"
+    payee_iban: str = "BE71 0961 2345 6769"
+    contest_days: int = Field(default=30, gt=0)
+    timezone: str = "Europe/Brussels"
+    # A TrueType font carrying every letter of the shipped languages (Debian fonts-dejavu-core).
+    font: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
     # How often the deadline scheduler runs; 0: not in this process.
     scheduler_interval_seconds: float = Field(default=60.0, ge=0)
 

@@ -1,4 +1,4 @@
-"""Cross-border fines: the fine, its owner lookups, its payments.
+"""Cross-border fines: the fine, its owner lookups, its payments, its letters.
 
 Revision ID: 0020_fines
 Revises: 0006_audit
@@ -74,9 +74,21 @@ def upgrade() -> None:
     )
     op.create_index("ix_fine_payment_reference", "fine_payment", ["reference"])
     op.create_index("ix_fine_payment_fine_id", "fine_payment", ["fine_id"])
+    op.create_table(
+        "fine_letter",
+        sa.Column("fine_id", sa.String(length=64), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("language", sa.String(length=8), nullable=False),
+        sa.Column("pdf", sa.LargeBinary(), nullable=False),
+        sa.Column("signed_xml", sa.LargeBinary(), nullable=False),
+        sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("fine_id", "seq"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("fine_letter")
     op.drop_table("fine_payment")
     op.drop_table("fine_lookup")
     op.drop_table("fine")
