@@ -3,6 +3,7 @@ the mail house receives the letters, a bank pays, the executing state collects."
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -260,3 +261,51 @@ async def test_unpaid_fine_escalates_to_transfer_and_a_40_euro_fine_never_does(
     result = pb.TransferResult(fine=big.name, outcome=pb.EXECUTED)
     await partners.executing_client.send("fine_transfer_result", result.SerializeToString())
     await eventually(lambda: _state(app, big.name, FineState.EXECUTED_ABROAD), what="executed")
+
+
+def _dump(database_file: Path) -> str:
+    """Every row of every table, blobs as text and as hex, as a backup would hold them."""
+    with sqlite3.connect(database_file) as connection:
+        return "\n".join(connection.iterdump())
+
+
+async def test_closed_fines_lose_personal_data_after_retention_and_statistics_stay(
+    app: Application, partners: FinePartners, clock: Clock, tmp_path: Path
+) -> None:
+    service = app.fines.service
+    paid = await service.register(offence("AB123C"), "")
+    leased = await service.register(offence("LE999S"), "")
+    for fine in (paid, leased):
+        await eventually(lambda f=fine: _state(app, f.name, FineState.NOTICE_SENT))
+    driver = Person(PersonKind.NATURAL, "Jürgen Weiß", Address("Kö 1", "40212", "Düsseldorf", "DE"))
+    await service.designate_driver(leased.name, driver)
+    noticed = await service.get(paid.name)
+    await service.register_payment(
+        "erase-tx-1", noticed.payment_reference, noticed.outstanding, noticed.create_time
+    )
+    await service.contest(leased.name, "I sold the car")
+    await service.decide_contest(leased.name, upheld=False)
+    # Every letter reached the mail house, so every message about the fines was sent.
+    await eventually(lambda: _async(len(partners.mail.notices()) >= 3), what="letters")
+    clock.advance(days=31)  # the outcome shows for 30 days, then the fines close
+    await app.fines.scheduler.tick()
+    assert {(await service.get(f.name)).state for f in (paid, leased)} == {FineState.CLOSED}
+    before = await service.statistics()
+    names = ["Jan de Vries", "Lease Holland", "ING Lease", "Pieter Bakker", "Jürgen Weiß"]
+    dump = _dump(tmp_path / "justice.db")
+    assert any(name in dump or name.encode().hex() in dump.lower() for name in names)
+
+    clock.advance(days=364)
+    await app.fines.scheduler.tick()
+    assert (await service.get(paid.name)).holder is not None  # not yet: retention runs
+    clock.advance(days=2)
+    assert await app.fines.scheduler.tick() == 2
+    erased = await service.get(paid.name)
+    assert erased.holder is None
+    assert erased.detection.plate == "ERASED"
+    assert await service.letters(leased.name) == []
+    assert await service.statistics() == before
+    dump = _dump(tmp_path / "justice.db")
+    for secret in [*names, "Damrak", "AB123C", "LE999S", "WVWZZZ1KZ6W000001"]:
+        assert secret not in dump, secret
+        assert secret.encode().hex() not in dump.lower(), secret

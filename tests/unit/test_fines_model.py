@@ -11,6 +11,7 @@ import pytest
 
 from justice.fines.model import (
     COUNTRIES,
+    SETTLED,
     TRANSITIONS,
     Address,
     Deadlines,
@@ -251,3 +252,16 @@ def test_a_fine_under_the_threshold_is_never_due_for_transfer() -> None:
     big.holder = small.holder = person
     assert big.due_escalation(NOW, Deadlines()) is Escalation.TRANSFER
     assert small.due_escalation(NOW + timedelta(days=999), Deadlines()) is None
+
+
+@pytest.mark.parametrize("state", sorted(SETTLED, key=lambda s: s.value))
+def test_settled_fines_close_and_are_erasable_only_after_retention(state: FineState) -> None:
+    fine = _fine(state)
+    deadlines = Deadlines(close_days=10, retention_days=30)
+    fine.step_time = NOW - timedelta(days=9)
+    assert fine.due_escalation(NOW, deadlines) is None
+    assert fine.due_escalation(NOW + timedelta(days=1), deadlines) is Escalation.CLOSE
+    fine.move_to(FineState.CLOSED, NOW)
+    assert not fine.erasable(NOW + timedelta(days=29), deadlines)
+    assert fine.erasable(NOW + timedelta(days=30), deadlines)
+    assert not _fine(FineState.PAYMENT_ORDER).erasable(NOW + timedelta(days=999), deadlines)

@@ -42,6 +42,7 @@ def rules(settings: Settings) -> FineRules:
             reminder_days=f.reminder_days,
             payment_order_days=f.payment_order_days,
             transfer_threshold=f.transfer_threshold,
+            close_days=f.close_days,
             retention_days=f.retention_days,
         ),
         partners=Partners(

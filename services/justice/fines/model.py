@@ -406,6 +406,8 @@ class Deadlines:
     reminder_days: int = 15
     payment_order_days: int = 30
     transfer_threshold: Decimal = Decimal("70.00")
+    # A settled fine (paid, cancelled, ...) shows its outcome this long, then closes.
+    close_days: int = 30
     # Personal data of a closed fine is erased this long after it closed.
     retention_days: int = 365
 
@@ -416,6 +418,20 @@ class Escalation(enum.Enum):
     PAYMENT_ORDER = "PAYMENT_ORDER"
     FINAL = "FINAL"
     TRANSFER = "TRANSFER"
+    # A settled fine (paid, cancelled, executed abroad, time-barred, owner unknown) closes.
+    CLOSE = "CLOSE"
+
+
+# Settled: nothing more will happen to these but closing.
+SETTLED = frozenset(
+    {
+        FineState.PAID,
+        FineState.CANCELLED,
+        FineState.EXECUTED_ABROAD,
+        FineState.TIME_BARRED,
+        FineState.OWNER_UNKNOWN,
+    }
+)
 
 
 @dataclass
@@ -525,7 +541,17 @@ class Fine:
             if self.outstanding.amount >= deadlines.transfer_threshold and self.liable:
                 return Escalation.TRANSFER
             return None
+        if self.state in SETTLED and now >= since + timedelta(days=deadlines.close_days):
+            return Escalation.CLOSE
         return None
+
+    def erasable(self, now: datetime, deadlines: Deadlines) -> bool:
+        """Closed longer than the retention: its personal data goes."""
+        return (
+            self.state is FineState.CLOSED
+            and self.close_time is not None
+            and now >= self.close_time + timedelta(days=deadlines.retention_days)
+        )
 
 
 def parse_decimal(text: str, where: str) -> Decimal:

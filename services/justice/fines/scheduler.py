@@ -1,5 +1,6 @@
-"""The deadline scheduler: owner lookups that timed out, and every escalation the
-deadlines owe (time bar, reminder, payment order, final, transfer), on an interval.
+"""The deadline scheduler: owner lookups that timed out, every escalation the deadlines
+owe (time bar, reminder, payment order, final, transfer, closing), and the erasure of
+personal data after retention, on an interval.
 
 The clock is the service's (injected), so tests advance time and call `tick` directly.
 """
@@ -23,8 +24,9 @@ class DeadlineScheduler:
         self._task: asyncio.Task[None] | None = None
 
     async def tick(self) -> int:
-        """One pass: returns how many lookups and fines moved."""
-        return await self._service.retry_lookups() + await self._service.escalate()
+        """One pass: returns how many lookups and fines moved or were erased."""
+        moved = await self._service.retry_lookups() + await self._service.escalate()
+        return moved + await self._service.erase_expired()
 
     def start(self) -> None:
         if self._task is None:

@@ -105,6 +105,9 @@ class FineRepository(Protocol):
     async def escalatable(self, after: str, limit: int) -> Sequence[Fine]: ...
     async def figures(self) -> Sequence[FineFigures]: ...
     async def count_lookup(self, fine_id: str, failed: bool) -> None: ...
+    async def erasable(self, closed_before: datetime, limit: int) -> Sequence[str]: ...
+    async def erase(self, fine_id: str) -> None:
+        """Personal data (plate, persons, vehicle) out; the statistics' columns stay."""
 
 
 class LookupRepository(Protocol):
@@ -122,6 +125,12 @@ class PaymentRepository(Protocol):
 class LetterRepository(Protocol):
     async def add(self, fine_id: str, seq: int, letter: LetterDocuments, now: datetime) -> None: ...
     async def of(self, fine_id: str) -> Sequence[LetterDocuments]: ...
+    async def erase(self, fine_id: str) -> None: ...
+
+
+class FineOutbox(OutboxWriter, Protocol):
+    async def forget(self, subject_ref: str) -> int:
+        """Blank the payloads of the sent messages about `subject_ref`."""
 
 
 class Letters(Protocol):
@@ -148,7 +157,7 @@ class UnitOfWork(ports.UnitOfWork, Protocol):
     @property
     def letters(self) -> LetterRepository: ...
     @property
-    def outbox(self) -> OutboxWriter: ...
+    def outbox(self) -> FineOutbox: ...
     @property
     def inbox(self) -> Inbox: ...
 
@@ -567,6 +576,8 @@ class FineService:
             await self._letter(uow, fine, LetterKind.PAYMENT_ORDER, now)
         elif step is Escalation.FINAL:
             fine.move_to(FineState.FINAL, now)
+        elif step is Escalation.CLOSE:
+            fine.move_to(FineState.CLOSED, now)
         else:
             await self._transfer(uow, fine, now)
         await uow.fines.update(fine)
@@ -616,6 +627,24 @@ class FineService:
                 subject_ref=fine.name,
             )
         )
+
+    async def erase_expired(self) -> int:
+        """Personal data of fines closed longer than the retention: erased from the fine, its
+        letters and the messages sent about it. Statistics read none of it, so they stay."""
+        now = self._clock()
+        closed_before = now - timedelta(days=self._rules.deadlines.retention_days)
+        erased = 0
+        while True:
+            async with self._uow() as uow:
+                batch = await uow.fines.erasable(closed_before, _BATCH)
+                for fine_id in batch:
+                    await uow.fines.erase(fine_id)
+                    await uow.letters.erase(fine_id)
+                    await uow.outbox.forget(f"fines/{fine_id}")
+                await uow.commit()
+            erased += len(batch)
+            if len(batch) < _BATCH:
+                return erased
 
     async def transfer_result(
         self, sender: str, name: str, executed: bool, collected: Money | None, key: str

@@ -13,13 +13,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Column, CursorResult, Index, LargeBinary, Text, update
+from sqlalchemy import Column, CursorResult, Index, LargeBinary, Text, delete, update
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from justice.exchange.store import SqlInbox, SqlOutbox
 from justice.fines.letter import LetterKind
 from justice.fines.model import (
+    SETTLED,
     Address,
     Detection,
     DetectionSource,
@@ -51,6 +52,7 @@ ESCALATING = (
     FineState.REMINDER_SENT,
     FineState.PAYMENT_ORDER,
     FineState.FINAL,
+    *SETTLED,
 )
 
 
@@ -135,6 +137,8 @@ class LetterRow(SQLModel, table=True):
     create_time: datetime = Field(sa_type=UtcDateTime)
 
 
+# What an erased fine's plate reads; every name and address is gone.
+ERASED = "ERASED"
 _FINE = FineRow.__table__  # type: ignore[attr-defined]
 _LOOKUP = LookupRow.__table__  # type: ignore[attr-defined]
 
@@ -345,6 +349,28 @@ class SqlFineRepository:
         )
         return [_to_domain(row) for row in (await execute(self._session, statement)).all()]
 
+    async def erasable(self, closed_before: datetime, limit: int) -> Sequence[str]:
+        statement = (
+            select(_FINE.c.fine_id)
+            .where(
+                _FINE.c.state == FineState.CLOSED.value,
+                _FINE.c.close_time <= closed_before,
+                _FINE.c.erased.is_(False),
+            )
+            .order_by(_FINE.c.fine_id)
+            .limit(limit)
+        )
+        return [row.fine_id for row in (await execute(self._session, statement)).all()]
+
+    async def erase(self, fine_id: str) -> None:
+        """Personal data out, the figures statistics are made of untouched."""
+        await execute(
+            self._session,
+            update(_FINE)
+            .where(_FINE.c.fine_id == fine_id)
+            .values(plate=ERASED, persons="", vehicle="", erased=True),
+        )
+
     async def figures(self) -> Sequence[FineFigures]:
         c = _FINE.c
         columns: list[Any] = [
@@ -473,6 +499,10 @@ class SqlLetterRepository:
             )
         )
         await self._session.flush()
+
+    async def erase(self, fine_id: str) -> None:
+        table = LetterRow.__table__  # type: ignore[attr-defined]
+        await execute(self._session, delete(table).where(table.c.fine_id == fine_id))
 
     async def of(self, fine_id: str) -> Sequence[LetterDocuments]:
         table = LetterRow.__table__  # type: ignore[attr-defined]

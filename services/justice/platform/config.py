@@ -86,6 +86,9 @@ class FineRules(BaseModel):
     payment_order_days: int = Field(default=30, gt=0)
     # Framework Decision 2005/214/JHA art. 7(2)(h) lets a state refuse below 70 EUR.
     transfer_threshold: Decimal = Field(default=Decimal("70.00"), ge=0)
+    # A settled fine shows its outcome this long, then closes; its personal data goes
+    # retention_days after that.
+    close_days: int = Field(default=30, ge=0)
     retention_days: int = Field(default=365, ge=0)
     # Owner lookup: how long to wait for a register, how often to ask again.
     lookup_timeout_seconds: float = Field(default=30.0, gt=0)
