@@ -30,6 +30,7 @@ from justice.platform.timestamps import timestamp
 from tests.eventually import eventually
 from tests.exchange_env import exchange_settings, nats_with_partners
 from tests.fines_env import (
+    MAIL_HOUSE,
     PARTNER_IDS,
     Clock,
     FinePartners,
@@ -58,6 +59,7 @@ async def app(
     tariff["DANGEROUS_PARKING"] = {"*": Decimal("40")}
     rules = FineRules(
         tariff=tariff,
+        notice_partner=MAIL_HOUSE,
         scheduler_interval_seconds=0,
         lookup_timeout_seconds=5,
         lookup_backoff_seconds=5,

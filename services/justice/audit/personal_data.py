@@ -38,6 +38,7 @@ PERSONAL_DATA_READS: frozenset[str] = frozenset(
         # Fines: holder, owner, end user and driver serve the fine's purpose only.
         _FINES + "GetFine",
         _FINES + "ListFines",
+        _FINES + "ListLetters",
     }
 )
 

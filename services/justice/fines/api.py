@@ -149,6 +149,23 @@ class FineApi(fines_pb2_grpc.FineServiceServicer):
             collection_rate=str(stats.collection_rate),
         )
 
+    async def ListLetters(
+        self, request: pb.ListLettersRequest, context: Context
+    ) -> pb.ListLettersResponse:
+        letters = await self._service.letters(request.name)
+        return pb.ListLettersResponse(
+            letters=[
+                pb.Letter(
+                    seq=seq,
+                    kind=pb.LetterKind.Value(f"LETTER_{letter.kind.name}"),
+                    language=letter.language,
+                    pdf=letter.pdf,
+                    signed_xml=letter.signed_xml,
+                )
+                for seq, letter in enumerate(letters, start=1)
+            ]
+        )
+
 
 def payment_response(result: PaymentResult) -> pb.RegisterPaymentResponse:
     fine = result.fine

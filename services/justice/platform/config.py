@@ -99,7 +99,7 @@ class FineRules(BaseModel):
     collection_partner_prefix: str = "fine-authority-"
     # The mail house that prints and posts the letters, and whether a letter goes out as
     # soon as the liable person is known (else IssueNotice sends it).
-    notice_partner: str = "fine-post"
+    notice_partner: str = "fines-agency"
     auto_notice: bool = True
     # What the letters say: who issues them (and signs them, with the platform's key), where
     # to pay, where to contest and in how many days, and the zone their times are given in.

@@ -143,6 +143,7 @@ RULES: Mapping[str, Rule] = {
     _FINES + "ContestFine": rule(FINES_OFFICER=None),
     _FINES + "DecideContest": rule(FINES_OFFICER=None),
     _FINES + "GetFineStatistics": rule(FINES_OFFICER=None, AUDITOR=None),
+    _FINES + "ListLetters": rule(FINES_OFFICER=None),
 }
 
 
