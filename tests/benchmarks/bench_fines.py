@@ -5,6 +5,9 @@ SubmitReport -> delivered (partner receipt settled) in the same run, on the same
 the same exchange path and the same nats-server. Goal: a ratio of at least 0.5.
 
 Both are driven through the services in-process (no gRPC in either), N items in flight.
+Measured on this 2-core machine, shared: 13.3 fines/s against 53.2 reports/s, ratio 0.25
+(goal missed). The inbound consumer handles messages one at a time, and each owner reply
+renders and signs the letter (PDF ~16 ms, PAdES ~12 ms, XAdES ~4 ms) before the next.
 """
 
 from __future__ import annotations

@@ -31,6 +31,10 @@ _HASHES: dict[str, hashes.HashAlgorithm] = {
 }
 
 
+# A CMS SignedData with an RSA-4096 signature and a three-certificate chain fits in 8 KB.
+_RESERVED = 8 * 1024
+
+
 def _asn1(certificate: Any) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(certificate.public_bytes(Encoding.DER))
 
@@ -82,5 +86,8 @@ class PadesSigner:
             md_algorithm="sha256",
         )
         out = io.BytesIO()
-        signers.PdfSigner(meta, signer=_KeyObjectSigner(identity)).sign_pdf(writer, output=out)
+        # Room for the CMS signature given up front: pyHanko skips its sizing dry run.
+        signers.PdfSigner(meta, signer=_KeyObjectSigner(identity)).sign_pdf(
+            writer, output=out, bytes_reserved=_RESERVED
+        )
         return out.getvalue()
