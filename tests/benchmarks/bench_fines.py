@@ -5,9 +5,10 @@ SubmitReport -> delivered (partner receipt settled) in the same run, on the same
 the same exchange path and the same nats-server. Goal: a ratio of at least 0.5.
 
 Both are driven through the services in-process (no gRPC in either), N items in flight.
-Measured on this 2-core machine, shared: 13.3 fines/s against 53.2 reports/s, ratio 0.25
-(goal missed). The inbound consumer handles messages one at a time, and each owner reply
-renders and signs the letter (PDF ~16 ms, PAdES ~12 ms, XAdES ~4 ms) before the next.
+Measured on this 2-core machine, shared with other work (noisy): 11.4-12.5 fines/s
+against 28.8-39.6 reports/s, ratio 0.31-0.40 (goal missed). The inbound consumer handles
+messages one at a time, and each owner reply renders and signs the letter (PDF ~16 ms,
+PAdES ~12 ms, XAdES ~4 ms) before the next; the rendering no longer holds the database.
 """
 
 from __future__ import annotations

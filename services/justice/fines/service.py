@@ -328,7 +328,10 @@ class FineService:
 
     async def owner_answered(self, answer: OwnerAnswer, key: str) -> Fine | None:
         """A register's reply; a duplicate (same envelope, or a late reply to an earlier
-        attempt) changes nothing."""
+        attempt) changes nothing. The letter is rendered and signed before the write
+        transaction opens (~30 ms that would otherwise hold SQLite's one writer), and used
+        only if the fine has not changed meanwhile."""
+        prepared = await self._prepare_identified(answer) if self._rules.auto_notice else None
         async with self._uow() as uow:
             if not await uow.inbox.claim(key):
                 return None
@@ -346,19 +349,41 @@ class FineService:
                 fine.move_to(FineState.OWNER_UNKNOWN, now)
                 await uow.fines.update(fine)
                 await uow.fines.count_lookup(fine.fine_id, failed=True)
+            elif prepared is not None and prepared[0].revision == fine.revision:
+                fine, letter = prepared
+                await uow.fines.update(fine)
+                await self._send_letter(uow, fine, letter, LetterKind.NOTICE, now)
             else:
-                fine.vehicle = answer.vehicle
-                fine.holder, fine.owner, fine.end_user = (
-                    answer.holder,
-                    answer.owner,
-                    answer.end_user,
-                )
-                fine.move_to(FineState.OWNER_IDENTIFIED, now)
+                self._identify(fine, answer, now)
                 await uow.fines.update(fine)
                 if self._rules.auto_notice:
                     await self._notice_if_possible(uow, fine, now)
             await uow.commit()
             return fine
+
+    async def _prepare_identified(self, answer: OwnerAnswer) -> tuple[Fine, LetterDocuments] | None:
+        """The fine as the reply and its letter will leave it, with the letter rendered;
+        None when there is nothing to write (unknown owner, no fitting language, ...)."""
+        if answer.not_found or answer.refusal or answer.holder is None:
+            return None
+        async with self._uow() as uow:
+            lookup = await uow.lookups.get(answer.lookup_id)
+            fine = await uow.fines.get(lookup.fine_id) if lookup else None
+        if fine is None or fine.state is not FineState.OWNER_REQUESTED:
+            return None
+        now = self._clock()
+        self._identify(fine, answer, now)
+        try:
+            self._prepare_notice(fine, now)
+        except FailedPrecondition:
+            return None
+        return fine, await self._letters.render(fine, LetterKind.NOTICE)
+
+    @staticmethod
+    def _identify(fine: Fine, answer: OwnerAnswer, now: datetime) -> None:
+        fine.vehicle = answer.vehicle
+        fine.holder, fine.owner, fine.end_user = answer.holder, answer.owner, answer.end_user
+        fine.move_to(FineState.OWNER_IDENTIFIED, now)
 
     async def retry_lookups(self) -> int:
         """Lookups past their deadline: ask again after a backoff, or give up (OWNER_UNKNOWN)."""
@@ -402,6 +427,12 @@ class FineService:
             await self._notice(uow, fine, now)
 
     async def _notice(self, uow: UnitOfWork, fine: Fine, now: datetime) -> None:
+        self._prepare_notice(fine, now)
+        await uow.fines.update(fine)
+        await self._letter(uow, fine, LetterKind.NOTICE, now)
+
+    def _prepare_notice(self, fine: Fine, now: datetime) -> None:
+        """The article 5 letter's effect on the fine: language, due date, NOTICE_SENT."""
         if fine.state not in (FineState.OWNER_IDENTIFIED, FineState.DRIVER_DESIGNATED):
             raise FailedPrecondition(
                 "NOT_NOTIFIABLE",
@@ -411,18 +442,15 @@ class FineService:
         person = fine.liable
         if person is None:
             raise FailedPrecondition("NO_LIABLE_PERSON", "nobody to write to")
-        country = (
-            person.address.country
-            if fine.driver is not None
-            else fine.detection.registration_country
+        # A holder's letter follows the registration state; a driver's, where they live.
+        d = fine.detection
+        country = person.address.country if fine.driver is not None else d.registration_country
+        fine.notice_language = notice_language(
+            person.document_language, country, self._rules.languages
         )
-        language = notice_language(person.document_language, country, self._rules.languages)
-        fine.notice_language = language
         fine.due_time = now + timedelta(days=self._rules.deadlines.payment_days)
         fine.notices_sent += 1
         fine.move_to(FineState.NOTICE_SENT, now)
-        await uow.fines.update(fine)
-        await self._letter(uow, fine, LetterKind.NOTICE, now)
 
     async def designate_driver(self, name: str, driver: Person) -> Fine:
         """A legal-person holder names the driver: the fine moves to them, with a new letter."""
@@ -584,7 +612,11 @@ class FineService:
 
     async def _letter(self, uow: UnitOfWork, fine: Fine, kind: LetterKind, now: datetime) -> None:
         """A signed letter to the liable person: stored, and sent to the mail house."""
-        letter = await self._letters.render(fine, kind)
+        await self._send_letter(uow, fine, await self._letters.render(fine, kind), kind, now)
+
+    async def _send_letter(
+        self, uow: UnitOfWork, fine: Fine, letter: LetterDocuments, kind: LetterKind, now: datetime
+    ) -> None:
         await uow.letters.add(fine.fine_id, fine.notices_sent, letter, now)
         notice = pb.FineNotice(
             fine=messages.fine_to_proto(fine),
