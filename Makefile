@@ -19,16 +19,19 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/justice run
 
-# xmlsec1 (the independent signature verifier), SoftHSM (PKCS#11), poppler's pdfsig and
-# pdftotext (signed PDF checks) and Ceph's radosgw (the second S3 implementation of the
-# evidence conformance suite) come from Debian.
+# xmlsec1 (the independent signature verifier), SoftHSM (PKCS#11), Ceph's radosgw (the
+# second S3 implementation of the evidence conformance suite), poppler's pdftotext and pdfsig
+# (independent checks of signed PDFs: seizure receipts, fine letters) and the DejaVu font the
+# fine letters embed come from Debian.
 system-packages:
 	@if ! command -v xmlsec1 >/dev/null || ! command -v softhsm2-util >/dev/null \
-	    || ! command -v pdfsig >/dev/null || ! command -v radosgw >/dev/null \
-	    || ! command -v ceph-mon >/dev/null || ! command -v ceph-osd >/dev/null; then \
+	    || ! command -v radosgw >/dev/null || ! command -v ceph-mon >/dev/null \
+	    || ! command -v ceph-osd >/dev/null || ! command -v pdfsig >/dev/null \
+	    || ! command -v pdftotext >/dev/null \
+	    || ! test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends xmlsec1 softhsm2 poppler-utils radosgw ceph-mon ceph-osd \
-	    >/dev/null; \
+	    --no-install-recommends xmlsec1 softhsm2 radosgw ceph-mon ceph-osd poppler-utils \
+	    fonts-dejavu-core >/dev/null; \
 	fi
 
 lint: $(STAMP)

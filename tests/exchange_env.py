@@ -25,7 +25,8 @@ from justice.platform.server import start
 from justice.signing.keystore import FileKeyStore
 
 SECRET = b"test-exchange-secret"
-PARTNERS = ("prosecutor-antwerp", "court-brussels")
+# The demo's fines partners too: `justice demo` runs the Dutch register simulator.
+PARTNERS = ("prosecutor-antwerp", "court-brussels", "vehicle-register-nl", "fines-agency")
 
 
 def nats_with_partners(

@@ -34,6 +34,7 @@ from justice.evidence import compose as evidence_compose
 from justice.evidence.service import EvidenceService, SweepSummary
 from justice.exchange import compose as exchange_compose
 from justice.exchange.api import ReceiptBundle
+from justice.fines import compose as fines_compose
 from justice.monitoring import monitor
 from justice.platform.blobs import S3Blobs
 from justice.platform.bus import Bus, platform_credentials
@@ -75,6 +76,7 @@ class Application:
     database: Database
     server: BoundServer
     reports: ReportService
+    fines: fines_compose.FinesComponent
     audit: audit_compose.AuditComponent
     access: AccessService
     # Drop its entries after changing the registry behind the service's back.
@@ -339,13 +341,15 @@ async def _build(
     custody = _custody(settings, database, keys, signer, alarms, clock)
     reports.inbound.register(exchange.dispatcher)
     custody.register(exchange.dispatcher)
+    fines = fines_compose.build(settings, database, clock, signer, PadesSigner(keys))
+    fines.inbound.register(exchange.dispatcher)
 
     tokens = None
     if settings.dev_tokens and not settings.production:
         tokens = DevTokens.from_file(
             settings.pki_dir / "token.key", timedelta(seconds=settings.dev_token_max_seconds)
         )
-    mounts = [reports.mount, audit.mount, access.mount, exchange.mount, custody.mount]
+    mounts = [reports.mount, audit.mount, access.mount, exchange.mount, custody.mount, fines.mount]
     if evidence is not None:
         mounts.append(evidence.mount)
     server = create_server(
@@ -381,6 +385,9 @@ async def _build(
     if singletons and evidence is not None:
         evidence.start()
         resources.push_async_callback(evidence.close)
+    if singletons and settings.fines.scheduler_interval_seconds:
+        fines.scheduler.start()
+        resources.push_async_callback(fines.scheduler.stop)
     health, watching = monitor(
         settings,
         metrics,
@@ -397,6 +404,7 @@ async def _build(
         database=database,
         server=server,
         reports=reports.service,
+        fines=fines,
         audit=audit,
         access=access.service,
         directory=access.directory,
@@ -446,6 +454,8 @@ async def build_exchange_workers(
             reports.inbound.register(exchange.dispatcher)
             alarms = audit_compose.alarms(database, bus, clock)
             _custody(settings, database, keys, signer, alarms, clock).register(exchange.dispatcher)
+            fines = fines_compose.build(settings, database, clock, signer, PadesSigner(keys))
+            fines.inbound.register(exchange.dispatcher)
         _start_workers(exchange, settings, resources)
     except BaseException:
         await resources.aclose()

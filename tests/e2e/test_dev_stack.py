@@ -391,6 +391,9 @@ def test_every_subcommand_that_calls_the_server_works_against_it(
     # The demo (unary calls, and the partner SDK over NATS); its output verifies offline.
     demo = run("demo", "--out", str(tmp_path / "demo"))
     assert "the report is ACKNOWLEDGED" in demo.stdout
+    assert "NOTICE_SENT, letter in nl" in demo.stdout
+    assert list((tmp_path / "demo").glob("fines-*-1-nl.pdf"))
+    assert list((tmp_path / "demo").glob("fines-*-1-nl.xml"))
     versions = sorted((tmp_path / "demo").glob("report-*-v*.xml"))
     assert [p.name[-6:] for p in versions] == ["v1.xml", "v2.xml"]
     submitted = "reports/" + versions[0].name.split("-")[1]
@@ -557,6 +560,34 @@ def test_every_subcommand_that_calls_the_server_works_against_it(
     proof = tmp_path / "record-1.pb"
     run("audit proof", "1", "--out", str(proof), as_="auditor-4001", refused="NOT_COSIGNED")
     assert not proof.exists()
+
+    # Fines, as the demo fines officer: a domestic plate (no foreign lookup) is registered,
+    # read with a purpose, paid by an unknown reference (kept unmatched), and refused the
+    # moves its state does not allow.
+    officer = "fines-officer-3001"
+    registered = run(
+        "fines register",
+        *("--plate", "1-ABC-123", "--country", "BE", "--offence", "SPEEDING"),
+        *("--provision", "art. 11.1 WVR", "--place", "E40 km 3", "--speed", "140/133/120"),
+        as_=officer,
+    )
+    fine = json.loads(registered.stdout)["name"]
+    run("fines get", fine, as_=officer, purpose=PURPOSE)
+    assert fine in run("fines list", as_=officer, purpose=PURPOSE, env={"COLUMNS": "200"}).stdout
+    run("fines notice", fine, as_=officer, refused="NOT_NOTIFIABLE")
+    run(
+        "fines driver",
+        *(fine, "--name", "Jan Peeters", "--street", "Meir 1", "--postal-code", "2000"),
+        *("--city", "Antwerpen", "--country", "BE"),
+        as_=officer,
+        refused="HOLDER_NOT_LEGAL_PERSON",
+    )
+    paid = run("fines pay", "--reference", "+++123/4567/89002+++", "--amount", "5", as_=officer)
+    assert "UNMATCHED" in paid.stdout
+    run("fines contest", fine, "--grounds", "not me", as_=officer, refused="ILLEGAL_TRANSITION")
+    run("fines decide", fine, "--cancelled", as_=officer, refused="NOT_CONTESTED")
+    run("fines stats", as_=officer)
+    run("fines letters", fine, "--out", str(tmp_path / "letters"), as_=officer, purpose=PURPOSE)
 
     # The global options reach the stack from anywhere, with no environment.
     elsewhere = stack.justice(

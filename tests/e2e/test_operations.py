@@ -28,6 +28,11 @@ from justice.devstack.pki import DevPki
 from justice.devstack.seaweed import SeaweedS3
 from justice.devstack.supervised import free_tcp_ports
 from justice.exchange.v1 import exchange_pb2, exchange_pb2_grpc
+from justice.fines.service import (
+    MESSAGE_TYPE_LOOKUP,
+    MESSAGE_TYPE_LOOKUP_REPLY,
+    MESSAGE_TYPE_NOTICE,
+)
 from justice.partner.client import Answer, ProcessedLog, Received, listen
 from justice.platform.config import Settings
 from justice.reports.service import MESSAGE_TYPE_SUBMITTED
@@ -110,6 +115,29 @@ async def served(
                     ),
                 )
             )
+            # The demo's fine: the Dutch register answers, the fines agency gets the letter.
+            for partner_id, kind, sends, receives in (
+                (
+                    "vehicle-register-nl",
+                    exchange_pb2.VEHICLE_REGISTER,
+                    [MESSAGE_TYPE_LOOKUP_REPLY],
+                    [MESSAGE_TYPE_LOOKUP],
+                ),
+                ("fines-agency", exchange_pb2.FINE_AGENCY, [], [MESSAGE_TYPE_NOTICE]),
+            ):
+                cert, _ = pki.signing_paths(partner_id)
+                await exchange_pb2_grpc.ExchangeServiceStub(channel).CreatePartner(
+                    exchange_pb2.CreatePartnerRequest(
+                        partner_id=partner_id,
+                        partner=exchange_pb2.Partner(
+                            kind=kind,
+                            country="NL" if kind == exchange_pb2.VEHICLE_REGISTER else "BE",
+                            signing_certificate_pem=cert.read_text(),
+                            send_types=sends,
+                            receive_types=receives,
+                        ),
+                    )
+                )
         yield served
     finally:
         if process.poll() is None:

@@ -15,6 +15,7 @@ _EVIDENCE = "/justice.evidence.v1.EvidenceService/"
 _AUDIT = "/justice.audit.v1.AuditService/"
 _ACCESS = "/justice.access.v1.AccessService/"
 _CUSTODY = "/justice.custody.v1.CustodyService/"
+_FINES = "/justice.fines.v1.FineService/"
 
 PERSONAL_DATA_READS: frozenset[str] = frozenset(
     {
@@ -38,6 +39,10 @@ PERSONAL_DATA_READS: frozenset[str] = frozenset(
         # Seized goods: the person seized from and the owner. Items and chains name no one.
         _CUSTODY + "GetSeizure",
         _CUSTODY + "GetSeizureReceipt",
+        # Fines: holder, owner, end user and driver serve the fine's purpose only.
+        _FINES + "GetFine",
+        _FINES + "ListFines",
+        _FINES + "ListLetters",
     }
 )
 

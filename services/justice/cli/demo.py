@@ -15,9 +15,13 @@ from rich.console import Console
 
 from justice.cli.connection import dev_pki, open_channel
 from justice.cli.custody_demo import custody_scenario
+from justice.cli.fines import write_letters
 from justice.cli.partner import connect as connect_partner
 from justice.custody import verify_certificate
+from justice.fines.v1 import fines_pb2 as fpb
+from justice.fines.v1 import fines_pb2_grpc
 from justice.partner.client import ProcessedLog, listen
+from justice.partner.register import VehicleRegisterSimulator
 from justice.partner.simulator import ProsecutorSimulator
 from justice.platform.config import Settings
 from justice.reports.v1 import reports_pb2 as pb
@@ -46,6 +50,9 @@ def _draft() -> pb.Report:
 def run_demo(settings: Settings, principal: str, out: Path, console: Console) -> None:
     exports, custody_files = asyncio.run(_scenario(settings, principal, console))
     out.mkdir(parents=True, exist_ok=True)
+    letters = asyncio.run(_fine_scenario(settings, console))
+    for path in write_letters(letters[0], letters[1], out):
+        console.print(f"wrote {path.name} (the fine's letter, signed)")
     ca = out / "ca.pem"
     shutil.copyfile(dev_pki(settings).ca_path, ca)
     files = [(exported.filename, exported.signed_xml) for exported in exports] + custody_files
@@ -146,6 +153,63 @@ async def _with_prosecutor(settings: Settings, done: Callable[[], Awaitable[str 
                 if outcome:
                     return outcome
                 await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await listener
+        await client.close()
+
+
+# The demo's fines officer, and the Dutch register the simulator answers for.
+_FINES_OFFICER = "fines-officer-3001"
+_DUTCH_REGISTER = "vehicle-register-nl"
+
+
+def _dutch_speeding() -> fpb.Fine:
+    fine = fpb.Fine(
+        detection_source=fpb.FIXED_CAMERA,
+        device_id="CAM-E19-042",
+        place="E19 km 12, Kontich",
+        offence_country="BE",
+        plate="AB-123-C",
+        registration_country="NL",
+        vehicle_category="M1",
+        offence=fpb.SPEEDING,
+        provision="art. 11.1 Wegverkeersreglement",
+        speed=fpb.Speed(measured=137, corrected=130, allowed=120),
+    )
+    fine.offence_time.FromDatetime(datetime.now(UTC) - timedelta(hours=3))
+    return fine
+
+
+async def _fine_scenario(
+    settings: Settings, console: Console
+) -> tuple[str, fpb.ListLettersResponse]:
+    """A Dutch-plated speeding offence: the register simulator (partner SDK) names the
+    holder over NATS, the letter goes out in Dutch, signed PDF and signed XML."""
+    client = await connect_partner(settings, _DUTCH_REGISTER)
+    stop = asyncio.Event()
+    listener = asyncio.create_task(
+        listen(client, VehicleRegisterSimulator().handle, ProcessedLog(), stop)
+    )
+    try:
+        async with open_channel(settings, _FINES_OFFICER, "demonstration scenario") as channel:
+            stub = fines_pb2_grpc.FineServiceStub(channel)
+            fine = await stub.RegisterOffence(
+                fpb.RegisterOffenceRequest(fine=_dutch_speeding(), request_id=str(uuid.uuid4()))
+            )
+            console.print(
+                f"registered {fine.name}: {fine.amount.amount} {fine.amount.currency_code}"
+            )
+            async with asyncio.timeout(_ANSWER_SECONDS):
+                while fine.state not in (fpb.NOTICE_SENT, fpb.OWNER_UNKNOWN):
+                    await asyncio.sleep(0.2)
+                    fine = await stub.GetFine(fpb.GetFineRequest(name=fine.name))
+            console.print(
+                f"the register simulator answered over NATS: {fine.holder.name}; the fine is "
+                f"{fpb.FineState.Name(fine.state)}, letter in {fine.notice_language}"
+            )
+            letters = await stub.ListLetters(fpb.ListLettersRequest(name=fine.name))
+            return fine.name, letters
     finally:
         stop.set()
         await listener

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from justice.cli import audit, custody, evidence, exchange, partner, reports
+from justice.cli import audit, custody, evidence, exchange, fines, partner, reports
 from justice.platform.config import Settings
 from justice.platform.logs import configure_logging
 
@@ -22,6 +22,7 @@ app.add_typer(partner.app, name="partner")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(audit.app, name="audit")
 app.add_typer(custody.app, name="custody")
+app.add_typer(fines.app, name="fines")
 console = Console()
 
 

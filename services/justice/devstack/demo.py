@@ -13,6 +13,12 @@ from justice.custody.ledger import MESSAGE_TYPE_EVENT as CUSTODY_EVENT
 from justice.devstack.pki import DEMO_PRINCIPALS, PARTNER_KINDS, DevPki, PrincipalKind
 from justice.exchange.model import Partner, PartnerKind
 from justice.exchange.service import ExchangeService
+from justice.fines.service import (
+    MESSAGE_TYPE_LOOKUP,
+    MESSAGE_TYPE_LOOKUP_REPLY,
+    MESSAGE_TYPE_NOTICE,
+    MESSAGE_TYPE_PAYMENT,
+)
 from justice.platform.errors import AlreadyExists
 from justice.reports.service import (
     MESSAGE_TYPE_ACKNOWLEDGED,
@@ -62,9 +68,8 @@ def demo_enrolments() -> list[Enrolment]:
     return enrolments
 
 
-# Their kind, country, and what they send and receive. Only the prosecutor has message
-# types today; the others are registered so their inboxes exist when their domains start
-# sending.
+# Their kind, country, and what they send and receive. The court has no message types
+# yet; it is registered so its inbox exists when its domain starts sending.
 _DEMO_PARTNERS = {
     PrincipalKind.PROSECUTOR: (
         PartnerKind.PROSECUTOR,
@@ -73,9 +78,20 @@ _DEMO_PARTNERS = {
         frozenset({MESSAGE_TYPE_SUBMITTED, CUSTODY_EVENT, CUSTODY_DECISION_REQUESTED}),
     ),
     PrincipalKind.COURT: (PartnerKind.COURT, "BE", frozenset(), frozenset()),
-    PrincipalKind.FINE_AGENCY: (PartnerKind.FINE_AGENCY, "BE", frozenset(), frozenset()),
+    # The fines agency prints and posts the letters, and reports the payments it receives.
+    PrincipalKind.FINE_AGENCY: (
+        PartnerKind.FINE_AGENCY,
+        "BE",
+        frozenset({MESSAGE_TYPE_PAYMENT}),
+        frozenset({MESSAGE_TYPE_NOTICE}),
+    ),
     # The demo register is the Dutch RDW.
-    PrincipalKind.VEHICLE_REGISTER: (PartnerKind.VEHICLE_REGISTER, "NL", frozenset(), frozenset()),
+    PrincipalKind.VEHICLE_REGISTER: (
+        PartnerKind.VEHICLE_REGISTER,
+        "NL",
+        frozenset({MESSAGE_TYPE_LOOKUP_REPLY}),
+        frozenset({MESSAGE_TYPE_LOOKUP}),
+    ),
 }
 
 

@@ -21,8 +21,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
@@ -34,7 +35,7 @@ from justice.exchange.model import DeadLetter, DeliveryState, Direction
 from justice.exchange.registry import PartnerDirectory
 from justice.exchange.store import ExchangeTransaction, time_ordered_uuid
 from justice.exchange.v1 import exchange_pb2 as pb
-from justice.platform.errors import JusticeError
+from justice.platform.errors import FieldViolation, InvalidArgument, JusticeError
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,22 @@ class Settlement:
 
 def processed_key(sender: str, envelope_id: str) -> str:
     return f"{sender}/{envelope_id}"
+
+
+M = TypeVar("M", bound=Message)
+
+
+def parse_payload(kind: type[M], data: bytes) -> M:
+    """A handler's payload as the protobuf message its type promises, or INVALID_ARGUMENT
+    (which the partner sees as a REJECTED receipt)."""
+    message = kind()
+    try:
+        message.ParseFromString(data)
+    except DecodeError:
+        raise InvalidArgument.of(
+            [FieldViolation("payload", f"not a {kind.DESCRIPTOR.full_name}")]
+        ) from None
+    return message
 
 
 Handler = Callable[[InboundMessage], Awaitable[None]]

@@ -200,6 +200,18 @@ class SqlOutbox:
             )
         )
 
+    async def forget(self, subject_ref: str) -> int:
+        """Blanks the payloads and links of the sent messages about `subject_ref` (a domain
+        erasing personal data after retention); their delivery records stay. Unsent
+        messages keep theirs, so nothing owed to a partner is lost."""
+        result = await _execute(
+            self._session,
+            update(_OUTBOX)
+            .where(_OUTBOX.c.subject_ref == subject_ref, _OUTBOX.c.published_at.is_not(None))
+            .values(payload=b"", links=None),
+        )
+        return int(cast(CursorResult[Any], result).rowcount)
+
 
 async def newest_subject_ref(session: AsyncSession, prefix: str) -> str | None:
     """The subject_ref of the last message written whose subject_ref starts with `prefix`

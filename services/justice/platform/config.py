@@ -37,6 +37,82 @@ class AuditDetection(BaseModel):
     unit_bound_agencies: list[str] = Field(default_factory=lambda: ["Federal Police"])
 
 
+def _default_fine_tariff() -> dict[str, dict[str, Decimal]]:
+    # Belgian-style amounts; every offence of Directive 2015/413 art. 2(1) needs a row
+    # (justice.fines.model.Tariff refuses a table that misses one). Speeding is banded by
+    # the corrected excess in km/h; "*" covers the rest.
+    flat = {
+        "NON_USE_OF_SEAT_BELT": "116",
+        "FAILING_TO_STOP_AT_RED_LIGHT": "174",
+        "DRINK_DRIVING": "179",
+        "DRIVING_UNDER_INFLUENCE_OF_DRUGS": "400",
+        "FAILING_TO_WEAR_SAFETY_HELMET": "116",
+        "FORBIDDEN_LANE": "58",
+        "MOBILE_PHONE_WHILE_DRIVING": "174",
+        "INSUFFICIENT_DISTANCE": "116",
+        "DANGEROUS_OVERTAKING": "174",
+        "DANGEROUS_PARKING": "58",
+        "CROSSING_SOLID_WHITE_LINE": "116",
+        "WRONG_WAY_DRIVING": "174",
+        "EMERGENCY_CORRIDOR": "174",
+        "OVERLOADED_VEHICLE": "116",
+        "VEHICLE_ACCESS_RESTRICTION": "58",
+        "HIT_AND_RUN": "400",
+        "RAILWAY_LEVEL_CROSSING": "174",
+    }
+    table = {offence: {"*": Decimal(amount)} for offence, amount in flat.items()}
+    table["SPEEDING"] = {
+        "10": Decimal("53"),
+        "20": Decimal("106"),
+        "30": Decimal("159"),
+        "40": Decimal("212"),
+        "*": Decimal("265"),
+    }
+    return table
+
+
+class FineRules(BaseModel):
+    """Cross-border fines (justice.fines): tariff, deadlines, the home state and partners."""
+
+    # Where the offences happen; plates of this state skip the foreign owner lookup.
+    home_country: str = "BE"
+    currency: str = "EUR"
+    tariff: dict[str, dict[str, Decimal]] = Field(default_factory=_default_fine_tariff)
+    notice_days: int = Field(default=60, gt=0)
+    payment_days: int = Field(default=30, gt=0)
+    grace_days: int = Field(default=14, ge=0)
+    reminder_surcharge: Decimal = Field(default=Decimal("15.00"), ge=0)
+    reminder_days: int = Field(default=15, gt=0)
+    payment_order_days: int = Field(default=30, gt=0)
+    # Framework Decision 2005/214/JHA art. 7(2)(h) lets a state refuse below 70 EUR.
+    transfer_threshold: Decimal = Field(default=Decimal("70.00"), ge=0)
+    # A settled fine shows its outcome this long, then closes; its personal data goes
+    # retention_days after that.
+    close_days: int = Field(default=30, ge=0)
+    retention_days: int = Field(default=365, ge=0)
+    # Owner lookup: how long to wait for a register, how often to ask again.
+    lookup_timeout_seconds: float = Field(default=30.0, gt=0)
+    lookup_attempts: int = Field(default=3, gt=0)
+    lookup_backoff_seconds: float = Field(default=60.0, ge=0)
+    # Partner ids: "<prefix><country, lower case>", e.g. vehicle-register-nl.
+    register_partner_prefix: str = "vehicle-register-"
+    collection_partner_prefix: str = "fine-authority-"
+    # The mail house that prints and posts the letters, and whether a letter goes out as
+    # soon as the liable person is known (else IssueNotice sends it).
+    notice_partner: str = "fines-agency"
+    auto_notice: bool = True
+    # What the letters say: who issues them (and signs them, with the platform's key), where
+    # to pay, where to contest and in how many days, and the zone their times are given in.
+    issuer: str = "FPS Justice, Crossborder Fines"
+    payee_iban: str = "BE71 0961 2345 6769"
+    contest_days: int = Field(default=30, gt=0)
+    timezone: str = "Europe/Brussels"
+    # A TrueType font carrying every letter of the shipped languages (Debian fonts-dejavu-core).
+    font: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    # How often the deadline scheduler runs; 0: not in this process.
+    scheduler_interval_seconds: float = Field(default=60.0, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JUSTICE_", env_nested_delimiter="__")
 
@@ -178,6 +254,7 @@ class Settings(BaseSettings):
     health_listen: str = ""
     # "json": one JSON object per line, for log collectors; "text" for people.
     log_format: Literal["text", "json"] = "text"
+    fines: FineRules = Field(default_factory=FineRules)
 
     @field_validator(
         "state_dir",

@@ -6,12 +6,9 @@ The composition root registers these with the exchange's dispatcher.
 from __future__ import annotations
 
 import logging
-from typing import TypeVar
 
-from google.protobuf.message import DecodeError
-
-from justice.exchange.inbound import Dispatcher, InboundMessage, Settlement
-from justice.platform.errors import FieldViolation, InvalidArgument, JusticeError
+from justice.exchange.inbound import Dispatcher, InboundMessage, Settlement, parse_payload
+from justice.platform.errors import JusticeError
 from justice.reports.service import (
     MESSAGE_TYPE_ACKNOWLEDGED,
     MESSAGE_TYPE_REJECTED,
@@ -21,18 +18,6 @@ from justice.reports.service import (
 from justice.reports.v1 import reports_pb2 as pb
 
 log = logging.getLogger(__name__)
-T = TypeVar("T", pb.ReportAcknowledgement, pb.ReportRejection)
-
-
-def _payload(kind: type[T], data: bytes) -> T:
-    message = kind()
-    try:
-        message.ParseFromString(data)
-    except DecodeError:
-        raise InvalidArgument.of(
-            [FieldViolation("payload", f"not a {kind.DESCRIPTOR.full_name}")]
-        ) from None
-    return message
 
 
 class ReportInbound:
@@ -45,11 +30,11 @@ class ReportInbound:
         dispatcher.on_settled(MESSAGE_TYPE_SUBMITTED, self.settled)
 
     async def acknowledged(self, message: InboundMessage) -> None:
-        answer = _payload(pb.ReportAcknowledgement, message.payload)
+        answer = parse_payload(pb.ReportAcknowledgement, message.payload)
         await self._service.acknowledge(message.sender, answer.report, message.key)
 
     async def rejected(self, message: InboundMessage) -> None:
-        answer = _payload(pb.ReportRejection, message.payload)
+        answer = parse_payload(pb.ReportRejection, message.payload)
         await self._service.reject(
             message.sender, answer.report, answer.reason, answer.detail, message.key
         )

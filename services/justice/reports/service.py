@@ -11,13 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from justice.exchange.message import (
-    Inbox,
-    Link,
-    OutboxWriter,
-    OutgoingMessage,
-    is_subject_token,
-)
+from justice.exchange.message import Inbox, Link, OutboxWriter, OutgoingMessage, is_subject_token
 from justice.platform import ports
 from justice.platform.errors import (
     FailedPrecondition,

@@ -57,6 +57,7 @@ _EXCHANGE = "/justice.exchange.v1.ExchangeService/"
 _AUDIT = "/justice.audit.v1.AuditService/"
 _ACCESS = "/justice.access.v1.AccessService/"
 _CUSTODY = "/justice.custody.v1.CustodyService/"
+_FINES = "/justice.fines.v1.FineService/"
 
 _C = Condition
 
@@ -206,6 +207,18 @@ RULES: Mapping[str, Rule] = {
     _CUSTODY + "ExportCustodyCertificate": rule(
         CUSTODIAN=_C.IN_CUSTODY, CUSTODY_SUPERVISOR=None, PROSECUTOR=None, AUDITOR=None
     ),
+    # Fines: officers and cameras (SERVICE) register; the fine agency runs the rest; a
+    # payment provider's system (SERVICE) may also report payments over the API.
+    _FINES + "RegisterOffence": rule(FINES_OFFICER=None, SERVICE=None),
+    _FINES + "GetFine": rule(FINES_OFFICER=None, AUDITOR=None),
+    _FINES + "ListFines": rule(FINES_OFFICER=None, AUDITOR=None),
+    _FINES + "IssueNotice": rule(FINES_OFFICER=None),
+    _FINES + "DesignateDriver": rule(FINES_OFFICER=None),
+    _FINES + "RegisterPayment": rule(FINES_OFFICER=None, SERVICE=None),
+    _FINES + "ContestFine": rule(FINES_OFFICER=None),
+    _FINES + "DecideContest": rule(FINES_OFFICER=None),
+    _FINES + "GetFineStatistics": rule(FINES_OFFICER=None, AUDITOR=None),
+    _FINES + "ListLetters": rule(FINES_OFFICER=None),
 }
 
 
