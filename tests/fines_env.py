@@ -74,10 +74,14 @@ def offence(
 
 
 def ensure_partner_keys(pki: DevPki) -> None:
+    """Each test partner's signing identity and its P-256 envelope key (what it signs with)."""
     for partner_id in PARTNER_IDS:
         cert, key = pki.signing_paths(partner_id)
         if not (cert.exists() and key.exists()):
             pki.issue_signing(partner_id, "Test", partner_id)
+        cert, key = pki.envelope_paths(partner_id)
+        if not (cert.exists() and key.exists()):
+            pki.issue_envelope(partner_id, "Test", partner_id)
 
 
 async def register_partners(app: Application, pki: DevPki) -> None:

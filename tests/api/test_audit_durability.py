@@ -39,11 +39,13 @@ def audit_commits_blocked(url: str) -> Iterator[None]:
         return
     conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo, autocommit=True) as blocker:
-        blocker.execute("SELECT pg_advisory_lock(%s)", (_LOCK,))
+        # The writer's key: the log's lock mixed with the schema (audit.store.append_chained).
+        key = "%s::bigint # hashtext(current_schema())"
+        blocker.execute(f"SELECT pg_advisory_lock({key})", (_LOCK,))
         try:
             yield
         finally:
-            blocker.execute("SELECT pg_advisory_unlock(%s)", (_LOCK,))
+            blocker.execute(f"SELECT pg_advisory_unlock({key})", (_LOCK,))
 
 
 async def _records(application: Application, resource: str) -> int:

@@ -157,8 +157,15 @@ async def test_a_scrape_during_a_run_carries_every_series(
     # Every call above was audited.
     assert (value(series, "justice_audit_chain_length") or 0) >= 10
     # Whatever the detector made of this session (off duty, outside the unit, ...).
+    # The detector follows the log in batches and the gauge is sampled: both settle.
+    await asyncio.sleep(0.5)
     alerts = await application.audit.service.list_alerts(None, None, Page(100, ""))
-    assert value(series, "justice_audit_alerts") == len(alerts)
+
+    async def alerts_sampled() -> Series | None:
+        fresh = await asyncio.to_thread(scrape, application)
+        return fresh if value(fresh, "justice_audit_alerts") == len(alerts) else None
+
+    await eventually(alerts_sampled, what="the alerts gauge equal to the stored alerts")
 
 
 async def test_health_follows_nats_away_and_back(

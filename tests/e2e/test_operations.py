@@ -97,7 +97,8 @@ async def served(
     try:
         await _until_serving(served, pki)
         async with served.channel(pki, "access-admin-5001") as channel:
-            cert, _ = pki.signing_paths(PARTNER)
+            # Partners sign their envelopes with their P-256 envelope keys.
+            cert, _ = pki.envelope_paths(PARTNER)
             await exchange_pb2_grpc.ExchangeServiceStub(channel).CreatePartner(
                 exchange_pb2.CreatePartnerRequest(
                     partner_id=PARTNER,
@@ -125,7 +126,7 @@ async def served(
                 ),
                 ("fines-agency", exchange_pb2.FINE_AGENCY, [], [MESSAGE_TYPE_NOTICE]),
             ):
-                cert, _ = pki.signing_paths(partner_id)
+                cert, _ = pki.envelope_paths(partner_id)
                 await exchange_pb2_grpc.ExchangeServiceStub(channel).CreatePartner(
                     exchange_pb2.CreatePartnerRequest(
                         partner_id=partner_id,
