@@ -41,3 +41,5 @@ def configure_logging(
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # Python warnings go through the same lines, so a JSON log stays JSON.
     logging.captureWarnings(True)
+    # fontTools narrates every font subset (one per fine letter) at INFO.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
