@@ -216,15 +216,15 @@ def checkpoint_settings(settings: Settings) -> audit_compose.CheckpointSettings:
 def _custody(
     settings: Settings,
     database: Database,
-    keys: KeyStore,
     signer: KeyStoreSigner,
+    pdf_signer: PadesSigner,
     alarms: PlatformAlarms,
     clock: Callable[[], datetime],
 ) -> custody_compose.CustodyParts:
     return custody_compose.build(
         database,
         signer=signer,
-        pdf_signer=PadesSigner(keys),
+        pdf_signer=pdf_signer,
         four_eyes=FourEyes(clock, timedelta(seconds=settings.approval_ttl_seconds)),
         alerts=bridges.CustodyAlerts(alarms, clock),
         annotate=annotate,
@@ -338,10 +338,12 @@ async def _build(
     audit = audit_compose.build(
         settings, database, bus, signer, clock, owners.unit_of, checkpoint_settings(settings)
     )
-    custody = _custody(settings, database, keys, signer, alarms, clock)
+    # One PAdES signer for seizure receipts and fine letters.
+    pdf_signer = PadesSigner(keys)
+    custody = _custody(settings, database, signer, pdf_signer, alarms, clock)
     reports.inbound.register(exchange.dispatcher)
     custody.register(exchange.dispatcher)
-    fines = fines_compose.build(settings, database, clock, signer, PadesSigner(keys))
+    fines = fines_compose.build(settings, database, clock, signer, pdf_signer)
     fines.inbound.register(exchange.dispatcher)
 
     tokens = None
@@ -453,8 +455,10 @@ async def build_exchange_workers(
             )
             reports.inbound.register(exchange.dispatcher)
             alarms = audit_compose.alarms(database, bus, clock)
-            _custody(settings, database, keys, signer, alarms, clock).register(exchange.dispatcher)
-            fines = fines_compose.build(settings, database, clock, signer, PadesSigner(keys))
+            pdf_signer = PadesSigner(keys)
+            custody = _custody(settings, database, signer, pdf_signer, alarms, clock)
+            custody.register(exchange.dispatcher)
+            fines = fines_compose.build(settings, database, clock, signer, pdf_signer)
             fines.inbound.register(exchange.dispatcher)
         _start_workers(exchange, settings, resources)
     except BaseException:
