@@ -35,7 +35,7 @@ from justice.cli.reports import CliContext, show
 from justice.evidence.api import RANGE_HEADER, SHA256_HEADER, SIZE_HEADER
 from justice.evidence.v1 import evidence_pb2 as pb
 from justice.evidence.v1 import evidence_pb2_grpc
-from justice.platform.rpc import error_details
+from justice.platform.rpc import ErrorDetails, error_details
 
 if TYPE_CHECKING:
     from justice.evidence.v1.evidence_pb2_grpc import EvidenceServiceAsyncStub
@@ -50,6 +50,9 @@ RESUME_ATTEMPTS = 20
 _RETRYABLE = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED}
 )
+# grpc core answers a write on a connection cut mid-message with a local INTERNAL that
+# carries no server details ("Internal error from Core"): that is a lost connection too.
+_LOCAL_INTERNAL = "Internal error from Core"
 # Answers that mean "ask where the upload stands and go on from there".
 _RESUMABLE = frozenset({"UPLOAD_BUSY", "OFFSET_MISMATCH", "UPLOAD_INCOMPLETE"})
 # The server can no longer continue this upload (it restarted, or the upload expired
@@ -82,6 +85,16 @@ async def _stream(
             on_bytes(len(block))
 
 
+def _connection_lost(details: ErrorDetails) -> bool:
+    if details.code in _RETRYABLE:
+        return True
+    return (
+        details.code == grpc.StatusCode.INTERNAL
+        and not details.reason
+        and (details.message == _LOCAL_INTERNAL)
+    )
+
+
 async def upload_file(
     stub: EvidenceServiceAsyncStub,
     path: Path,
@@ -104,9 +117,10 @@ async def upload_file(
         try:
             return await stub.UploadEvidence(_stream(first, path, offset, on_bytes, chunk_bytes))
         except grpc.aio.AioRpcError as error:
-            reason = error_details(error).reason
+            details = error_details(error)
+            reason = details.reason
             from_zero = reason in _RESUME_FROM_ZERO
-            if not (from_zero or error.code() in _RETRYABLE or reason in _RESUMABLE):
+            if not (from_zero or _connection_lost(details) or reason in _RESUMABLE):
                 raise
             if attempt == attempts - 1:
                 raise
