@@ -41,7 +41,8 @@ class OutgoingMessage:
     recipient: str  # partner id
     message_type: str  # e.g. "report_submitted"
     payload: bytes
-    # Names the domain object the message is about, for delivery tracking.
+    # Names the domain object the message is about, for delivery tracking: its resource
+    # name, optionally followed by @ and a version ("items/{id}@{sequence}:{head}").
     subject_ref: str
     links: tuple[Link, ...] = ()
     # Envelope id this message answers (receipts, replies).
@@ -50,6 +51,11 @@ class OutgoingMessage:
     @property
     def subject(self) -> str:
         return inbox_subject(self.recipient, self.message_type)
+
+    @property
+    def resource(self) -> str:
+        """The resource name the message is about: subject_ref up to its first @."""
+        return self.subject_ref.partition("@")[0]
 
     @property
     def expects_receipt(self) -> bool:

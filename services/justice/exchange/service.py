@@ -170,10 +170,10 @@ class ExchangeService:
         async with self._uow() as tx:
             return await tx.dead_letters.list(query)
 
-    async def newest_subject_ref(self, prefix: str) -> str | None:
-        """The newest outgoing message's subject_ref starting with `prefix` (any domain)."""
+    async def newest_subject_ref(self, resource: str) -> str | None:
+        """The newest outgoing message's subject_ref about `resource` (any domain)."""
         async with self._uow() as tx:
-            return await newest_subject_ref(tx.session, prefix)
+            return await newest_subject_ref(tx.session, resource)
 
     async def relay_status(self) -> RelayStatus:
         async with self._uow() as tx:

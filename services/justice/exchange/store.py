@@ -47,7 +47,10 @@ def time_ordered_uuid() -> str:
 
 class OutboxRow(SQLModel, table=True):
     __tablename__ = "exchange_outbox"
-    __table_args__ = (Index("ix_exchange_outbox_pending", "published_at", "seq"),)
+    __table_args__ = (
+        Index("ix_exchange_outbox_pending", "published_at", "seq"),
+        Index("ix_exchange_outbox_resource", "resource", "seq"),
+    )
 
     # Publication order, assigned by the database.
     seq: int | None = Field(default=None, primary_key=True)
@@ -57,6 +60,11 @@ class OutboxRow(SQLModel, table=True):
     message_type: str = Field(max_length=64)
     subject: str = Field(max_length=255)
     subject_ref: str = Field(max_length=255)
+    # subject_ref up to its @ (OutgoingMessage.resource): the newest message about a resource
+    # is one index probe, not a LIKE over the whole outbox.
+    resource: str = Field(
+        default="", sa_column=Column(String(255), nullable=False, server_default="")
+    )
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = Field(sa_type=UtcDateTime)
     published_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
@@ -181,6 +189,7 @@ class SqlOutbox:
                 message_type=message.message_type,
                 subject=message.subject,
                 subject_ref=message.subject_ref,
+                resource=message.resource,
                 payload=message.payload,
                 created_at=now,
                 links=_links_json(message.links),
@@ -213,13 +222,12 @@ class SqlOutbox:
         return int(cast(CursorResult[Any], result).rowcount)
 
 
-async def newest_subject_ref(session: AsyncSession, prefix: str) -> str | None:
-    """The subject_ref of the last message written whose subject_ref starts with `prefix`
-    (outbox order), e.g. the newest chain head a domain anchored in its messages."""
-    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+async def newest_subject_ref(session: AsyncSession, resource: str) -> str | None:
+    """The subject_ref of the last message written about `resource` (outbox order), e.g. the
+    newest chain head a domain anchored in its messages. An index probe on (resource, seq)."""
     statement = (
         select(OutboxRow.subject_ref)
-        .where(col(OutboxRow.subject_ref).like(pattern, escape="\\"))
+        .where(col(OutboxRow.resource) == resource)
         .order_by(col(OutboxRow.seq).desc())
         .limit(1)
     )
