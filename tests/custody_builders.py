@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from justice.custody.v1 import custody_pb2 as pb
+from justice.custody.v1 import custody_pb2_grpc as pb_grpc
 from justice.type.money_pb2 import Money
 
 PURPOSE = (("x-justice-purpose", "custody test"),)
@@ -69,3 +71,27 @@ def register(*items: pb.Item) -> pb.RegisterSeizureRequest:
 
 def location(name: str = "a") -> str:
     return f"locations/antwerpen.r1.{name}"
+
+
+def new_location(
+    kind: pb.LocationKind.ValueType = pb.VAULT, *, secure: bool = True, capacity: int = 0
+) -> pb.Location:
+    return pb.Location(
+        display_name="Antwerpen, room 1",
+        kind=kind,
+        unit="Seized Goods Antwerpen",
+        secure=secure,
+        capacity=capacity,
+    )
+
+
+async def ensure_location(stub: pb_grpc.CustodyServiceStub, name: str) -> None:
+    """A secure location for tests that only need somewhere to store; made once per database."""
+    request = pb.CreateLocationRequest(
+        location_id=name.removeprefix("locations/"), location=new_location()
+    )
+    try:
+        await stub.CreateLocation(request)
+    except grpc.aio.AioRpcError as error:
+        if error.code() is not grpc.StatusCode.ALREADY_EXISTS:
+            raise

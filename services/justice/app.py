@@ -224,6 +224,7 @@ def _custody(
     return custody_compose.build(
         database,
         signer=signer,
+        verifier=_verifier(settings),
         pdf_signer=pdf_signer,
         four_eyes=FourEyes(clock, timedelta(seconds=settings.approval_ttl_seconds)),
         alerts=bridges.CustodyAlerts(alarms, clock),

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import shutil
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
 from google.type import date_pb2
+from lxml import etree
 from sqlalchemy.exc import NoResultFound
 
 from justice.app import Application
@@ -18,14 +24,26 @@ from justice.custody.v1 import custody_pb2_grpc
 from justice.devstack.pki import DevPki
 from justice.platform.listing import Page
 from justice.security.principal import Role
+from justice.signing.identity import signer_id_of
 from justice.type.money_pb2 import Money
 from tests.api.conftest import ChannelFactory, Enrol, outbox_message
 from tests.api.rich_status import rich_error
-from tests.custody_builders import PURPOSE, cash, document, drugs, location, register, seal
+from tests.custody_builders import (
+    PURPOSE,
+    cash,
+    document,
+    drugs,
+    ensure_location,
+    location,
+    new_location,
+    register,
+    seal,
+)
 from tests.eventually import eventually
 from tests.signed_documents import pdf_text, pdfsig_report, xmlsec1_verify
 
 Stub = custody_pb2_grpc.CustodyServiceStub
+DS = "http://www.w3.org/2000/09/xmldsig#"
 
 
 async def _stub(factory: ChannelFactory, principal: str) -> AsyncIterator[Stub]:
@@ -56,6 +74,11 @@ async def other_custodian(grpc_create_channel: ChannelFactory, enrol: Enrol) -> 
 async def supervisor(grpc_create_channel: ChannelFactory) -> AsyncIterator[Stub]:
     async for stub in _stub(grpc_create_channel, "custody-supervisor-2101"):
         yield stub
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def storage(supervisor: Stub) -> None:
+    await ensure_location(supervisor, location())
 
 
 @pytest.fixture(scope="module")
@@ -371,3 +394,152 @@ async def test_a_rejected_hand_over_stays_with_the_sender(officer: Stub, custodi
         pb.RejectCustodyRequest(name=name, reason="seal number differs from the form")
     )
     assert (back.state, back.custodian, back.pending_receiver) == (pb.SEIZED, "officer-1001", "")
+
+
+# -- the receiver's signed acceptance ---------------------------------------------------------
+
+
+async def test_an_acceptance_is_signed_with_the_receivers_key_and_verifies_offline(
+    officer: Stub, custodian: Stub, pki: DevPki, tmp_path: Path
+) -> None:
+    seized = await officer.RegisterSeizure(register(drugs(weight="12.5")))
+    name = seized.items[0].name
+    await officer.TransferCustody(pb.TransferCustodyRequest(name=name, receiver="custodian-2001"))
+    accepted = await custodian.AcceptCustody(
+        pb.AcceptCustodyRequest(
+            name=name, seal_intact=True, found=pb.Quantity(weight="12.5"), location=location()
+        )
+    )
+    found = await custodian.GetAcceptance(
+        pb.GetAcceptanceRequest(name=name, sequence=accepted.chain_length)
+    )
+    assert (found.receiver, found.sequence) == ("custodian-2001", accepted.chain_length)
+    # xmlsec1 checks it against the CA alone, and the certificate is the receiver's own.
+    assert xmlsec1_verify(found.signed_xml, pki, tmp_path) == ""
+    embedded = _embedded(found.signed_xml)
+    assert signer_id_of(embedded) == "custodian-2001"
+    (cert_path, _) = pki.signing_paths("custodian-2001")
+    assert embedded == x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
+    # The chain records the signed document's hash; the document names the hand-over.
+    chain = await custodian.GetCustodyChain(pb.GetCustodyChainRequest(name=name))
+    accepted_event = chain.events[-1]
+    assert accepted_event.event_type == "ACCEPTED"
+    assert accepted_event.data["acceptance_sha256"] == found.sha256
+    assert hashlib.sha256(found.signed_xml).hexdigest() == found.sha256
+    handed = chain.events[-2]
+    assert f'sequence="{handed.sequence}">{handed.hash}<'.encode() in found.signed_xml
+    assert b"<c:Weight>12.5</c:Weight>" in found.signed_xml
+    # An event that is not an acceptance has none.
+    error = await refused(custodian.GetAcceptance(pb.GetAcceptanceRequest(name=name, sequence=1)))
+    assert error.code() is grpc.StatusCode.NOT_FOUND
+    assert rich_error(error).reason == "ACCEPTANCE_NOT_FOUND"
+
+
+def _embedded(signed_xml: bytes) -> x509.Certificate:
+    """The (first) certificate a signed document embeds: the signer's."""
+    tree = etree.fromstring(signed_xml)
+    der = tree.xpath("//ds:X509Certificate/text()", namespaces={"ds": DS})[0]
+    return x509.load_der_x509_certificate(base64.b64decode(der))
+
+
+async def test_an_acceptance_signed_with_someone_elses_certificate_is_refused(
+    officer: Stub, other_custodian: Stub, pki: DevPki
+) -> None:
+    # custodian-2002's key store entry holds custodian-2001's key and certificate: what it
+    # signs does not name custodian-2002, so it cannot stand as custodian-2002's acceptance.
+    planted = pki.signing_paths("custodian-2002")
+    for source, target in zip(pki.signing_paths("custodian-2001"), planted, strict=True):
+        shutil.copyfile(source, target)
+    try:
+        seized = await officer.RegisterSeizure(register(document()))
+        name = seized.items[0].name
+        await officer.TransferCustody(
+            pb.TransferCustodyRequest(name=name, receiver="custodian-2002")
+        )
+        error = await refused(
+            other_custodian.AcceptCustody(pb.AcceptCustodyRequest(name=name, seal_intact=True))
+        )
+    finally:
+        for path in planted:
+            path.unlink()
+    assert error.code() is grpc.StatusCode.PERMISSION_DENIED
+    detail = rich_error(error)
+    assert detail.reason == "ACCEPTANCE_SIGNED_BY_OTHER"
+    assert (detail.metadata["receiver"], detail.metadata["signer"]) == (
+        "custodian-2002",
+        "custodian-2001",
+    )
+    still = await officer.GetItem(pb.GetItemRequest(name=name))
+    assert (still.state, still.pending_receiver) == (pb.IN_TRANSIT, "custodian-2002")
+
+
+# -- storage locations ------------------------------------------------------------------------
+
+
+async def test_locations_are_resources_that_moves_must_name(
+    officer: Stub, custodian: Stub, supervisor: Stub
+) -> None:
+    shelf_id = f"antwerpen.r3.{uuid.uuid4().hex[:8]}"
+    created = await supervisor.CreateLocation(
+        pb.CreateLocationRequest(
+            location_id=shelf_id,
+            location=new_location(pb.SHELF, secure=False, capacity=1),
+        )
+    )
+    assert (created.name, created.barcode, created.created_by) == (
+        f"locations/{shelf_id}",
+        shelf_id,
+        "custody-supervisor-2101",
+    )
+    # Only a supervisor creates; twice is ALREADY_EXISTS; bad fields are named.
+    error = await refused(
+        custodian.CreateLocation(pb.CreateLocationRequest(location_id="x", location=new_location()))
+    )
+    assert error.code() is grpc.StatusCode.PERMISSION_DENIED
+    again = pb.CreateLocationRequest(location_id=shelf_id, location=new_location())
+    error = await refused(supervisor.CreateLocation(again))
+    assert error.code() is grpc.StatusCode.ALREADY_EXISTS
+    bad = pb.CreateLocationRequest(
+        location_id="../etc", location=pb.Location(kind=pb.VAULT, capacity=-1)
+    )
+    error = await refused(supervisor.CreateLocation(bad))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert set(rich_error(error).fields) >= {
+        "location_id",
+        "location.display_name",
+        "location.unit",
+        "location.capacity",
+    }
+    scanned = await custodian.GetLocation(pb.GetLocationRequest(barcode=shelf_id))
+    assert scanned.name == created.name
+    listed = await custodian.ListLocations(pb.ListLocationsRequest(page_size=500))
+    assert created.name in [x.name for x in listed.locations]
+
+    passport = await held_by_custodian(officer, custodian, document())
+    unknown = pb.MoveItemsRequest(names=[passport], location="locations/nowhere.r0.z")
+    error = await refused(custodian.MoveItems(unknown))
+    assert error.code() is grpc.StatusCode.NOT_FOUND
+    assert rich_error(error).reason == "LOCATION_NOT_FOUND"
+    assert list(rich_error(error).fields) == ["location"]
+    error = await refused(
+        custodian.MoveItems(pb.MoveItemsRequest(names=[passport], location_barcode="NO-SUCH"))
+    )
+    assert error.code() is grpc.StatusCode.NOT_FOUND
+    # By barcode scan; the shelf then is full.
+    moved = await custodian.MoveItems(
+        pb.MoveItemsRequest(names=[passport], location_barcode=shelf_id)
+    )
+    assert moved.items[0].location == created.name
+    second = await held_by_custodian(officer, custodian, document())
+    error = await refused(
+        custodian.MoveItems(pb.MoveItemsRequest(names=[second], location=created.name))
+    )
+    assert error.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert rich_error(error).reason == "LOCATION_FULL"
+    # Drugs rest in a secure location only.
+    bag = await held_by_custodian(officer, custodian, drugs())
+    error = await refused(
+        custodian.MoveItems(pb.MoveItemsRequest(names=[bag], location=created.name))
+    )
+    assert error.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert rich_error(error).reason == "LOCATION_NOT_SECURE"

@@ -119,6 +119,7 @@ def _service(database: Database) -> CustodyService:
             reads=lambda: CustodyTransaction(database.read_sessions),
             four_eyes=FourEyes(lambda: datetime.now(UTC), timedelta(hours=1)),
             signer=None,  # type: ignore[arg-type]
+            verifier=None,  # type: ignore[arg-type]
             pdf_signer=None,  # type: ignore[arg-type]
             anchors=None,  # type: ignore[arg-type]
             alerts=None,  # type: ignore[arg-type]

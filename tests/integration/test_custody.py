@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import subprocess
 import sys
@@ -33,6 +34,8 @@ from justice.custody.model import (
     Disposal,
     Firearm,
     ItemState,
+    Location,
+    LocationKind,
     Outcome,
     Person,
     Quantity,
@@ -43,7 +46,7 @@ from justice.devstack.nats import NatsServer
 from justice.devstack.pki import DevPki
 from justice.partner.client import ProcessedLog, listen
 from justice.partner.simulator import ProsecutorSimulator
-from justice.platform.errors import Aborted, FailedPrecondition
+from justice.platform.errors import Aborted, AlreadyExists, FailedPrecondition
 from justice.platform.listing import Page
 from justice.security.principal import Principal, Role
 from tests.eventually import eventually
@@ -84,8 +87,20 @@ async def app(
             receive=frozenset({MESSAGE_TYPE_EVENT, MESSAGE_TYPE_DECISION_REQUESTED}),
         )
     )
+    for shelf in ("antwerpen.r1.a", "antwerpen.r1.b", "antwerpen.r2.b"):
+        await place(application, shelf)
     yield application
     await application.close()
+
+
+async def place(app: Application, location_id: str) -> str:
+    """A secure location (any category may rest there); existing ones are kept."""
+    location = Location(
+        location_id, "", "vault", LocationKind.VAULT, "Seized Goods", True, 0, datetime.now(UTC), ""
+    )
+    with contextlib.suppress(AlreadyExists):
+        await parts(app).locations.create(location, "custody-supervisor-2101")
+    return f"locations/{location_id}"
 
 
 def parts(app: Application) -> Custody:
@@ -270,6 +285,10 @@ async def test_the_whole_story(
     await c.movements.transfer(passport, "court-brussels", "", "to the court registry", CUSTODIAN)
     registry = await c.movements.accept(passport, True, Quantity(count=1), "", CLERK)
     assert (registry.custodian, registry.state) == ("court-brussels", ItemState.IN_STORAGE)
+    # The registry's acceptance is signed with its own key; xmlsec1 checks it on its own.
+    signed = await c.integrity.acceptance(passport, registry.chain_length, CLERK)
+    assert signed.receiver == "court-brussels"
+    assert xmlsec1_verify(signed.signed_xml, pki, tmp_path) == ""
 
     client = await partner_side(pki).connect(nats, PROSECUTOR)
     stop = asyncio.Event()
@@ -315,7 +334,7 @@ async def test_the_whole_story(
 
 async def test_a_planted_discrepancy_is_found_by_the_inventory(app: Application) -> None:
     c = parts(app)
-    shelf = f"locations/antwerpen.inv.{datetime.now(UTC):%H%M%S%f}"
+    shelf = await place(app, f"antwerpen.inv.{datetime.now(UTC):%H%M%S%f}")
     names = await seize(app, other("one"), other("two"))
     await c.movements.move(names, shelf, OFFICER)
     present = (await c.seizures.get(names[0], OFFICER)).seal

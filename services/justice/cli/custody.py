@@ -125,10 +125,56 @@ def accept(
 
 
 @app.command()
-def move(ctx: typer.Context, names: list[str], to: Annotated[str, typer.Option()]) -> None:
-    """Move items to a storage location (locations/{site.room.shelf})."""
-    request = pb.MoveItemsRequest(names=names, location=to)
+def move(
+    ctx: typer.Context,
+    names: list[str],
+    to: Annotated[str, typer.Option(help="locations/{location}")] = "",
+    barcode: Annotated[str, typer.Option(help="The location's barcode, as scanned")] = "",
+) -> None:
+    """Move items to a storage location, by name or by its scanned barcode."""
+    request = pb.MoveItemsRequest(names=names, location=to, location_barcode=barcode)
     show(call(ctx, lambda stub: stub.MoveItems(request)))
+
+
+@app.command("create-location")
+def create_location(
+    ctx: typer.Context,
+    location_id: Annotated[str, typer.Argument(help="The id in locations/{id}, e.g. gent.r1.a")],
+    display_name: Annotated[str, typer.Option("--name", help="Shown on the label")],
+    unit: Annotated[str, typer.Option(help="The unit that holds it")],
+    kind: Annotated[str, typer.Option(help="VAULT, SAFE, ROOM, SHELF, FREEZER, ...")] = "SHELF",
+    secure: Annotated[bool, typer.Option(help="Fit for cash, drugs and firearms")] = False,
+    capacity: Annotated[int, typer.Option(help="Items it may hold; 0: no limit")] = 0,
+    barcode: Annotated[str, typer.Option(help="Defaults to the id")] = "",
+) -> None:
+    """Create a storage location (custody supervisors)."""
+    request = pb.CreateLocationRequest(
+        location_id=location_id,
+        location=pb.Location(
+            display_name=display_name,
+            unit=unit,
+            # An unknown kind goes as UNSPECIFIED, which the server names as the bad field.
+            kind=dict(pb.LocationKind.items()).get(kind.upper(), pb.LOCATION_KIND_UNSPECIFIED),
+            secure=secure,
+            capacity=capacity,
+            barcode=barcode,
+        ),
+    )
+    show(call(ctx, lambda stub: stub.CreateLocation(request)))
+
+
+@app.command("acceptance")
+def acceptance(
+    ctx: typer.Context,
+    name: Name,
+    sequence: Annotated[int, typer.Option(help="The ACCEPTED event's sequence")],
+    out: Annotated[Path, typer.Option(help="Folder to write the signed XML to")] = Path("."),
+) -> None:
+    """Write the receiver's signed acceptance of a hand-over (verify it with xmlsec1)."""
+    request = pb.GetAcceptanceRequest(name=name, sequence=sequence)
+    found = call(ctx, lambda stub: stub.GetAcceptance(request))
+    stem = name.removeprefix("items/")
+    write(out, f"acceptance-{stem}-{sequence}.xml", found.signed_xml)
 
 
 @app.command()

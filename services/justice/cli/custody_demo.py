@@ -1,6 +1,7 @@
 """The seized-goods part of `justice demo`: three items seized, one handed to the court
 registry, a destruction decided by the prosecutor simulator over NATS and executed with four
-eyes; returns the files a court would be given (receipt PDF and XML, custody certificate)."""
+eyes; returns the files a court would be given (receipt PDF and XML, custody certificate,
+the court registry's signed acceptance)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+import grpc
 from rich.console import Console
 
 from justice.cli.connection import open_channel
@@ -20,6 +22,7 @@ PURPOSE = "demonstration scenario"
 CUSTODIAN = "custodian-2001"
 SUPERVISOR = "custody-supervisor-2101"
 COURT = "court-brussels"
+VAULT = "locations/ant.r1.s1"
 Prosecutor = Callable[[Callable[[], Awaitable[str | None]]], Awaitable[str]]
 
 
@@ -74,19 +77,23 @@ async def _story(
     console: Console,
     prosecutor: Prosecutor,
 ) -> list[tuple[str, bytes]]:
+    await _vault(supervisor)
     seized = await officer_.RegisterSeizure(_seizure(datetime.now(UTC).strftime("%H%M%S%f")))
     names = [i.name for i in seized.items]
     console.print(f"seized {len(names)} items ({seized.seizure.name})")
     for name in names:
         await officer_.TransferCustody(pb.TransferCustodyRequest(name=name, receiver=CUSTODIAN))
         await custodian.AcceptCustody(
-            pb.AcceptCustodyRequest(name=name, seal_intact=True, location="locations/ant.r1.s1")
+            pb.AcceptCustodyRequest(name=name, seal_intact=True, location=VAULT)
         )
-    console.print(f"handed to {CUSTODIAN} and stored at locations/ant.r1.s1")
+    console.print(f"handed to {CUSTODIAN} and stored at {VAULT}")
     drugs, _, passport = names
     await custodian.TransferCustody(pb.TransferCustodyRequest(name=passport, receiver=COURT))
-    await court.AcceptCustody(pb.AcceptCustodyRequest(name=passport, seal_intact=True))
-    console.print(f"{passport} accepted by the court registry ({COURT})")
+    accepted = await court.AcceptCustody(pb.AcceptCustodyRequest(name=passport, seal_intact=True))
+    acceptance = await court.GetAcceptance(
+        pb.GetAcceptanceRequest(name=passport, sequence=accepted.chain_length)
+    )
+    console.print(f"{passport} accepted by the court registry ({COURT}), signed with its key")
     await custodian.RequestDecision(pb.RequestDecisionRequest(name=drugs))
 
     async def decided() -> str | None:
@@ -110,8 +117,28 @@ async def _story(
     receipt = await officer_.GetSeizureReceipt(
         pb.GetSeizureReceiptRequest(name=seized.seizure.name)
     )
+    stem = passport.removeprefix("items/")
     return [
         (receipt.pdf_filename, receipt.pdf),
         (receipt.xml_filename, receipt.signed_xml),
         (certificate.filename, certificate.signed_xml),
+        (f"acceptance-{stem}-{acceptance.sequence}.xml", acceptance.signed_xml),
     ]
+
+
+async def _vault(supervisor: custody_pb2_grpc.CustodyServiceAsyncStub) -> None:
+    """The demo's secure store (drugs and a firearm rest there); made once per database."""
+    location = pb.Location(
+        display_name="Antwerpen, kluis 1",
+        kind=pb.VAULT,
+        unit="Seized Goods Antwerpen",
+        secure=True,
+    )
+    request = pb.CreateLocationRequest(
+        location_id=VAULT.removeprefix("locations/"), location=location
+    )
+    try:
+        await supervisor.CreateLocation(request)
+    except grpc.aio.AioRpcError as error:
+        if error.code() is not grpc.StatusCode.ALREADY_EXISTS:
+            raise

@@ -14,6 +14,7 @@ from justice.custody.disposition import DispositionService
 from justice.custody.integrity import IntegrityService
 from justice.custody.inventory import InventoryService
 from justice.custody.ledger import ItemQuery, Scope
+from justice.custody.locations import LocationService
 from justice.custody.model import (
     Cash,
     Category,
@@ -26,6 +27,8 @@ from justice.custody.model import (
     Inventory,
     Item,
     ItemState,
+    Location,
+    LocationKind,
     Money,
     Person,
     Quantity,
@@ -60,6 +63,7 @@ class Custody:
     dispositions: DispositionService
     inventories: InventoryService
     integrity: IntegrityService
+    locations: LocationService
 
 
 def _money_pb(value: Money | None) -> money_pb2.Money | None:
@@ -294,6 +298,43 @@ def inventory_to_proto(inventory: Inventory) -> pb.Inventory:
     )
 
 
+# The proto's OTHER belongs to Category (one enum namespace per package).
+_KIND_PB = {kind: kind.value for kind in LocationKind} | {LocationKind.OTHER: "OTHER_LOCATION"}
+_KIND_OF = {value: kind for kind, value in _KIND_PB.items()}
+
+
+def location_from_proto(location_id: str, message: pb.Location) -> Location:
+    if message.kind == pb.LOCATION_KIND_UNSPECIFIED or message.kind not in (
+        pb.LocationKind.values()
+    ):
+        raise InvalidArgument.of([FieldViolation("location.kind", "one of the known kinds")])
+    return Location(
+        id=location_id,
+        barcode=message.barcode,
+        display_name=message.display_name,
+        kind=_KIND_OF[pb.LocationKind.Name(message.kind)],
+        unit=message.unit,
+        secure=message.secure,
+        capacity=message.capacity,
+        create_time=datetime.min,
+        created_by="",
+    )
+
+
+def location_to_proto(location: Location) -> pb.Location:
+    return pb.Location(
+        name=location.name,
+        barcode=location.barcode,
+        display_name=location.display_name,
+        kind=pb.LocationKind.Value(_KIND_PB[location.kind]),
+        unit=location.unit,
+        secure=location.secure,
+        capacity=location.capacity,
+        create_time=timestamp(location.create_time),
+        created_by=location.created_by,
+    )
+
+
 def _upper(enum: Any) -> Callable[[str], Any]:
     return lambda value: enum(value.upper())
 
@@ -407,8 +448,42 @@ class CustodyApi(custody_pb2_grpc.CustodyServiceServicer):
     async def MoveItems(
         self, request: pb.MoveItemsRequest, context: Context
     ) -> pb.MoveItemsResponse:
-        items = await self._c.movements.move(list(request.names), request.location, scope())
+        items = await self._c.movements.move(
+            list(request.names), request.location, scope(), barcode=request.location_barcode
+        )
         return pb.MoveItemsResponse(items=[item_to_proto(i) for i in items])
+
+    async def CreateLocation(
+        self, request: pb.CreateLocationRequest, context: Context
+    ) -> pb.Location:
+        location = location_from_proto(request.location_id, request.location)
+        created = await self._c.locations.create(location, current_principal().id)
+        return location_to_proto(created)
+
+    async def GetLocation(self, request: pb.GetLocationRequest, context: Context) -> pb.Location:
+        return location_to_proto(await self._c.locations.get(request.name, request.barcode))
+
+    async def ListLocations(
+        self, request: pb.ListLocationsRequest, context: Context
+    ) -> pb.ListLocationsResponse:
+        query = page(request.page_size, request.page_token)
+        found = await self._c.locations.list(query)
+        last = found[-1].id if len(found) == query.size else None
+        return pb.ListLocationsResponse(
+            locations=[location_to_proto(x) for x in found], next_page_token=next_token(last)
+        )
+
+    async def GetAcceptance(
+        self, request: pb.GetAcceptanceRequest, context: Context
+    ) -> pb.Acceptance:
+        found = await self._c.integrity.acceptance(request.name, request.sequence, scope())
+        return pb.Acceptance(
+            item=found.item,
+            sequence=found.sequence,
+            receiver=found.receiver,
+            signed_xml=found.signed_xml,
+            sha256=found.sha256,
+        )
 
     async def SplitItem(
         self, request: pb.SplitItemRequest, context: Context

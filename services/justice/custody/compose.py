@@ -17,7 +17,8 @@ from justice.custody.disposition import DispositionService
 from justice.custody.inbound import CustodyInbound
 from justice.custody.integrity import IntegrityService
 from justice.custody.inventory import InventoryService
-from justice.custody.ledger import AlertSink, CustodyConfig, Ports
+from justice.custody.ledger import AlertSink, CustodyConfig, Ports, Verifier
+from justice.custody.locations import LocationService
 from justice.custody.model import Tolerance
 from justice.custody.movements import MovementService
 from justice.custody.service import CustodyService
@@ -44,7 +45,7 @@ class OutboxAnchors:
 
     async def newest(self, item: str) -> chain.Head | None:
         async with ExchangeTransaction(self._database.sessions) as tx:
-            ref = await newest_subject_ref(tx.session, f"{item}@")
+            ref = await newest_subject_ref(tx.session, item)
         if ref is None:
             return None
         sequence, _, digest = ref.removeprefix(f"{item}@").partition(":")
@@ -83,6 +84,7 @@ def build(
     database: Database,
     *,
     signer: KeyStoreSigner,
+    verifier: Verifier,
     pdf_signer: PadesSigner,
     four_eyes: FourEyes,
     alerts: AlertSink,
@@ -91,12 +93,14 @@ def build(
     config: CustodyConfig,
 ) -> CustodyParts:
     """`alerts` is the platform's alert channel; `annotate` adds the chain head to the
-    current call's audit record (the anchor outside the custody tables)."""
+    current call's audit record (the anchor outside the custody tables); `verifier` checks
+    that a signed acceptance names its receiver."""
     ports = Ports(
         uow=lambda: CustodyTransaction(database.sessions),
         reads=lambda: CustodyTransaction(database.read_sessions),
         four_eyes=four_eyes,
         signer=signer,
+        verifier=verifier,
         pdf_signer=pdf_signer,
         anchors=OutboxAnchors(database),
         alerts=alerts,
@@ -110,6 +114,7 @@ def build(
         dispositions=DispositionService(ports),
         inventories=InventoryService(ports),
         integrity=IntegrityService(ports),
+        locations=LocationService(ports),
     )
     api = CustodyApi(custody, clock)
     mount = Mount.of(

@@ -6,12 +6,14 @@ from justice.custody import chain, document
 from justice.custody.ledger import (
     Ledger,
     Scope,
+    SignedAcceptance,
 )
 from justice.custody.model import (
     Item,
 )
 from justice.platform.errors import (
     DataLoss,
+    NotFound,
     PermissionDenied,
 )
 
@@ -55,3 +57,20 @@ class IntegrityService(Ledger):
         unsigned = document.certificate(item, links, self._clock())
         signed = await self._signer.sign(unsigned, self.config.signer_id)
         return item, signed
+
+    async def acceptance(self, name: str, sequence: int, scope: Scope) -> SignedAcceptance:
+        """The receiver's signed acceptance recorded by ACCEPTED event `sequence`."""
+        async with self._reads() as uow:
+            item = await self._load(uow, name)
+            if not scope.sees(item):
+                raise PermissionDenied(
+                    "ITEM_NOT_VISIBLE", "the item is not in the caller's custody"
+                )
+            found = await uow.acceptances.get(item.name, sequence)
+        if found is None:
+            raise NotFound(
+                "ACCEPTANCE_NOT_FOUND",
+                f"event {sequence} of {item.name} is no signed acceptance",
+                metadata={"name": item.name, "sequence": str(sequence)},
+            )
+        return found

@@ -17,7 +17,6 @@ from justice.custody.ledger import (
 from justice.custody.model import (
     Inventory,
     ItemState,
-    check_location,
     check_seal,
 )
 from justice.platform.errors import (
@@ -35,11 +34,8 @@ class InventoryService(Ledger):
     # -- inventory ---------------------------------------------------------------------------
 
     async def start_inventory(self, location: str, actor: str) -> Inventory:
-        v: list[FieldViolation] = []
-        check_location("location", location, v)
-        if v:
-            raise InvalidArgument.of(v)
         async with self._uow() as uow:
+            await self._location(uow, location)
             held = await uow.items.at_location(location)
             inventory = Inventory(
                 id=new_id(),

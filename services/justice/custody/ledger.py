@@ -24,8 +24,10 @@ from justice.custody.model import (
     Inventory,
     Item,
     ItemState,
+    Location,
     Seizure,
     Tolerance,
+    check_location,
 )
 from justice.exchange.message import Inbox, OutboxWriter, OutgoingMessage
 from justice.platform import ports
@@ -37,6 +39,7 @@ from justice.platform.errors import (
 )
 from justice.platform.listing import Page
 from justice.security.approvals import ApprovalRepository, FourEyes
+from justice.signing.xades import Verdict
 
 MESSAGE_TYPE_EVENT = "custody_event"
 MESSAGE_TYPE_NOTICE = "seizure_notice"
@@ -118,6 +121,9 @@ class ItemRepository(Protocol):
     async def seal_in_use(self, seal: str) -> bool: ...
     async def list(self, query: ItemQuery) -> Sequence[Item]: ...
     async def at_location(self, location: str) -> Sequence[Item]: ...
+    async def count_at(self, location: str) -> int:
+        """How many items rest at `location` (stored, awaiting or decided)."""
+
     async def overdue(self, now: datetime, limit: int) -> Sequence[Item]: ...
 
 
@@ -139,6 +145,32 @@ class InventoryRepository(Protocol):
     async def update(self, inventory: Inventory) -> None: ...
 
 
+class LocationRepository(Protocol):
+    async def add(self, location: Location) -> None:
+        """Raises AlreadyExists when the id or the barcode is taken."""
+
+    async def get(self, location_id: str) -> Location | None: ...
+    async def by_barcode(self, barcode: str) -> Location | None: ...
+    async def list(self, page: Page) -> Sequence[Location]: ...
+
+
+@dataclass(frozen=True)
+class SignedAcceptance:
+    """A receiver's acceptance of a hand-over, signed with the receiver's own key: the XAdES
+    document and its SHA-256, which the ACCEPTED event (number `sequence`) records."""
+
+    item: str
+    sequence: int
+    receiver: str
+    signed_xml: bytes
+    sha256: str
+
+
+class AcceptanceRepository(Protocol):
+    async def add(self, acceptance: SignedAcceptance) -> None: ...
+    async def get(self, item: str, sequence: int) -> SignedAcceptance | None: ...
+
+
 class UnitOfWork(ports.UnitOfWork, Protocol):
     @property
     def items(self) -> ItemRepository: ...
@@ -154,6 +186,10 @@ class UnitOfWork(ports.UnitOfWork, Protocol):
     def inbox(self) -> Inbox: ...
     @property
     def approvals(self) -> ApprovalRepository: ...
+    @property
+    def locations(self) -> LocationRepository: ...
+    @property
+    def acceptances(self) -> AcceptanceRepository: ...
 
 
 class Signer(Protocol):
@@ -163,6 +199,11 @@ class Signer(Protocol):
 class PdfSigner(Protocol):
     async def sign(self, pdf: bytes, signer_id: str, reason: str) -> bytes:
         """The PDF with a PAdES signature by `signer_id` added."""
+
+
+class Verifier(Protocol):
+    def verify(self, data: bytes) -> Verdict:
+        """Checks an XAdES signature and the chain of its certificate (signing/xades.py)."""
 
 
 class Anchors(Protocol):
@@ -204,6 +245,7 @@ class Ports:
     reads: Callable[[], UnitOfWork]
     four_eyes: FourEyes
     signer: Signer
+    verifier: Verifier
     pdf_signer: PdfSigner
     anchors: Anchors
     alerts: AlertSink
@@ -221,6 +263,7 @@ class Ledger:
         self._reads = ports.reads
         self._four_eyes = ports.four_eyes
         self._signer = ports.signer
+        self._verifier = ports.verifier
         self._pdf_signer = ports.pdf_signer
         self._anchors = ports.anchors
         self._alerts = ports.alerts
@@ -279,6 +322,30 @@ class Ledger:
         found = await uow.items.get(item_id(name, field))
         if found is None:
             raise NotFound("ITEM_NOT_FOUND", f"no {name}", metadata={"name": name})
+        return found
+
+    @staticmethod
+    async def _location(
+        uow: UnitOfWork, name: str, field: str = "location", *, barcode: str = ""
+    ) -> Location:
+        """The location named (locations/{id}) or scanned (its barcode); NOT_FOUND if none."""
+        if barcode:
+            found = await uow.locations.by_barcode(barcode)
+            wanted = {"barcode": barcode}
+        else:
+            v: list[FieldViolation] = []
+            check_location(field, name, v)
+            if v:
+                raise InvalidArgument.of(v)
+            found = await uow.locations.get(name.removeprefix("locations/"))
+            wanted = {"location": name}
+        if found is None:
+            raise NotFound(
+                "LOCATION_NOT_FOUND",
+                f"no location {barcode or name}; create it first (CreateLocation)",
+                metadata=wanted,
+                violations=[FieldViolation(f"{field}_barcode" if barcode else field, "unknown")],
+            )
         return found
 
     @staticmethod

@@ -169,12 +169,88 @@ def _text(field_name: str, value: str, v: list[FieldViolation], max_len: int = M
 
 def check_seal(field_name: str, seal: str, v: list[FieldViolation]) -> None:
     if not _SEAL.match(seal):
-        v.append(FieldViolation(field_name, "1-64 of letters, digits and . _ / -"))
+        v.append(FieldViolation(field_name, "1-128 of letters, digits and . _ / -"))
 
 
 def check_location(field_name: str, location: str, v: list[FieldViolation]) -> None:
     if not _LOCATION.match(location):
         v.append(FieldViolation(field_name, "a locations/{site.room.shelf} name"))
+
+
+class LocationKind(enum.StrEnum):
+    VAULT = "VAULT"
+    SAFE = "SAFE"
+    ROOM = "ROOM"
+    SHELF = "SHELF"
+    FREEZER = "FREEZER"
+    VEHICLE_YARD = "VEHICLE_YARD"
+    OTHER = "OTHER"
+
+
+_LOCATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_BARCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Location:
+    """A storage place (site, room, shelf, vault, yard) whose id is printed as a barcode.
+
+    `secure` marks a place fit for the stricter categories (currency, firearms, narcotics);
+    `capacity` is how many items it may hold at rest, 0 for no limit."""
+
+    id: str
+    barcode: str
+    display_name: str
+    kind: LocationKind
+    unit: str
+    secure: bool
+    capacity: int
+    create_time: datetime
+    created_by: str
+
+    @property
+    def name(self) -> str:
+        return f"locations/{self.id}"
+
+    def admit(self, item: Item) -> None:
+        """Raises unless `item` may rest here: strict categories need a secure location."""
+        if item.category in STRICT_CATEGORIES and not self.secure:
+            raise FailedPrecondition(
+                "LOCATION_NOT_SECURE",
+                f"{item.category.value} items are kept in a secure location only",
+                metadata={
+                    "item": item.name,
+                    "location": self.name,
+                    "category": item.category.value,
+                },
+            )
+
+    def check_room(self, held: int, arriving: int) -> None:
+        if self.capacity and held + arriving > self.capacity:
+            raise FailedPrecondition(
+                "LOCATION_FULL",
+                f"{self.name} holds {held} of {self.capacity} items; {arriving} more do not fit",
+                metadata={"location": self.name, "capacity": str(self.capacity)},
+            )
+
+
+def check_new_location(location: Location) -> None:
+    """Every format rule of a location to create; raises InvalidArgument listing all."""
+    v: list[FieldViolation] = []
+    if not _LOCATION_ID.match(location.id):
+        v.append(FieldViolation("location_id", "1-128 of letters, digits and . _ -"))
+    if not _BARCODE.match(location.barcode):
+        v.append(FieldViolation("location.barcode", "1-128 of letters, digits and . _ / -"))
+    if not location.display_name.strip():
+        v.append(FieldViolation("location.display_name", "required"))
+    _text("location.display_name", location.display_name, v, 256)
+    if not location.unit.strip():
+        v.append(FieldViolation("location.unit", "required: the unit that holds it"))
+    _text("location.unit", location.unit, v, 128)
+    if location.capacity < 0:
+        v.append(FieldViolation("location.capacity", "not negative (0: no limit)"))
+    if v:
+        raise InvalidArgument.of(v)
 
 
 def check_principal(field_name: str, principal: str, v: list[FieldViolation]) -> None:

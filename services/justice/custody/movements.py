@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from justice.custody import chain
+from justice.custody import chain, document
 from justice.custody.ledger import (
     Change,
     CustodyAlert,
     Ledger,
     Scope,
+    SignedAcceptance,
     new_id,
 )
 from justice.custody.model import (
@@ -21,9 +24,12 @@ from justice.custody.model import (
     check_seal,
 )
 from justice.platform.errors import (
+    Aborted,
     AlreadyExists,
+    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
+    PermissionDenied,
 )
 
 
@@ -58,29 +64,56 @@ class MovementService(Ledger):
     async def accept(
         self, name: str, seal_intact: bool, found: Quantity, location: str, scope: Scope
     ) -> Item:
-        if location:
-            v: list[FieldViolation] = []
-            check_location("location", location, v)
-            if v:
-                raise InvalidArgument.of(v)
+        """The receiver takes the item. The acceptance is signed with the receiver's own key
+        (as reports are signed with their author's), checked to name the receiver, and kept;
+        the ACCEPTED event records its hash. Signing happens outside the transaction."""
+        async with self._reads() as uow:
+            item = await self._load(uow, name)
+            place = await self._location(uow, location) if location else None
+        item.require_receiver(scope.actor)
+        if place is not None:
+            place.admit(item)
+        handed_over_at = item.chain_length
+        unsigned = document.acceptance(
+            item, scope.actor, seal_intact, found, location, self._clock()
+        )
+        signed = await self._signer.sign(unsigned, scope.actor)
+        await self._require_signed_by(signed, scope.actor, item)
+        digest = hashlib.sha256(signed).hexdigest()
         problems: list[str] = []
-
-        def act(item: Item) -> tuple[str, Mapping[str, str]]:
+        async with self._uow() as uow:
+            item = await self._load(uow, name)
+            if item.chain_length != handed_over_at:
+                raise Aborted(
+                    "CONCURRENT_CHANGE", f"{item.name} changed while the acceptance was signed"
+                )
+            if place is not None:
+                place.check_room(await uow.items.count_at(place.name), 1)
             previous = item.custodian
             item.accept(scope.actor, location)
             problems.extend(item.discrepancies(found, self.config.tolerance))
-            data = {"from": previous, "to": scope.actor, "seal_intact": str(seal_intact).lower()}
+            data = {
+                "from": previous,
+                "to": scope.actor,
+                "seal_intact": str(seal_intact).lower(),
+                "acceptance_sha256": digest,
+            }
             if found.count is not None:
                 data["count"] = str(found.count)
             if found.weight is not None:
                 data["weight"] = str(found.weight)
             if found.amount is not None:
                 data["amount"] = str(found.amount)
+            if location:
+                data["location"] = location
             if problems:
                 data["discrepancy"] = "; ".join(problems)
-            return "ACCEPTED", data
-
-        item = await self._change_one(name, scope, act, custody=False)
+            await self._apply(uow, [Change(item, "ACCEPTED", data)], scope.actor, self._clock())
+            await uow.acceptances.add(
+                SignedAcceptance(item.name, item.chain_length, scope.actor, signed, digest)
+            )
+            await uow.commit()
+        self._anchor([item])
         alerts = []
         if not seal_intact:
             alerts.append(
@@ -105,6 +138,28 @@ class MovementService(Ledger):
         if alerts:
             await self._alerts.raise_alerts(alerts)
         return item
+
+    async def _require_signed_by(self, signed: bytes, receiver: str, item: Item) -> None:
+        """The signature must verify, chain to our trust anchors, and name the receiver (the
+        certificate's subject serialNumber): a key enrolled under the receiver's id but
+        certified for someone else is refused."""
+        verdict = await asyncio.to_thread(self._verifier.verify, signed)
+        if not verdict.trusted:
+            raise FailedPrecondition(
+                "ACCEPTANCE_SIGNATURE_INVALID",
+                f"the signed acceptance does not verify: {verdict.reason}",
+                metadata={"item": item.name, "reason": verdict.reason},
+            )
+        if verdict.signer_id != receiver:
+            raise PermissionDenied(
+                "ACCEPTANCE_SIGNED_BY_OTHER",
+                "the acceptance is signed with a certificate that does not name the receiver",
+                metadata={
+                    "item": item.name,
+                    "receiver": receiver,
+                    "signer": verdict.signer_id or "",
+                },
+            )
 
     async def reject(self, name: str, reason: str, scope: Scope) -> Item:
         if not reason.strip() or len(reason) > 512:
@@ -140,22 +195,23 @@ class MovementService(Ledger):
         return await self._change_one(name, scope, act)
 
     async def check_in(self, name: str, seal_intact: bool, location: str, scope: Scope) -> Item:
-        if location:
-            v: list[FieldViolation] = []
-            check_location("location", location, v)
-            if v:
-                raise InvalidArgument.of(v)
-
-        def act(item: Item) -> tuple[str, Mapping[str, str]]:
+        async with self._uow() as uow:
+            item = await self._load(uow, name)
+            self._require_custody(item, scope)
             source = item.checked_out_to
             item.check_in(location)
-            return "CHECKED_IN", {
+            if location:
+                place = await self._location(uow, location)
+                place.admit(item)
+                place.check_room(await uow.items.count_at(place.name), 1)
+            data = {
                 "from": source,
                 "seal_intact": str(seal_intact).lower(),
                 "location": item.location,
             }
-
-        item = await self._change_one(name, scope, act)
+            await self._apply(uow, [Change(item, "CHECKED_IN", data)], scope.actor, self._clock())
+            await uow.commit()
+        self._anchor([item])
         if not seal_intact:
             await self._alerts.raise_alerts(
                 [
@@ -170,9 +226,13 @@ class MovementService(Ledger):
             )
         return item
 
-    async def move(self, names: Sequence[str], location: str, scope: Scope) -> list[Item]:
+    async def move(
+        self, names: Sequence[str], location: str, scope: Scope, *, barcode: str = ""
+    ) -> list[Item]:
+        """Store items at a location, named (locations/{id}) or scanned (its barcode)."""
         v: list[FieldViolation] = []
-        check_location("location", location, v)
+        if bool(location) == bool(barcode):
+            v.append(FieldViolation("location", "a location name or a location_barcode"))
         if not names or len(names) > 500:
             v.append(FieldViolation("names", "1 to 500 items"))
         if len(set(names)) != len(names):
@@ -180,13 +240,17 @@ class MovementService(Ledger):
         if v:
             raise InvalidArgument.of(v)
         async with self._uow() as uow:
+            place = await self._location(uow, location, barcode=barcode)
             changes = []
             for i, name in enumerate(names):
                 item = await self._load(uow, name, f"names[{i}]")
                 self._require_custody(item, scope)
+                place.admit(item)
                 source = item.location
-                item.store(location)
-                changes.append(Change(item, "MOVED", {"from": source, "to": location}))
+                item.store(place.name)
+                changes.append(Change(item, "MOVED", {"from": source, "to": place.name}))
+            arriving = sum(1 for c in changes if c.data["from"] != place.name)
+            place.check_room(await uow.items.count_at(place.name), arriving)
             await self._apply(uow, changes, scope.actor, self._clock())
             await uow.commit()
         items = [c.item for c in changes]

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     Text,
+    func,
     insert,
     literal_column,
     text,
@@ -29,7 +30,7 @@ from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from justice.custody import chain
-from justice.custody.ledger import ItemQuery
+from justice.custody.ledger import ItemQuery, SignedAcceptance
 from justice.custody.model import (
     Cash,
     Category,
@@ -43,6 +44,8 @@ from justice.custody.model import (
     Item,
     ItemSpec,
     ItemState,
+    Location,
+    LocationKind,
     Money,
     Outcome,
     Person,
@@ -52,6 +55,7 @@ from justice.custody.model import (
 from justice.exchange.store import SqlInbox, SqlOutbox
 from justice.platform.db import Transaction, UtcDateTime, execute
 from justice.platform.errors import Aborted, AlreadyExists
+from justice.platform.listing import Page
 from justice.security.approval_store import SqlApprovals
 
 _ACTIVE = text("state <> 'DISPOSED'")
@@ -152,8 +156,37 @@ class InventoryRow(SQLModel, table=True):
     report_sha256: str = Field(default="", max_length=64)
 
 
+class LocationRow(SQLModel, table=True):
+    __tablename__ = "custody_location"
+
+    id: str = Field(primary_key=True, max_length=128)
+    barcode: str = Field(max_length=128, unique=True)
+    display_name: str = Field(max_length=256)
+    kind: str = Field(max_length=16)
+    unit: str = Field(max_length=128)
+    secure: bool = False
+    # How many items may rest there; 0 for no limit.
+    capacity: int = 0
+    create_time: datetime = Field(sa_type=UtcDateTime)
+    created_by: str = Field(max_length=128)
+
+
+class AcceptanceRow(SQLModel, table=True):
+    """The receiver's signed acceptance of a hand-over; the ACCEPTED event carries its hash."""
+
+    __tablename__ = "custody_acceptance"
+
+    item_id: str = Field(primary_key=True, max_length=24)
+    sequence: int = Field(primary_key=True)
+    receiver: str = Field(max_length=128)
+    signed_xml: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sha256: str = Field(max_length=64)
+
+
 _ITEMS: Any = ItemRow.__table__  # type: ignore[attr-defined]
 _EVENTS: Any = EventRow.__table__  # type: ignore[attr-defined]
+_LOCATIONS: Any = LocationRow.__table__  # type: ignore[attr-defined]
+_RESTING = [s.value for s in (ItemState.IN_STORAGE, ItemState.AWAITING_DECISION, ItemState.DECIDED)]
 
 
 def _money(value: Money | None) -> list[str] | None:
@@ -363,15 +396,15 @@ class SqlItems:
 
     async def at_location(self, location: str) -> Sequence[Item]:
         statement = select(_ITEMS).where(
-            _ITEMS.c.location == location,
-            _ITEMS.c.state.in_(
-                [
-                    s.value
-                    for s in (ItemState.IN_STORAGE, ItemState.AWAITING_DECISION, ItemState.DECIDED)
-                ]
-            ),
+            _ITEMS.c.location == location, _ITEMS.c.state.in_(_RESTING)
         )
         return [_item(row) for row in (await execute(self._session, statement)).all()]
+
+    async def count_at(self, location: str) -> int:
+        statement = select(func.count()).where(
+            _ITEMS.c.location == location, _ITEMS.c.state.in_(_RESTING)
+        )
+        return int((await execute(self._session, statement)).scalar_one())
 
     async def overdue(self, now: datetime, limit: int) -> Sequence[Item]:
         statement = (
@@ -537,6 +570,77 @@ class SqlInventories:
         )
 
 
+def _location(row: Any) -> Location:
+    return Location(
+        id=row.id,
+        barcode=row.barcode,
+        display_name=row.display_name,
+        kind=LocationKind(row.kind),
+        unit=row.unit,
+        secure=row.secure,
+        capacity=row.capacity,
+        create_time=row.create_time,
+        created_by=row.created_by,
+    )
+
+
+class SqlLocations:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, location: Location) -> None:
+        values = dict(vars(location)) | {"kind": location.kind.value}
+        try:
+            await execute(self._session, insert(_LOCATIONS).values(**values))
+        except IntegrityError:
+            # The transaction is rolled back; nothing else was in it.
+            raise AlreadyExists(
+                "LOCATION_EXISTS",
+                f"a location with id {location.id} or barcode {location.barcode} exists",
+                metadata={"location": location.name, "barcode": location.barcode},
+            ) from None
+
+    async def _one(self, condition: Any) -> Location | None:
+        row = (await execute(self._session, select(_LOCATIONS).where(condition))).first()
+        return _location(row) if row else None
+
+    async def get(self, location_id: str) -> Location | None:
+        return await self._one(_LOCATIONS.c.id == location_id)
+
+    async def by_barcode(self, barcode: str) -> Location | None:
+        return await self._one(_LOCATIONS.c.barcode == barcode)
+
+    async def list(self, page: Page) -> Sequence[Location]:
+        statement = select(_LOCATIONS)
+        if page.after:
+            statement = statement.where(_LOCATIONS.c.id > page.after)
+        statement = statement.order_by(_LOCATIONS.c.id).limit(page.size)
+        return [_location(row) for row in (await execute(self._session, statement)).all()]
+
+
+class SqlAcceptances:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, acceptance: SignedAcceptance) -> None:
+        self._session.add(
+            AcceptanceRow(
+                item_id=acceptance.item.removeprefix("items/"),
+                sequence=acceptance.sequence,
+                receiver=acceptance.receiver,
+                signed_xml=acceptance.signed_xml,
+                sha256=acceptance.sha256,
+            )
+        )
+        await self._session.flush()
+
+    async def get(self, item: str, sequence: int) -> SignedAcceptance | None:
+        row = await self._session.get(AcceptanceRow, (item.removeprefix("items/"), sequence))
+        if row is None:
+            return None
+        return SignedAcceptance(item, row.sequence, row.receiver, row.signed_xml, row.sha256)
+
+
 class CustodyTransaction(Transaction):
     """One transaction over the custody tables, the outbox, the inbox and approvals."""
 
@@ -545,6 +649,8 @@ class CustodyTransaction(Transaction):
         self.events = SqlEvents(session)
         self.seizures = SqlSeizures(session)
         self.inventories = SqlInventories(session)
+        self.locations = SqlLocations(session)
+        self.acceptances = SqlAcceptances(session)
         self.outbox = SqlOutbox(session)
         self.inbox = SqlInbox(session, "custody")
         self.approvals = SqlApprovals(session)

@@ -181,6 +181,13 @@ RULES: Mapping[str, Rule] = {
     _CUSTODY + "AcceptCustody": rule(
         REPORT_WRITER=_C.IN_CUSTODY, CUSTODIAN=_C.IN_CUSTODY, PARTNER_AGENCY=_C.IN_CUSTODY
     ),
+    _CUSTODY + "GetAcceptance": rule(
+        CUSTODIAN=_C.IN_CUSTODY,
+        PARTNER_AGENCY=_C.IN_CUSTODY,
+        CUSTODY_SUPERVISOR=None,
+        PROSECUTOR=None,
+        AUDITOR=None,
+    ),
     _CUSTODY + "RejectCustody": rule(
         REPORT_WRITER=_C.IN_CUSTODY, CUSTODIAN=_C.IN_CUSTODY, PARTNER_AGENCY=_C.IN_CUSTODY
     ),
@@ -188,6 +195,15 @@ RULES: Mapping[str, Rule] = {
     _CUSTODY + "CheckIn": rule(CUSTODIAN=_C.IN_CUSTODY),
     _CUSTODY + "MoveItems": rule(CUSTODIAN=_C.IN_CUSTODY),
     _CUSTODY + "SplitItem": rule(CUSTODIAN=_C.IN_CUSTODY),
+    # Locations: a supervisor creates them (label printed from the id or barcode); those
+    # who store, receive, count or audit read them.
+    _CUSTODY + "CreateLocation": rule(CUSTODY_SUPERVISOR=None),
+    _CUSTODY + "GetLocation": rule(
+        CUSTODIAN=None, PARTNER_AGENCY=None, CUSTODY_SUPERVISOR=None, AUDITOR=None
+    ),
+    _CUSTODY + "ListLocations": rule(
+        CUSTODIAN=None, PARTNER_AGENCY=None, CUSTODY_SUPERVISOR=None, AUDITOR=None
+    ),
     _CUSTODY + "RequestDecision": rule(CUSTODIAN=_C.IN_CUSTODY),
     _CUSTODY + "RecordDecision": rule(PROSECUTOR=None),
     _CUSTODY + "PlaceHold": rule(PROSECUTOR=None, CUSTODY_SUPERVISOR=None),
