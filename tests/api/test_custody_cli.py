@@ -64,6 +64,19 @@ async def test_seize_hand_over_verify_and_export(
     wrong = await justice(application, pki, "--as", "officer-1002", "custody", "accept", name[1])
     assert wrong.exit_code == 1
     assert "PERMISSION_DENIED" in wrong.output
+    vault = await justice(
+        application,
+        pki,
+        "--as",
+        "custody-supervisor-2101",
+        "custody",
+        "create-location",
+        "gent.r1.a",
+        *("--name", "Gent, kluis A", "--unit", "Seized Goods Gent", "--kind", "vault"),
+        "--secure",
+    )
+    assert vault.exit_code == 0, vault.output
+    assert '"secure": true' in vault.output
     took = await justice(
         application,
         pki,
@@ -76,6 +89,19 @@ async def test_seize_hand_over_verify_and_export(
         "locations/gent.r1.a",
     )
     assert took.exit_code == 0, took.output
+    sequence = str(json.loads(took.output)["chain_length"])
+    signed = await justice(
+        application,
+        pki,
+        "--as",
+        "custodian-2001",
+        "custody",
+        "acceptance",
+        name[1],
+        *("--sequence", sequence, "--out", str(tmp_path / "acceptance")),
+    )
+    assert signed.exit_code == 0, signed.output
+    assert xmlsec1_verify(written(tmp_path / "acceptance", "*.xml"), pki, tmp_path) == ""
     checked = await justice(
         application, pki, "--as", "custodian-2001", "custody", "verify", name[1]
     )

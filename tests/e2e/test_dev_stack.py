@@ -501,6 +501,8 @@ def test_every_subcommand_that_calls_the_server_works_against_it(
     run("custody transfer", item, "--to", "custodian-2001")
     run("custody accept", item, as_="officer-1002", refused="PERMISSION_DENIED")
     run("custody accept", item, "--weight", "10.5", as_="custodian-2001")
+    vault = ("--name", "Gent, kluis A", "--unit", "Seized Goods Gent", "--kind", "VAULT")
+    run("custody create-location", "gent.r1.a", *vault, "--secure", as_="custody-supervisor-2101")
     run("custody move", item, "--to", "locations/gent.r1.a", as_="custodian-2001")
     held = run("custody list", as_="custodian-2001", env={"COLUMNS": "300"})
     assert item in held.stdout
