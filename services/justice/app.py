@@ -216,6 +216,7 @@ def checkpoint_settings(settings: Settings) -> audit_compose.CheckpointSettings:
 def _custody(
     settings: Settings,
     database: Database,
+    plain: PlainReads,
     signer: KeyStoreSigner,
     pdf_signer: PadesSigner,
     alarms: PlatformAlarms,
@@ -223,6 +224,7 @@ def _custody(
 ) -> custody_compose.CustodyParts:
     return custody_compose.build(
         database,
+        plain_reads=plain,
         signer=signer,
         verifier=_verifier(settings),
         pdf_signer=pdf_signer,
@@ -318,6 +320,8 @@ async def _build(
     exchange = exchange_compose.build(
         settings, database, bus, _envelope_keys(settings), clock, background=singletons
     )
+    # One set of plain driver connections for the hot reads of reports and custody.
+    plain = _plain_reads(database, resources)
     reports = reports_compose.build(
         settings,
         database,
@@ -326,7 +330,7 @@ async def _build(
         clock,
         catalog,
         ReceiptBundle(exchange.service),
-        SqlReportReads(_plain_reads(database, resources)),
+        SqlReportReads(plain),
     )
     access = access_compose.build(settings, database, bus, clock)
     if singletons and not settings.production:
@@ -341,7 +345,7 @@ async def _build(
     )
     # One PAdES signer for seizure receipts and fine letters.
     pdf_signer = PadesSigner(keys)
-    custody = _custody(settings, database, signer, pdf_signer, alarms, clock)
+    custody = _custody(settings, database, plain, signer, pdf_signer, alarms, clock)
     reports.inbound.register(exchange.dispatcher)
     custody.register(exchange.dispatcher)
     fines = fines_compose.build(settings, database, clock, signer, pdf_signer)
@@ -457,7 +461,8 @@ async def build_exchange_workers(
             reports.inbound.register(exchange.dispatcher)
             alarms = audit_compose.alarms(database, bus, clock)
             pdf_signer = PadesSigner(keys)
-            custody = _custody(settings, database, signer, pdf_signer, alarms, clock)
+            plain = _plain_reads(database, resources)
+            custody = _custody(settings, database, plain, signer, pdf_signer, alarms, clock)
             custody.register(exchange.dispatcher)
             fines = fines_compose.build(settings, database, clock, signer, pdf_signer)
             fines.inbound.register(exchange.dispatcher)

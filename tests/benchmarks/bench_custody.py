@@ -1,6 +1,7 @@
 """ListItems with 1,000,000 items on PostgreSQL: the first page by location and by case,
-through the custody service (session, query, domain items), against the same query run
-directly with psycopg in the same run. Goal: at least half the raw driver's rate.
+through the custody service (its plain driver read and the domain items it builds), against
+the same query run directly with psycopg in the same run. Goal: at least half the raw
+driver's rate.
 
 JUSTICE_BENCH_CUSTODY_ITEMS sets the table size (default 1,000,000).
 """
@@ -21,9 +22,9 @@ import psycopg
 from justice.custody.ledger import CustodyConfig, ItemQuery, Ports, Scope
 from justice.custody.model import Tolerance
 from justice.custody.service import CustodyService
-from justice.custody.store import CustodyTransaction
+from justice.custody.store import CustodyTransaction, SqlItemListing
 from justice.devstack.testing import POSTGRES_URL
-from justice.platform.db import Database
+from justice.platform.db import Database, PlainReads, plain_reads
 from justice.platform.listing import Page
 from justice.security.approvals import FourEyes
 from tests.benchmarks.figures import Figure
@@ -110,13 +111,14 @@ def _load(dsn: str, schema: str) -> float:
     return time.perf_counter() - started
 
 
-def _service(database: Database) -> CustodyService:
-    """Only the unit of work is used by list(); the other ports are inert."""
+def _service(database: Database, reads: PlainReads) -> CustodyService:
+    """Only the listing is used by list(); the other ports are inert."""
     config = CustodyConfig(Tolerance(), Decimal(2500), "agency", "events", "prosecutor", "x")
     return CustodyService(
         Ports(
             uow=lambda: CustodyTransaction(database.sessions),
             reads=lambda: CustodyTransaction(database.read_sessions),
+            listing=SqlItemListing(reads),
             four_eyes=FourEyes(lambda: datetime.now(UTC), timedelta(hours=1)),
             signer=None,  # type: ignore[arg-type]
             verifier=None,  # type: ignore[arg-type]
@@ -132,7 +134,8 @@ def _service(database: Database) -> CustodyService:
 
 async def _service_rate(url: str, field: str, keys: list[str]) -> float:
     database = Database(url)
-    service = _service(database)
+    reads = plain_reads(url)
+    service = _service(database, reads)
     scope = Scope("bench")
     try:
         await service.list(ItemQuery(page=Page(PAGE, ""), **{field: keys[0]}), scope)  # warm
@@ -142,6 +145,7 @@ async def _service_rate(url: str, field: str, keys: list[str]) -> float:
             assert len(items) == PAGE
         return len(keys) / (time.perf_counter() - started)
     finally:
+        await reads.close()
         await database.close()
 
 

@@ -22,12 +22,12 @@ from justice.custody.locations import LocationService
 from justice.custody.model import Tolerance
 from justice.custody.movements import MovementService
 from justice.custody.service import CustodyService
-from justice.custody.store import CustodyTransaction
+from justice.custody.store import CustodyTransaction, SqlItemListing
 from justice.custody.v1 import custody_pb2, custody_pb2_grpc
 from justice.exchange.inbound import Dispatcher
 from justice.exchange.store import ExchangeTransaction, newest_subject_ref
 from justice.platform.config import Settings
-from justice.platform.db import Database
+from justice.platform.db import Database, PlainReads
 from justice.platform.errors import JusticeError
 from justice.platform.server import Mount
 from justice.security.approvals import FourEyes
@@ -83,6 +83,7 @@ def config_of(settings: Settings) -> CustodyConfig:
 def build(
     database: Database,
     *,
+    plain_reads: PlainReads,
     signer: KeyStoreSigner,
     verifier: Verifier,
     pdf_signer: PadesSigner,
@@ -94,10 +95,11 @@ def build(
 ) -> CustodyParts:
     """`alerts` is the platform's alert channel; `annotate` adds the chain head to the
     current call's audit record (the anchor outside the custody tables); `verifier` checks
-    that a signed acceptance names its receiver."""
+    that a signed acceptance names its receiver; `plain_reads` serves ListItems' hot path."""
     ports = Ports(
         uow=lambda: CustodyTransaction(database.sessions),
         reads=lambda: CustodyTransaction(database.read_sessions),
+        listing=SqlItemListing(plain_reads),
         four_eyes=four_eyes,
         signer=signer,
         verifier=verifier,

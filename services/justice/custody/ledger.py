@@ -119,12 +119,18 @@ class ItemRepository(Protocol):
         """Write a changed item; raises Aborted if someone else changed it first."""
 
     async def seal_in_use(self, seal: str) -> bool: ...
-    async def list(self, query: ItemQuery) -> Sequence[Item]: ...
     async def at_location(self, location: str) -> Sequence[Item]: ...
     async def count_at(self, location: str) -> int:
         """How many items rest at `location` (stored, awaiting or decided)."""
 
     async def overdue(self, now: datetime, limit: int) -> Sequence[Item]: ...
+
+
+class ItemListing(Protocol):
+    """ListItems' read path, outside any transaction (store.SqlItemListing)."""
+
+    async def list(self, query: ItemQuery) -> Sequence[Item]:
+        """One page, filtered, in id order after `query.page.after`."""
 
 
 class EventRepository(Protocol):
@@ -243,6 +249,7 @@ class Ports:
     uow: Callable[[], UnitOfWork]
     # The same repositories outside a transaction, for reads of one statement.
     reads: Callable[[], UnitOfWork]
+    listing: ItemListing
     four_eyes: FourEyes
     signer: Signer
     verifier: Verifier
@@ -261,6 +268,7 @@ class Ledger:
     def __init__(self, ports: Ports) -> None:
         self._uow = ports.uow
         self._reads = ports.reads
+        self._listing = ports.listing
         self._four_eyes = ports.four_eyes
         self._signer = ports.signer
         self._verifier = ports.verifier

@@ -162,15 +162,14 @@ class CustodyService(Ledger):
         return item
 
     async def list(self, query: ItemQuery, scope: Scope) -> Sequence[Item]:
-        async with self._reads() as uow:
-            if not scope.in_custody_only:
-                return await uow.items.list(query)
-            return await visible_page(
-                lambda page: uow.items.list(replace(query, page=page)),
-                scope.sees,
-                lambda item: item.id,
-                query.page,
-            )
+        if not scope.in_custody_only:
+            return await self._listing.list(query)
+        return await visible_page(
+            lambda page: self._listing.list(replace(query, page=page)),
+            scope.sees,
+            lambda item: item.id,
+            query.page,
+        )
 
 
 def _seized_data(seizure: Seizure, item: Item) -> dict[str, str]:

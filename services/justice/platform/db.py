@@ -288,6 +288,9 @@ class PlainReads(Protocol):
     """
 
     async def one(self, sql: str, parameters: Mapping[str, Any]) -> dict[str, Any] | None: ...
+    async def all(self, sql: str, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every row; for bounded queries only (a page)."""
+
     async def close(self) -> None: ...
 
 
@@ -321,6 +324,9 @@ class SqliteReads:
     async def one(self, sql: str, parameters: Mapping[str, Any]) -> dict[str, Any] | None:
         row = self._connect().execute(sql, dict(parameters)).fetchone()
         return dict(row) if row is not None else None
+
+    async def all(self, sql: str, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._connect().execute(sql, dict(parameters)).fetchall()]
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -360,10 +366,22 @@ class PostgresReads:
         return self._statements[sql]
 
     async def one(self, sql: str, parameters: Mapping[str, Any]) -> dict[str, Any] | None:
+        rows = await self._fetch(sql, parameters, one=True)
+        return rows[0] if rows else None
+
+    async def all(self, sql: str, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return await self._fetch(sql, parameters, one=False)
+
+    async def _fetch(
+        self, sql: str, parameters: Mapping[str, Any], *, one: bool
+    ) -> list[dict[str, Any]]:
         connection = await self._acquire()
         try:
             cursor = await connection.execute(self._statement(sql), dict(parameters))  # type: ignore[arg-type]
-            return await cursor.fetchone()
+            if one:
+                row = await cursor.fetchone()
+                return [row] if row is not None else []
+            return await cursor.fetchall()
         except BaseException:
             # A connection left mid-query is not handed out again.
             self._all.remove(connection)
