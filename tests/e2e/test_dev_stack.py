@@ -501,6 +501,10 @@ def test_every_subcommand_that_calls_the_server_works_against_it(
     run("custody transfer", item, "--to", "custodian-2001")
     run("custody accept", item, as_="officer-1002", refused="PERMISSION_DENIED")
     run("custody accept", item, "--weight", "10.5", as_="custodian-2001")
+    # Seized (1), transferred (2), accepted (3): the acceptance signed with the receiver's key.
+    signed = tmp_path / "acceptance"
+    run("custody acceptance", item, "--sequence", "3", "--out", str(signed), as_="custodian-2001")
+    assert len(list(signed.glob("acceptance-*-3.xml"))) == 1
     vault = ("--name", "Gent, kluis A", "--unit", "Seized Goods Gent", "--kind", "VAULT")
     run("custody create-location", "gent.r1.a", *vault, "--secure", as_="custody-supervisor-2101")
     run("custody move", item, "--to", "locations/gent.r1.a", as_="custodian-2001")
