@@ -23,6 +23,8 @@ from justice.custody.model import (
     Item,
     ItemSpec,
     ItemState,
+    Location,
+    LocationKind,
     Money,
     Outcome,
     Quantity,
@@ -30,6 +32,7 @@ from justice.custody.model import (
     RawItem,
     Seizure,
     Tolerance,
+    check_new_location,
     check_seizure,
 )
 from justice.platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
@@ -323,3 +326,52 @@ def test_appending_out_of_order_is_a_bug() -> None:
     links = events(2)
     with pytest.raises(ValueError, match="does not follow"):
         chain.append(chain.Head(2, links[-1].hash), replace(links[0].event, sequence=5))
+
+
+def location(secure: bool, capacity: int = 0, **changes: object) -> Location:
+    place = Location(
+        "ant.r1.s1",
+        "ANT-R1-S1",
+        "Antwerpen",
+        LocationKind.SHELF,
+        "u",
+        secure,
+        capacity,
+        NOW,
+        "custody-supervisor-2101",
+    )
+    return replace(place, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("category", list(Category))
+def test_strict_goods_rest_only_in_a_secure_location(category: Category) -> None:
+    location(secure=True).admit(item(category))
+    if category in (Category.CASH, Category.DRUGS, Category.FIREARM):
+        with pytest.raises(FailedPrecondition) as refused:
+            location(secure=False).admit(item(category))
+        assert refused.value.reason == "LOCATION_NOT_SECURE"
+    else:
+        location(secure=False).admit(item(category))
+
+
+def test_a_location_with_a_capacity_refuses_what_does_not_fit() -> None:
+    location(secure=False).check_room(10_000, 1)  # 0: no limit
+    location(secure=False, capacity=3).check_room(2, 1)
+    with pytest.raises(FailedPrecondition) as refused:
+        location(secure=False, capacity=3).check_room(2, 2)
+    assert refused.value.reason == "LOCATION_FULL"
+
+
+def test_a_new_locations_bad_fields_are_named() -> None:
+    check_new_location(location(secure=True))
+    with pytest.raises(InvalidArgument) as refused:
+        check_new_location(
+            location(secure=True, id="../x", barcode="", display_name=" ", unit="", capacity=-1)
+        )
+    assert {v.field for v in refused.value.violations} == {
+        "location_id",
+        "location.barcode",
+        "location.display_name",
+        "location.unit",
+        "location.capacity",
+    }
