@@ -402,8 +402,10 @@ def test_every_subcommand_that_calls_the_server_works_against_it(
         for line in (tmp_path / "demo" / "VERIFY.txt").read_text().splitlines()
         if line.startswith("xmlsec1")
     ]
-    # Both report versions, the seizure receipt's XML and the custody certificate.
-    assert len(verify_commands) == 4
+    # Both report versions, the seizure receipt's XML, the custody certificate and the court
+    # registry's acceptance (signed with its own key).
+    assert len(verify_commands) == 5
+    assert len(list((tmp_path / "demo").glob("acceptance-*.xml"))) == 1
     assert len(list((tmp_path / "demo").glob("receipt-*.pdf"))) == 1
     assert "the prosecutor simulator decided DESTROY over NATS" in demo.stdout
     for command in verify_commands:
