@@ -310,6 +310,7 @@ def _catalog(
 
 
 def _owners(
+    settings: Settings,
     selected: frozenset[str],
     reports: ReportLookup,
     evidence: EvidenceService | None,
@@ -318,11 +319,14 @@ def _owners(
 ) -> bridges.Owners:
     """Whom the audit detector asks which unit owns a record: the owning services here, or
     over gRPC when audit runs without them. Only the detector (an audit follower) asks."""
+    attached = bridges.AttachedReports(evidence) if evidence is not None else None
     if "audit" not in selected:
-        return bridges.Owners(reports, evidence, bridges.UnitIds(access))
+        return bridges.Owners(reports, attached, bridges.UnitIds(access))
     return bridges.Owners(
         reports if "reports" in selected else RemoteReports(peers),
-        evidence,
+        attached
+        if "evidence" in selected
+        else RemoteEvidence(peers, timedelta(seconds=settings.evidence_share_max_seconds)),
         bridges.UnitIds(access if "access" in selected else RemoteUnits(peers)),
     )
 
@@ -384,7 +388,12 @@ async def _build(
     if singletons and not settings.production:
         await access.service.enrol(demo_enrolments())
     owners = _owners(
-        selected, report_lookup, evidence.service if evidence else None, access.service, peers
+        settings,
+        selected,
+        report_lookup,
+        evidence.service if evidence else None,
+        access.service,
+        peers,
     )
     audit = audit_compose.build(
         settings, database, bus, signer, clock, owners.unit_of, checkpoint_settings(settings)

@@ -150,6 +150,22 @@ class UnitIds:
         return self._ids.get(unit)
 
 
+class EvidenceReports(Protocol):
+    """The report a piece of evidence belongs to (AttachedReports, or peers.RemoteEvidence)."""
+
+    async def report_of(self, evidence: str) -> str | None: ...
+
+
+class AttachedReports:
+    """EvidenceReports from the evidence service in this process."""
+
+    def __init__(self, evidence: EvidenceService) -> None:
+        self._evidence = evidence
+
+    async def report_of(self, evidence: str) -> str | None:
+        return (await self._evidence.get(evidence)).metadata.report or None
+
+
 class ReportUnits(Protocol):
     """The unit a report records as its reporting unit (ReportLookup, or peers.RemoteReports)."""
 
@@ -161,7 +177,7 @@ class Owners:
     OUTSIDE_UNIT rule)."""
 
     def __init__(
-        self, reports: ReportUnits, evidence: EvidenceService | None, units: UnitIds
+        self, reports: ReportUnits, evidence: EvidenceReports | None, units: UnitIds
     ) -> None:
         self._reports = reports
         self._evidence = evidence
@@ -171,7 +187,7 @@ class Owners:
         try:
             if resource.startswith("evidence/") and self._evidence is not None:
                 # Evidence belongs to the unit of the report it was attached to.
-                resource = (await self._evidence.get(resource)).metadata.report
+                resource = await self._evidence.report_of(resource) or ""
             if resource.startswith("reports/"):
                 unit = await self._reports.reporting_unit(resource)
                 return await self._units.id_of(unit) if unit else None

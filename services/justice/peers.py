@@ -144,7 +144,8 @@ class Peers:
 
 
 class RemoteEvidence:
-    """reports.EvidenceCatalog over gRPC (justice.bridges.EvidenceAttachments in-process)."""
+    """reports.EvidenceCatalog over gRPC (justice.bridges.EvidenceAttachments in-process),
+    and the evidence side of the audit detector's owners (bridges.EvidenceReports)."""
 
     def __init__(self, peers: Peers, link_lifetime: timedelta) -> None:
         self._stub = evidence_pb2_grpc.EvidenceServiceStub(peers.channel("evidence"))
@@ -196,6 +197,16 @@ class RemoteEvidence:
                 )
             )
         return tuple(links)
+
+    async def report_of(self, evidence: str) -> str | None:
+        request = evidence_pb2.DescribeEvidenceRequest(name=evidence)
+        try:
+            facts = await self._stub.DescribeEvidence(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            if _not_found(error):
+                return None
+            raise peer_failure("evidence", error) from None
+        return facts.report or None
 
 
 class RemoteReports:

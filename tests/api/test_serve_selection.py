@@ -12,11 +12,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from justice.app import Application, build
+from justice.bridges import Owners, UnitIds
 from justice.cli.main import app as cli
 from justice.custody.v1 import custody_pb2, custody_pb2_grpc
 from justice.devstack.pki import DevPki
 from justice.devstack.supervised import free_tcp_port
-from justice.peers import PeerNotConfigured
+from justice.peers import PeerNotConfigured, Peers, RemoteReports, RemoteUnits
 from justice.platform.config import Settings
 from justice.platform.server import start
 from justice.reports.v1 import reports_pb2 as rpb
@@ -101,6 +102,33 @@ async def test_an_unreachable_evidence_peer_is_unavailable_not_internal(
     details = rich_error(refused.value)
     assert details.reason == "PEER_UNAVAILABLE"
     assert details.metadata["peer"] == "evidence"
+
+
+async def test_the_audit_detector_asks_reports_and_access_over_grpc_who_owns_a_report(
+    settings: Settings, pki: DevPki
+) -> None:
+    # Reports would reach evidence there; nothing here signs with attachments.
+    elsewhere = settings.model_copy(update={"evidence_address": f"127.0.0.1:{free_tcp_port()}"})
+    async with serving(elsewhere, {"reports", "access"}) as application:
+        channel = grpc.aio.secure_channel(
+            f"localhost:{application.server.port}", client_credentials(pki, "officer-1001")
+        )
+        try:
+            draft = await reports_pb2_grpc.ReportServiceStub(channel).CreateReport(
+                rpb.CreateReportRequest(report=report_draft([]), request_id=str(uuid.uuid4()))
+            )
+        finally:
+            await channel.close()
+        address = f"127.0.0.1:{application.server.port}"
+        apart = settings.model_copy(update={"reports_address": address, "access_address": address})
+        peers = Peers(apart, pki.ca_path)
+        try:
+            owners = Owners(RemoteReports(peers), None, UnitIds(RemoteUnits(peers)))
+            # The draft records its unit by display name; audit records carry the unit id.
+            assert await owners.unit_of(draft.name) == "pz-antwerpen-team-a"
+            assert await owners.unit_of("reports/doesnotexist") is None
+        finally:
+            await peers.close()
 
 
 def test_the_cli_refuses_an_unknown_service_naming_the_valid_ones() -> None:

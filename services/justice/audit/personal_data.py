@@ -5,7 +5,8 @@ Not listed, on purpose:
 - writes (Create/Update/Sign/Submit...): they return what the caller sent, and are audited;
 - VerifyReport/VerifyEvidence/GetUpload/CheckAttachment: hashes, signer and upload state,
   no content;
-- CheckCase/DescribeReport: case numbers, recipient office and unit, no person;
+- CheckCase/DescribeReport/DescribeEvidence: case numbers, report names, recipient office
+  and unit, no person;
 - ExchangeService: partners are organisations, and deliveries and dead letters carry
   envelope metadata (type, recipient, resource name), never the payload.
 """

@@ -280,6 +280,12 @@ class EvidenceApi(evidence_pb2_grpc.EvidenceServiceServicer):
             intact=intact,
         )
 
+    async def DescribeEvidence(
+        self, request: pb.DescribeEvidenceRequest, context: Context
+    ) -> pb.EvidenceFacts:
+        evidence = await self._service.get(request.name)
+        return pb.EvidenceFacts(name=evidence.name, report=evidence.metadata.report)
+
     async def ShareAttachment(
         self, request: pb.ShareAttachmentRequest, context: Context
     ) -> pb.ShareEvidenceResponse:

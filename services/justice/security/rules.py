@@ -103,6 +103,8 @@ RULES: Mapping[str, Rule] = {
     # Internal: the report service, running apart, checks and shares its attachments.
     _EVIDENCE + "CheckAttachment": rule(SERVICE=None),
     _EVIDENCE + "ShareAttachment": rule(SERVICE=None),
+    # Internal: the audit detector, running apart, asks which report evidence belongs to.
+    _EVIDENCE + "DescribeEvidence": rule(SERVICE=None),
     # Exchange administration: registering a partner opens access, so it is an admin task.
     _EXCHANGE + "CreatePartner": rule(ACCESS_ADMIN=None),
     _EXCHANGE + "GetPartner": rule(ACCESS_ADMIN=None, SERVICE=None, AUDITOR=None),
