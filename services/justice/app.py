@@ -41,7 +41,7 @@ from justice.monitoring import monitor
 from justice.peers import Peers, RemoteEvidence, RemoteReports, RemoteUnits
 from justice.platform.blobs import S3Blobs
 from justice.platform.bus import Bus, platform_credentials
-from justice.platform.config import SERVICES, Settings
+from justice.platform.config import SERVICES, MissingSetting, Settings
 from justice.platform.db import Database, PlainReads, plain_reads
 from justice.platform.health import DependencyHealth
 from justice.platform.metrics import Metrics
@@ -340,7 +340,7 @@ async def _build(
 ) -> Application:
     singletons = worker is None or worker.singletons
     if "evidence" in selected and selected != frozenset(SERVICES) and not settings.s3_endpoint:
-        raise RuntimeError("--service evidence needs an S3 endpoint (JUSTICE_S3_ENDPOINT)")
+        raise MissingSetting("--service evidence needs an S3 endpoint: set JUSTICE_S3_ENDPOINT")
     refuse_development_settings(settings)
     database = await _database(settings, resources)
     bus = await _bus(settings, resources)

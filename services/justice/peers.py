@@ -27,7 +27,7 @@ from justice.access.v1 import access_pb2, access_pb2_grpc
 from justice.audit.interceptor import PURPOSE_HEADER
 from justice.evidence.v1 import evidence_pb2, evidence_pb2_grpc
 from justice.exchange.message import Link
-from justice.platform.config import Settings
+from justice.platform.config import MissingSetting, Settings
 from justice.platform.errors import FailedPrecondition, JusticeError, Unavailable
 from justice.platform.listing import Page, next_token
 from justice.platform.rpc import error_details
@@ -50,10 +50,6 @@ _TRANSIENT = frozenset(
 # The declared purpose of the shares made for a submission (the purpose header allows no
 # '@', so the report version goes in the request's own purpose field).
 _SUBMISSION_PURPOSE = "report submission"
-
-
-class PeerNotConfigured(RuntimeError):
-    """A selected service needs a peer that neither runs here nor has an address."""
 
 
 def peer_failure(peer: str, error: grpc.aio.AioRpcError) -> JusticeError:
@@ -119,7 +115,7 @@ class Peers:
             "access": self._settings.access_address,
         }[peer]
         if not address:
-            raise PeerNotConfigured(
+            raise MissingSetting(
                 f"the {peer} service does not run in this process: set "
                 f"JUSTICE_{peer.upper()}_ADDRESS to where it answers (or add --service {peer})"
             )

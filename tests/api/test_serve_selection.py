@@ -17,8 +17,8 @@ from justice.cli.main import app as cli
 from justice.custody.v1 import custody_pb2, custody_pb2_grpc
 from justice.devstack.pki import DevPki
 from justice.devstack.supervised import free_tcp_port
-from justice.peers import PeerNotConfigured, Peers, RemoteReports, RemoteUnits
-from justice.platform.config import Settings
+from justice.peers import Peers, RemoteReports, RemoteUnits
+from justice.platform.config import MissingSetting, Settings
 from justice.platform.server import start
 from justice.reports.v1 import reports_pb2 as rpb
 from justice.reports.v1 import reports_pb2_grpc
@@ -71,9 +71,11 @@ async def test_only_the_named_services_answer(settings: Settings, pki: DevPki) -
         assert absent.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-async def test_a_peer_without_an_address_stops_the_start(settings: Settings) -> None:
-    with pytest.raises(PeerNotConfigured, match="JUSTICE_EVIDENCE_ADDRESS"):
+async def test_a_missing_peer_address_or_s3_endpoint_stops_the_start(settings: Settings) -> None:
+    with pytest.raises(MissingSetting, match="JUSTICE_EVIDENCE_ADDRESS"):
         await build(settings, services={"reports"})
+    with pytest.raises(MissingSetting, match="JUSTICE_S3_ENDPOINT"):
+        await build(settings, services={"evidence"})
     with pytest.raises(ValueError, match="known: reports, evidence"):
         await build(settings, services={"reports", "nope"})
 

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from justice.cli import audit, custody, evidence, exchange, fines, partner, reports
-from justice.platform.config import SERVICES, Settings
+from justice.platform.config import SERVICES, MissingSetting, Settings
 from justice.platform.logs import configure_logging
 
 app = typer.Typer(
@@ -96,7 +96,6 @@ def serve(
     """Serve every service, or those named by --service, with the configured database, PKI,
     NATS and S3 (production entry)."""
     from justice.cli.stack import serve_only, serve_workers
-    from justice.peers import PeerNotConfigured
     from justice.platform.production import ProductionRefused
 
     services = _service_names(service)
@@ -105,7 +104,7 @@ def serve(
         raise typer.Exit(serve_workers(ctx.obj.settings, workers, services))
     try:
         asyncio.run(serve_only(ctx.obj.settings, services=services))
-    except (ProductionRefused, PeerNotConfigured) as refused:
+    except (ProductionRefused, MissingSetting) as refused:
         console.print(f"[red]{refused}[/red]", soft_wrap=True)
         raise typer.Exit(2) from None
 

@@ -117,6 +117,10 @@ class FineRules(BaseModel):
 SERVICES = ("reports", "evidence", "access", "audit", "exchange", "custody", "fines")
 
 
+class MissingSetting(RuntimeError):
+    """A selected service needs a setting that is not set; the message names it."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JUSTICE_", env_nested_delimiter="__")
 
