@@ -83,23 +83,24 @@ def _not_found(error: grpc.aio.AioRpcError) -> bool:
     return error.code() is grpc.StatusCode.NOT_FOUND
 
 
-@dataclass(frozen=True)
-class _Identity:
-    ca: bytes
-    cert: bytes
-    key: bytes
+# A restarted peer is found again within seconds (gRPC's default backoff grows to 120 s).
+_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
+]
 
 
 class Peers:
-    """mTLS channels to the peers named by settings, opened on first use, closed together.
+    """mTLS channels to the peers named by settings, closed together.
 
-    Files are read here, at build time, so a missing service certificate stops the start.
+    The adapters open theirs when the composition root builds them, so a missing address or
+    service certificate stops the start.
     """
 
     def __init__(self, settings: Settings, trust: Path) -> None:
         self._settings = settings
         self._trust = trust
-        self._identity: _Identity | None = None
+        self._credentials: grpc.ChannelCredentials | None = None
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     @property
@@ -119,19 +120,20 @@ class Peers:
                 f"the {peer} service does not run in this process: set "
                 f"JUSTICE_{peer.upper()}_ADDRESS to where it answers (or add --service {peer})"
             )
-        identity = self._identity or self._load_identity()
-        credentials = grpc.ssl_channel_credentials(identity.ca, identity.key, identity.cert)
-        channel = grpc.aio.secure_channel(address, credentials)
+        channel = grpc.aio.secure_channel(address, self._service_identity(), _CHANNEL_OPTIONS)
         self._channels[peer] = channel
         return channel
 
-    def _load_identity(self) -> _Identity:
-        settings = self._settings
-        clients = settings.pki_dir / "clients"
-        cert = settings.service_cert or clients / f"{settings.exchange_platform_id}.pem"
-        key = settings.service_key or clients / f"{settings.exchange_platform_id}.key"
-        self._identity = _Identity(self._trust.read_bytes(), cert.read_bytes(), key.read_bytes())
-        return self._identity
+    def _service_identity(self) -> grpc.ChannelCredentials:
+        if self._credentials is None:
+            settings = self._settings
+            clients = settings.pki_dir / "clients"
+            cert = settings.service_cert or clients / f"{settings.exchange_platform_id}.pem"
+            key = settings.service_key or clients / f"{settings.exchange_platform_id}.key"
+            self._credentials = grpc.ssl_channel_credentials(
+                self._trust.read_bytes(), key.read_bytes(), cert.read_bytes()
+            )
+        return self._credentials
 
     async def close(self) -> None:
         for channel in self._channels.values():
