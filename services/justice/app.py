@@ -1,7 +1,8 @@
 """Composition root: the platform's shared parts, each domain's build function, the ports
 connected (through justice.bridges), and the services mounted on one TLS server.
 
-Three roots for three kinds of process: `build` for `justice serve` and `justice run`,
+Three roots for three kinds of process: `build` for `justice serve` and `justice run` (every
+service, or those `justice serve --service` names, with justice.peers for the rest),
 `build_exchange_workers` for `justice exchange relay|inbound` (no gRPC port, no evidence),
 and `evidence_sweep` for `justice evidence sweep`. Each builds only what it runs.
 """
@@ -9,10 +10,11 @@ and `evidence_sweep` for `justice evidence sweep`. Each builds only what it runs
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -36,9 +38,10 @@ from justice.exchange import compose as exchange_compose
 from justice.exchange.api import ReceiptBundle
 from justice.fines import compose as fines_compose
 from justice.monitoring import monitor
+from justice.peers import Peers, RemoteEvidence, RemoteReports, RemoteUnits
 from justice.platform.blobs import S3Blobs
 from justice.platform.bus import Bus, platform_credentials
-from justice.platform.config import Settings
+from justice.platform.config import SERVICES, MissingSetting, Settings
 from justice.platform.db import Database, PlainReads, plain_reads
 from justice.platform.health import DependencyHealth
 from justice.platform.metrics import Metrics
@@ -52,7 +55,8 @@ from justice.platform.server import (
     create_server,
 )
 from justice.reports import compose as reports_compose
-from justice.reports.service import ReportService
+from justice.reports.lookup import ReportLookup
+from justice.reports.service import EvidenceCatalog, ReportService
 from justice.reports.store import SqlReportReads
 from justice.security.approvals import FourEyes
 from justice.security.identity import CachedDirectory, identity
@@ -83,7 +87,7 @@ class Application:
     directory: CachedDirectory
     exchange: exchange_compose.ExchangeComponent
     custody: custody_compose.CustodyParts
-    # None when no S3 endpoint is configured: then no evidence service is mounted.
+    # None when no S3 endpoint is configured, or the evidence service runs apart.
     evidence: EvidenceService | None
     # The process's NATS connection; None without NATS.
     bus: Bus | None
@@ -154,9 +158,13 @@ def _blobs(settings: Settings, resources: AsyncExitStack) -> S3Blobs | None:
     return blobs
 
 
+def _client_ca(settings: Settings) -> Path:
+    """The CA client certificates are checked against; peers' server certificates too."""
+    return server_settings(settings).tls.client_ca
+
+
 def _trust_anchors(settings: Settings) -> list[x509.Certificate]:
-    client_ca = server_settings(settings).tls.client_ca
-    return x509.load_pem_x509_certificates(client_ca.read_bytes())
+    return x509.load_pem_x509_certificates(_client_ca(settings).read_bytes())
 
 
 def _keys(settings: Settings) -> KeyStore:
@@ -257,15 +265,18 @@ async def build(
     clock: Callable[[], datetime] = _utc_now,
     *,
     worker: Worker | None = None,
+    services: Collection[str] | None = None,
 ) -> Application:
     """Migrate the database and build every service on one TLS server (not started).
 
     As one of several `justice serve --workers N` processes (`worker`), it shares the port,
-    and only the first runs the singleton background work.
+    and only the first runs the singleton background work. With `services` (names from
+    SERVICES) only those are mounted and run their background work; the ports they use
+    reach the others over gRPC (justice.peers) unless those run here too.
     """
     resources = AsyncExitStack()
     try:
-        return await _build(settings, clock, resources, worker)
+        return await _build(settings, clock, resources, worker, _selected(services))
     except BaseException:
         await resources.aclose()
         raise
@@ -278,13 +289,61 @@ def _plain_reads(database: Database, resources: AsyncExitStack) -> PlainReads:
     return reads
 
 
+def _selected(services: Collection[str] | None) -> frozenset[str]:
+    if services is None:
+        return frozenset(SERVICES)
+    unknown = set(services) - set(SERVICES)
+    if unknown:
+        raise ValueError(f"unknown services {sorted(unknown)}; known: {', '.join(SERVICES)}")
+    return frozenset(services)
+
+
+def _catalog(
+    settings: Settings, selected: frozenset[str], evidence: EvidenceService | None, peers: Peers
+) -> EvidenceCatalog:
+    """What reports check and share attachments through: the evidence service here, or over
+    gRPC when it runs apart."""
+    lifetime = timedelta(seconds=settings.evidence_share_max_seconds)
+    if evidence is not None:
+        return bridges.EvidenceAttachments(evidence, lifetime)
+    if "evidence" in selected or "reports" not in selected:
+        # No S3 (the embedded default without one), or no report is signed here.
+        return bridges.NoEvidence()
+    return RemoteEvidence(peers, lifetime)
+
+
+def _owners(
+    settings: Settings,
+    selected: frozenset[str],
+    reports: ReportLookup,
+    evidence: EvidenceService | None,
+    access: AccessService,
+    peers: Peers,
+) -> bridges.Owners:
+    """Whom the audit detector asks which unit owns a record: the owning services here, or
+    over gRPC when audit runs without them. Only the detector (an audit follower) asks."""
+    attached = bridges.AttachedReports(evidence) if evidence is not None else None
+    if "audit" not in selected:
+        return bridges.Owners(reports, attached, bridges.UnitIds(access))
+    return bridges.Owners(
+        reports if "reports" in selected else RemoteReports(peers),
+        attached
+        if "evidence" in selected
+        else RemoteEvidence(peers, timedelta(seconds=settings.evidence_share_max_seconds)),
+        bridges.UnitIds(access if "access" in selected else RemoteUnits(peers)),
+    )
+
+
 async def _build(
     settings: Settings,
     clock: Callable[[], datetime],
     resources: AsyncExitStack,
     worker: Worker | None,
+    selected: frozenset[str],
 ) -> Application:
     singletons = worker is None or worker.singletons
+    if "evidence" in selected and selected != frozenset(SERVICES) and not settings.s3_endpoint:
+        raise MissingSetting("--service evidence needs an S3 endpoint: set JUSTICE_S3_ENDPOINT")
     refuse_development_settings(settings)
     database = await _database(settings, resources)
     bus = await _bus(settings, resources)
@@ -292,6 +351,10 @@ async def _build(
     keys = _keys(settings)
     metrics = Metrics()
     signer = KeyStoreSigner(keys, xades_signer(settings, clock), metrics.observe_signing)
+
+    # Channels to the services that run in other processes, opened on first use.
+    peers = Peers(settings, _client_ca(settings))
+    resources.push_async_callback(peers.close)
 
     # Reports and evidence need each other: evidence is built on the reports' lookup, and
     # reports on the evidence service.
@@ -303,20 +366,14 @@ async def _build(
             database,
             blobs,
             clock,
-            bridges.ReportCases(report_lookup),
+            bridges.ReportCases(report_lookup) if "reports" in selected else RemoteReports(peers),
             alarms,
             metrics.evidence_traffic,
         )
-        if blobs is not None
+        if blobs is not None and "evidence" in selected
         else None
     )
-    catalog = (
-        bridges.EvidenceAttachments(
-            evidence.service, timedelta(seconds=settings.evidence_share_max_seconds)
-        )
-        if evidence is not None
-        else bridges.NoEvidence()
-    )
+    catalog = _catalog(settings, selected, evidence.service if evidence else None, peers)
     exchange = exchange_compose.build(
         settings, database, bus, _envelope_keys(settings), clock, background=singletons
     )
@@ -335,10 +392,13 @@ async def _build(
     access = access_compose.build(settings, database, bus, clock)
     if singletons and not settings.production:
         await access.service.enrol(demo_enrolments())
-    owners = bridges.Owners(
+    owners = _owners(
+        settings,
+        selected,
         report_lookup,
-        evidence.service if evidence is not None else None,
-        bridges.UnitIds(access.service),
+        evidence.service if evidence else None,
+        access.service,
+        peers,
     )
     audit = audit_compose.build(
         settings, database, bus, signer, clock, owners.unit_of, checkpoint_settings(settings)
@@ -356,7 +416,18 @@ async def _build(
         tokens = DevTokens.from_file(
             settings.pki_dir / "token.key", timedelta(seconds=settings.dev_token_max_seconds)
         )
-    mounts = [reports.mount, audit.mount, access.mount, exchange.mount, custody.mount, fines.mount]
+    mounts = [
+        part.mount
+        for name, part in (
+            ("reports", reports),
+            ("audit", audit),
+            ("access", access),
+            ("exchange", exchange),
+            ("custody", custody),
+            ("fines", fines),
+        )
+        if name in selected
+    ]
     if evidence is not None:
         mounts.append(evidence.mount)
     server = create_server(
@@ -380,19 +451,22 @@ async def _build(
 
     # The background work, stopped in reverse order by close(); each worker commits its
     # own calls' audit records, the singletons run in one process only.
-    audit.start(followers=singletons)
+    # Every process writes its own calls' audit records; the background work runs with the
+    # service it belongs to.
+    audit.start(followers=singletons and "audit" in selected)
     resources.push_async_callback(audit.close)
-    _start_workers(exchange, settings, resources)
-    if singletons and access.feed is not None:
+    if "exchange" in selected:
+        _start_workers(exchange, settings, resources)
+    if singletons and "access" in selected and access.feed is not None:
         await access.feed.start()
         resources.push_async_callback(access.feed.stop)
-    if singletons:
+    if singletons and "custody" in selected:
         overdue = asyncio.create_task(custody.maintain(settings.custody_overdue_sweep_seconds))
         resources.push_async_callback(_cancel, [overdue])
     if singletons and evidence is not None:
         evidence.start()
         resources.push_async_callback(evidence.close)
-    if singletons and settings.fines.scheduler_interval_seconds:
+    if singletons and "fines" in selected and settings.fines.scheduler_interval_seconds:
         fines.scheduler.start()
         resources.push_async_callback(fines.scheduler.stop)
     health, watching = monitor(

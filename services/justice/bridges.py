@@ -12,8 +12,8 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from justice.access.service import AccessService
 from justice.audit.alarms import PlatformAlarms
 from justice.audit.model import Alert, AlertRule
 from justice.custody.ledger import CustodyAlert
@@ -111,11 +111,24 @@ class NoEvidence:
         return ()  # nothing was signed with attachments, so nothing is submitted with them
 
 
+class UnitListing(Protocol):
+    """The access registry's units, a page at a time (AccessService, or peers.RemoteUnits)."""
+
+    async def list_units(self, page: Page) -> Sequence[UnitNames]: ...
+
+
+class UnitNames(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
+
+
 class UnitIds:
     """Unit ids by what a report records as its reporting unit (the unit's display name, or
     its id), from the access registry: audit records carry unit ids."""
 
-    def __init__(self, access: AccessService, refresh_seconds: float = 5.0) -> None:
+    def __init__(self, access: UnitListing, refresh_seconds: float = 5.0) -> None:
         self._access = access
         self._refresh = refresh_seconds
         self._ids: dict[str, str] = {}
@@ -137,12 +150,34 @@ class UnitIds:
         return self._ids.get(unit)
 
 
+class EvidenceReports(Protocol):
+    """The report a piece of evidence belongs to (AttachedReports, or peers.RemoteEvidence)."""
+
+    async def report_of(self, evidence: str) -> str | None: ...
+
+
+class AttachedReports:
+    """EvidenceReports from the evidence service in this process."""
+
+    def __init__(self, evidence: EvidenceService) -> None:
+        self._evidence = evidence
+
+    async def report_of(self, evidence: str) -> str | None:
+        return (await self._evidence.get(evidence)).metadata.report or None
+
+
+class ReportUnits(Protocol):
+    """The unit a report records as its reporting unit (ReportLookup, or peers.RemoteReports)."""
+
+    async def reporting_unit(self, report: str) -> str | None: ...
+
+
 class Owners:
     """audit.UnitOf: which unit owns a record, asked of the owning domain (the detector's
     OUTSIDE_UNIT rule)."""
 
     def __init__(
-        self, reports: ReportLookup, evidence: EvidenceService | None, units: UnitIds
+        self, reports: ReportUnits, evidence: EvidenceReports | None, units: UnitIds
     ) -> None:
         self._reports = reports
         self._evidence = evidence
@@ -152,10 +187,10 @@ class Owners:
         try:
             if resource.startswith("evidence/") and self._evidence is not None:
                 # Evidence belongs to the unit of the report it was attached to.
-                resource = (await self._evidence.get(resource)).metadata.report
+                resource = await self._evidence.report_of(resource) or ""
             if resource.startswith("reports/"):
-                report = await self._reports.get(resource)
-                return await self._units.id_of(report.content.reporting_unit) if report else None
+                unit = await self._reports.reporting_unit(resource)
+                return await self._units.id_of(unit) if unit else None
         except JusticeError:
             return None
         return None

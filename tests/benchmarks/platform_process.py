@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -55,13 +55,20 @@ def served_platform(
 
 @contextmanager
 def served_process(
-    state_dir: Path, env: Mapping[str, str] | None = None, *, workers: int = 1
+    state_dir: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    workers: int = 1,
+    services: Sequence[str] = (),
+    port: int | None = None,
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """`justice serve --workers N` on the bench database (unless env names one); yield its
-    port and process (with N > 1, the workers are that process's children)."""
+    """`justice serve --workers N [--service S ...]` on the bench database (unless env
+    names one), on `port` or a free one; yield its port and process (with N > 1, the
+    workers are that process's children). Each selection logs to a file of its own."""
     pki = DevPki(state_dir / "pki", PASSPHRASE.encode())
     pki.ensure()
-    port = free_tcp_port()
+    port = port or free_tcp_port()
+    selection = [arg for name in services for arg in ("--service", name)]
     with bench_database(state_dir) as database_url:
         environment = {
             **os.environ,
@@ -71,9 +78,9 @@ def served_process(
             "JUSTICE_DATABASE_URL": database_url,
             **(env or {}),
         }
-        log = (state_dir / "server.log").open("wb")
+        log = (state_dir / f"server{''.join(f'-{s}' for s in services)}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "justice", "serve", "--workers", str(workers)],
+            [sys.executable, "-m", "justice", "serve", "--workers", str(workers), *selection],
             env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -11,7 +11,7 @@ import pytest
 
 CHART = Path(__file__).parents[2] / "charts" / "justice-exchange"
 PRODUCTION = CHART / "ci" / "production-values.yaml"
-GRPC_SERVICES = ("reports", "evidence", "access", "audit", "exchange")
+GRPC_SERVICES = ("reports", "evidence", "access", "audit", "exchange", "custody", "fines")
 WORKERS = ("relay", "inbound")
 SECRET_VALUES = (
     "databaseSecretName",
@@ -20,6 +20,10 @@ SECRET_VALUES = (
     "tlsSecretName",
     "signingSecretName",
     "signingKeysSecretName",
+    "envelopeKeysSecretName",
+    "serviceTlsSecretName",
+    "auditCheckpointKeySecretName",
+    "signingCrlSecretName",
 )
 # The official NATS chart is an optional dependency (nats.enabled), fetched by
 # `helm dependency build` only where it is wanted; lint notes it is not vendored.
@@ -95,6 +99,7 @@ def test_every_component_has_its_deployment_with_grpc_probes(
         (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
         assert container["readinessProbe"]["grpc"]["service"] == ""
         assert container["livenessProbe"]["grpc"]["service"] == "liveness"
+        assert container["startupProbe"]["grpc"]["port"] == merged(chart, values)["probePort"]
         assert container["resources"]["requests"]
         if component in GRPC_SERVICES:
             assert container["args"] == ["serve", "--service", component]
@@ -180,3 +185,43 @@ def test_the_schema_refuses_bad_values(
 ) -> None:
     with pytest.raises(helm.HelmError, match=refused):
         chart.validate_schema(values)
+
+
+@VALUES
+def test_each_service_finds_its_peers_and_presents_the_service_certificate(
+    chart: helm.Chart, values: dict[str, Any] | None
+) -> None:
+    manifests = render(chart, values)
+    settings = next(iter(of_kind(manifests, "ConfigMap").values()))["data"]
+    services = of_kind(manifests, "Service")
+    port = merged(chart, values)["grpcPort"]
+    for peer in ("reports", "evidence", "access"):
+        host, _, at = settings[f"JUSTICE_{peer.upper()}_ADDRESS"].partition(":")
+        assert host in services, f"{peer}'s address names no Service of the chart"
+        assert services[host]["spec"]["selector"]["app.kubernetes.io/component"] == peer
+        assert int(at) == port
+    assert settings["JUSTICE_SERVICE_CERT"] == "/etc/justice/service/tls.crt"
+    for component in GRPC_SERVICES:
+        spec = of_kind(manifests, "Deployment")[f"justice-justice-exchange-{component}"]
+        pod = spec["spec"]["template"]["spec"]
+        mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+        assert {"/etc/justice/service", "/etc/justice/pki/envelope"} <= mounts, component
+
+
+def test_timestamps_revocation_and_checkpoint_key_come_from_named_secrets(
+    chart: helm.Chart,
+) -> None:
+    values = {
+        **production_values(),
+        "tsaUrl": "https://tsa.justice.internal/rfc3161",
+        "signingCrlSecretName": "prod-justice-crl",
+        "auditCheckpointKeySecretName": "prod-justice-checkpoint",
+    }
+    manifests = render(chart, values)
+    settings = next(iter(of_kind(manifests, "ConfigMap").values()))["data"]
+    assert settings["JUSTICE_TSA_URL"] == "https://tsa.justice.internal/rfc3161"
+    assert settings["JUSTICE_SIGNING_CRL"] == "/etc/justice/revocation/crl.pem"
+    assert settings["JUSTICE_AUDIT_CHECKPOINT_KEY"] == "/etc/justice/audit/checkpoint.key"
+    pod = of_kind(manifests, "Deployment")["justice-justice-exchange-audit"]["spec"]["template"]
+    secrets = {v["secret"]["secretName"] for v in pod["spec"]["volumes"] if "secret" in v}
+    assert {"prod-justice-crl", "prod-justice-checkpoint"} <= secrets

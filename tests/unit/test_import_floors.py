@@ -1,6 +1,6 @@
 """The house's floors, read from the source with `ast`: imports only point down.
 
-Top: cli -> app (the composition root) -> bridges, devstack -> the domains -> exchange,
+Top: cli -> app (the composition root) -> bridges, peers, devstack -> the domains -> exchange,
 security, signing -> platform. Imports inside functions and under TYPE_CHECKING count too.
 """
 
@@ -74,6 +74,7 @@ RULES: dict[str, Callable[[Edge], bool]] = {
     "domains": lambda e: e.here in DOMAINS and e.there in DOMAINS and not e.own,
     "app": lambda e: e.there == "app" and e.here not in ("cli", "app"),
     "bridges": lambda e: e.there == "bridges" and e.here not in ("app", "bridges"),
+    "peers": lambda e: e.there == "peers" and e.here not in ("app", "peers"),
 }
 
 
@@ -91,6 +92,7 @@ def _violations(rule: str) -> list[str]:
         ("domains", "a domain imports no other domain (bridges.py connects them)"),
         ("app", "only the CLI imports the composition root"),
         ("bridges", "only the composition root imports the bridges"),
+        ("peers", "only the composition root imports the peers' gRPC adapters"),
     ],
 )
 def test_imports_point_down(rule: str, meaning: str) -> None:

@@ -24,6 +24,8 @@ COMPONENTS = {
     "access": ["serve", "--service", "access"],
     "audit": ["serve", "--service", "audit"],
     "exchange": ["serve", "--service", "exchange"],
+    "custody": ["serve", "--service", "custody"],
+    "fines": ["serve", "--service", "fines"],
     "relay": ["exchange", "relay"],
     "inbound": ["exchange", "inbound"],
     "migrate": ["migrate"],
@@ -101,6 +103,10 @@ def test_compose_has_the_charts_topology_with_real_images(compose: dict[str, obj
     assert isinstance(services, dict)
     for name, command in COMPONENTS.items():
         assert services[name]["command"] == command, name
+    # Each service reaches the peers it uses by their compose names.
+    environment = services["reports"]["environment"]
+    for peer in ("reports", "evidence", "access"):
+        assert environment[f"JUSTICE_{peer.upper()}_ADDRESS"] == f"{peer}:50443"
     assert {"nats-1", "nats-2", "nats-3", "postgres", "minio"} <= set(services)
     for name, service in services.items():
         image = service["image"]

@@ -66,6 +66,23 @@ JUSTICE_PKCS11_MODULE: {{ .Values.pkcs11Module | quote }}
 JUSTICE_PKCS11_TOKEN_LABEL: {{ .Values.pkcs11TokenLabel | quote }}
 JUSTICE_PKCS11_PIN_FILE: /etc/justice/hsm/pin
 {{- end }}
+{{- with .Values.tsaUrl }}
+JUSTICE_TSA_URL: {{ . | quote }}
+{{- end }}
+{{- if .Values.signingCrlSecretName }}
+JUSTICE_SIGNING_CRL: /etc/justice/revocation/crl.pem
+{{- end }}
+{{- if .Values.auditCheckpointKeySecretName }}
+JUSTICE_AUDIT_CHECKPOINT_KEY: /etc/justice/audit/checkpoint.key
+{{- end }}
+{{- /* Each service runs in its own Deployment (serve --service) and reaches the others
+through their Services, presenting the service certificate. */}}
+{{- $fullname := include "justice-exchange.fullname" . }}
+{{- range $peer := list "reports" "evidence" "access" }}
+JUSTICE_{{ upper $peer }}_ADDRESS: {{ printf "%s-%s:%d" $fullname $peer (int $.Values.grpcPort) | quote }}
+{{- end }}
+JUSTICE_SERVICE_CERT: /etc/justice/service/tls.crt
+JUSTICE_SERVICE_KEY: /etc/justice/service/tls.key
 JUSTICE_NATS_STREAM_REPLICAS: {{ .Values.natsStreamReplicas | quote }}
 JUSTICE_EXCHANGE_PLATFORM_ID: {{ .Values.exchangePlatformId | quote }}
 JUSTICE_DEFAULT_PROSECUTOR: {{ .Values.defaultProsecutor | quote }}
@@ -111,10 +128,18 @@ capabilities: {drop: [ALL]}
 - {name: state, mountPath: /var/lib/justice}
 - {name: tmp, mountPath: /tmp}
 - {name: tls, mountPath: /etc/justice/tls, readOnly: true}
+- {name: service-tls, mountPath: /etc/justice/service, readOnly: true}
+- {name: envelope-keys, mountPath: /etc/justice/pki/envelope, readOnly: true}
 {{- if eq .Values.keyStore "pkcs11" }}
 - {name: hsm-pin, mountPath: /etc/justice/hsm, readOnly: true}
 {{- else if .Values.signingKeysSecretName }}
 - {name: signing-keys, mountPath: /etc/justice/pki/signing, readOnly: true}
+{{- end }}
+{{- if .Values.auditCheckpointKeySecretName }}
+- {name: audit-checkpoint-key, mountPath: /etc/justice/audit, readOnly: true}
+{{- end }}
+{{- if .Values.signingCrlSecretName }}
+- {name: signing-crl, mountPath: /etc/justice/revocation, readOnly: true}
 {{- end }}
 {{- end -}}
 
@@ -123,6 +148,10 @@ capabilities: {drop: [ALL]}
 - {name: tmp, emptyDir: {medium: Memory, sizeLimit: 64Mi}}
 - name: tls
   secret: {secretName: {{ .Values.tlsSecretName | quote }}, defaultMode: 0440}
+- name: service-tls
+  secret: {secretName: {{ .Values.serviceTlsSecretName | quote }}, defaultMode: 0440}
+- name: envelope-keys
+  secret: {secretName: {{ .Values.envelopeKeysSecretName | quote }}, defaultMode: 0440}
 {{- if eq .Values.keyStore "pkcs11" }}
 - name: hsm-pin
   secret:
@@ -132,6 +161,20 @@ capabilities: {drop: [ALL]}
 {{- else if .Values.signingKeysSecretName }}
 - name: signing-keys
   secret: {secretName: {{ .Values.signingKeysSecretName | quote }}, defaultMode: 0440}
+{{- end }}
+{{- if .Values.auditCheckpointKeySecretName }}
+- name: audit-checkpoint-key
+  secret:
+    secretName: {{ .Values.auditCheckpointKeySecretName | quote }}
+    defaultMode: 0440
+    items: [{key: checkpoint.key, path: checkpoint.key}]
+{{- end }}
+{{- if .Values.signingCrlSecretName }}
+- name: signing-crl
+  secret:
+    secretName: {{ .Values.signingCrlSecretName | quote }}
+    defaultMode: 0440
+    items: [{key: crl.pem, path: crl.pem}]
 {{- end }}
 {{- end -}}
 

@@ -3,7 +3,10 @@ for the bulk-lookup rule. Full method names; a new service adds its reads here.
 
 Not listed, on purpose:
 - writes (Create/Update/Sign/Submit...): they return what the caller sent, and are audited;
-- VerifyReport/VerifyEvidence/GetUpload: hashes, signer and upload state, no content;
+- VerifyReport/VerifyEvidence/GetUpload/CheckAttachment: hashes, signer and upload state,
+  no content;
+- CheckCase/DescribeReport/DescribeEvidence: case numbers, report names, recipient office
+  and unit, no person;
 - ExchangeService: partners are organisations, and deliveries and dead letters carry
   envelope metadata (type, recipient, resource name), never the payload.
 """
@@ -29,6 +32,7 @@ PERSONAL_DATA_READS: frozenset[str] = frozenset(
         _EVIDENCE + "ListEvidence",
         # A share hands the content to a partner: a disclosure needs a legal basis too.
         _EVIDENCE + "ShareEvidence",
+        _EVIDENCE + "ShareAttachment",
         # Who consulted what is itself personal data about officers.
         _AUDIT + "QueryAccess",
         _AUDIT + "ExportAudit",

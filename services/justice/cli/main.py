@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from justice.cli import audit, custody, evidence, exchange, fines, partner, reports
-from justice.platform.config import Settings
+from justice.platform.config import SERVICES, MissingSetting, Settings
 from justice.platform.logs import configure_logging
 
 app = typer.Typer(
@@ -83,19 +83,43 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="Processes sharing the port (SO_REUSEPORT), one per core")
     ] = 1,
+    service: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME",
+            help="Mount only this service (repeatable, or comma-separated): "
+            f"{', '.join(SERVICES)}. Peers it uses elsewhere are reached at "
+            "JUSTICE_<PEER>_ADDRESS. [default: every service]",
+        ),
+    ] = None,
 ) -> None:
-    """Serve every service with the configured database, PKI, NATS and S3 (production entry)."""
+    """Serve every service, or those named by --service, with the configured database, PKI,
+    NATS and S3 (production entry)."""
     from justice.cli.stack import serve_only, serve_workers
     from justice.platform.production import ProductionRefused
 
+    services = _service_names(service)
     configure_logging(ctx.obj.settings.log_format)
     if workers > 1:
-        raise typer.Exit(serve_workers(ctx.obj.settings, workers))
+        raise typer.Exit(serve_workers(ctx.obj.settings, workers, services))
     try:
-        asyncio.run(serve_only(ctx.obj.settings))
-    except ProductionRefused as refused:
+        asyncio.run(serve_only(ctx.obj.settings, services=services))
+    except (ProductionRefused, MissingSetting) as refused:
         console.print(f"[red]{refused}[/red]", soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def _service_names(given: list[str] | None) -> frozenset[str] | None:
+    if not given:
+        return None
+    names = frozenset(n.strip() for value in given for n in value.split(",") if n.strip())
+    unknown = sorted(names - set(SERVICES))
+    if unknown or not names:
+        raise typer.BadParameter(
+            f"unknown service {', '.join(unknown) or '(none)'}; choose from {', '.join(SERVICES)}",
+            param_hint="--service",
+        )
+    return names
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from multiprocessing.connection import Connection, wait
 from types import FrameType
 
@@ -24,10 +24,12 @@ async def serve_only(
     settings: Settings,
     worker: Worker | None = None,
     started: Callable[[int], None] | None = None,
+    services: Collection[str] | None = None,
 ) -> None:
-    """Build every service on the configured adapters and serve until SIGTERM or Ctrl-C."""
+    """Build every service (or those named) on the configured adapters and serve until
+    SIGTERM or Ctrl-C."""
     limit_malloc_arenas()
-    application = await build(settings, worker=worker)
+    application = await build(settings, worker=worker, services=services)
     try:
         await serve(
             application.server,
@@ -39,7 +41,7 @@ async def serve_only(
         await application.close()
 
 
-def serve_workers(settings: Settings, workers: int) -> int:
+def serve_workers(settings: Settings, workers: int, services: Collection[str] | None = None) -> int:
     """`justice serve --workers N`: N processes on one port (SO_REUSEPORT), so every core
     serves; the GIL holds one process to about one core. Returns the exit code.
 
@@ -59,7 +61,9 @@ def serve_workers(settings: Settings, workers: int) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     receive, send = spawn.Pipe(duplex=False)
-    first = spawn.Process(target=_worker, args=(settings, True, send), name="justice-worker-0")
+    first = spawn.Process(
+        target=_worker, args=(settings, True, send, services), name="justice-worker-0"
+    )
     processes.append(first)
     first.start()
     send.close()
@@ -76,7 +80,7 @@ def serve_workers(settings: Settings, workers: int) -> int:
     shared = settings.model_copy(update={"listen": f"{host}:{port}"})
     for index in range(1, workers):
         process = spawn.Process(
-            target=_worker, args=(shared, False, None), name=f"justice-worker-{index}"
+            target=_worker, args=(shared, False, None, services), name=f"justice-worker-{index}"
         )
         processes.append(process)
         process.start()
@@ -87,9 +91,15 @@ def serve_workers(settings: Settings, workers: int) -> int:
     return max(abs(p.exitcode or 0) for p in processes)
 
 
-def _worker(settings: Settings, singletons: bool, started: Connection | None) -> None:
+def _worker(
+    settings: Settings,
+    singletons: bool,
+    started: Connection | None,
+    services: Collection[str] | None,
+) -> None:
     configure_logging(settings.log_format)
-    asyncio.run(serve_only(settings, Worker(singletons), started.send if started else None))
+    send = started.send if started else None
+    asyncio.run(serve_only(settings, Worker(singletons), send, services))
 
 
 async def run_stack(settings: Settings, console: Console) -> None:

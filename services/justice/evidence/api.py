@@ -18,7 +18,7 @@ from justice.evidence.service import (
 )
 from justice.evidence.v1 import evidence_pb2 as pb
 from justice.evidence.v1 import evidence_pb2_grpc
-from justice.platform.errors import FieldViolation, InvalidArgument
+from justice.platform.errors import FieldViolation, InvalidArgument, NotFound
 from justice.platform.listing import next_token, page, parse_filter
 from justice.platform.timestamps import duration, moment, timestamp
 from justice.security.identity import current_principal
@@ -263,3 +263,40 @@ class EvidenceApi(evidence_pb2_grpc.EvidenceServiceServicer):
     ) -> pb.VerifyEvidenceResponse:
         result = await self._service.verify(request.name, evidence_scope())
         return verification_to_proto(result)
+
+    async def CheckAttachment(
+        self, request: pb.CheckAttachmentRequest, context: Context
+    ) -> pb.CheckAttachmentResponse:
+        evidence, intact = await self._service.check_stored(request.name)
+        if evidence is None:
+            raise NotFound(
+                "EVIDENCE_NOT_FOUND", f"no stored {request.name}", metadata={"name": request.name}
+            )
+        return pb.CheckAttachmentResponse(
+            name=evidence.name,
+            sha256=evidence.sha256,
+            size_bytes=evidence.size_bytes,
+            media_type=evidence.metadata.media_type,
+            intact=intact,
+        )
+
+    async def DescribeEvidence(
+        self, request: pb.DescribeEvidenceRequest, context: Context
+    ) -> pb.EvidenceFacts:
+        evidence = await self._service.get(request.name)
+        return pb.EvidenceFacts(name=evidence.name, report=evidence.metadata.report)
+
+    async def ShareAttachment(
+        self, request: pb.ShareAttachmentRequest, context: Context
+    ) -> pb.ShareEvidenceResponse:
+        # The report service shares for the officer who submits (SERVICE role only).
+        link = await self._service.share(
+            request.sharer,
+            request.name,
+            request.partner,
+            duration(request, "expiry"),
+            request.purpose,
+        )
+        return pb.ShareEvidenceResponse(
+            url=link.url, expire_time=timestamp(link.share.expire_time), share=link.share.name
+        )

@@ -113,6 +113,14 @@ class FineRules(BaseModel):
     scheduler_interval_seconds: float = Field(default=60.0, ge=0)
 
 
+# What `justice serve --service` can name; without it, a process runs them all.
+SERVICES = ("reports", "evidence", "access", "audit", "exchange", "custody", "fines")
+
+
+class MissingSetting(RuntimeError):
+    """A selected service needs a setting that is not set; the message names it."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JUSTICE_", env_nested_delimiter="__")
 
@@ -252,6 +260,17 @@ class Settings(BaseSettings):
     # A plaintext gRPC port carrying only the health service, for Kubernetes' native gRPC
     # probes (the kubelet cannot present a client certificate). Off when empty.
     health_listen: str = ""
+    # Services running apart (`justice serve --service NAME`): where each peer a selected
+    # service uses answers when it is not in this process (host:port, e.g. a Kubernetes
+    # Service name), the service certificate presented to it (mTLS, SERVICE role; the dev
+    # PKI's client certificate of exchange_platform_id when unset; its server certificate
+    # is checked against tls_client_ca), and how long one peer call may take.
+    reports_address: str = ""
+    evidence_address: str = ""
+    access_address: str = ""
+    service_cert: Path | None = None
+    service_key: Path | None = None
+    peer_timeout_seconds: float = Field(default=30.0, gt=0)
     # "json": one JSON object per line, for log collectors; "text" for people.
     log_format: Literal["text", "json"] = "text"
     fines: FineRules = Field(default_factory=FineRules)
@@ -263,6 +282,8 @@ class Settings(BaseSettings):
         "tls_key",
         "tls_client_ca",
         "pkcs11_pin_file",
+        "service_cert",
+        "service_key",
         mode="after",
     )
     @classmethod

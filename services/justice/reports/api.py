@@ -10,9 +10,10 @@ from typing import Any, Protocol
 import grpc
 from google.type import date_pb2
 
-from justice.platform.errors import FieldViolation, InvalidArgument
+from justice.platform.errors import FieldViolation, InvalidArgument, NotFound
 from justice.platform.listing import next_token, page, parse_filter
 from justice.platform.timestamps import moment, timestamp
+from justice.reports.lookup import ReportLookup
 from justice.reports.model import (
     Attachment,
     Content,
@@ -177,8 +178,12 @@ class DeliveryReceipts(Protocol):
 
 
 class ReportApi(reports_pb2_grpc.ReportServiceServicer):
-    def __init__(self, service: ReportService, receipts: DeliveryReceipts | None = None) -> None:
+    def __init__(
+        self, service: ReportService, lookup: ReportLookup, receipts: DeliveryReceipts | None = None
+    ) -> None:
         self._service = service
+        # What the internal CheckCase and DescribeReport (peer services) answer from.
+        self._lookup = lookup
         self._receipts = receipts
 
     async def CreateReport(self, request: pb.CreateReportRequest, context: Context) -> pb.Report:
@@ -254,3 +259,23 @@ class ReportApi(reports_pb2_grpc.ReportServiceServicer):
     async def SubmitReport(self, request: pb.SubmitReportRequest, context: Context) -> pb.Report:
         report = await self._service.submit(current_principal().id, request.name, request.recipient)
         return report_to_proto(report)
+
+    async def CheckCase(
+        self, request: pb.CheckCaseRequest, context: Context
+    ) -> pb.CheckCaseResponse:
+        return pb.CheckCaseResponse(known=await self._lookup.case_known(request.case_number))
+
+    async def DescribeReport(
+        self, request: pb.DescribeReportRequest, context: Context
+    ) -> pb.ReportFacts:
+        found = await self._lookup.get(request.name)
+        if found is None:
+            raise NotFound(
+                "REPORT_NOT_FOUND", f"no {request.name}", metadata={"name": request.name}
+            )
+        return pb.ReportFacts(
+            name=request.name,
+            case_number=found.content.case_number,
+            recipient=found.recipient,
+            reporting_unit=found.content.reporting_unit,
+        )

@@ -67,6 +67,6 @@ def build(
     mount = Mount.of(
         reports_pb2.DESCRIPTOR.services_by_name["ReportService"],
         reports_pb2_grpc.add_ReportServiceServicer_to_server,
-        ReportApi(service, receipts),
+        ReportApi(service, lookup(database), receipts),
     )
     return ReportsComponent(service, mount, ReportInbound(service))

@@ -29,6 +29,11 @@ class ReportLookup:
         async with self._uow() as uow:
             return await uow.reports.get(report_id, version)
 
+    async def reporting_unit(self, name: str) -> str | None:
+        """The unit the named report records (a display name or an id); None for none."""
+        found = await self.get(name)
+        return found.content.reporting_unit if found else None
+
     async def case_known(self, case_number: str) -> bool:
         query = ReportQuery(page=Page(1, ""), case_number=case_number)
         async with self._uow() as uow:

@@ -79,6 +79,9 @@ RULES: Mapping[str, Rule] = {
     ),
     _REPORTS + "ExportReport": rule(REPORT_WRITER=_C.OWN_UNIT, PROSECUTOR=_C.SUBMITTED_TO_OFFICE),
     _REPORTS + "SubmitReport": rule(REPORT_WRITER=_C.AUTHOR),
+    # Internal: evidence and audit, running apart, ask about cases and reports.
+    _REPORTS + "CheckCase": rule(SERVICE=None),
+    _REPORTS + "DescribeReport": rule(SERVICE=None),
     # Evidence.
     _EVIDENCE + "UploadEvidence": rule(REPORT_WRITER=None, CUSTODIAN=None, SERVICE=None),
     _EVIDENCE + "GetUpload": rule(REPORT_WRITER=_C.AUTHOR, CUSTODIAN=_C.AUTHOR, SERVICE=None),
@@ -97,6 +100,11 @@ RULES: Mapping[str, Rule] = {
     _EVIDENCE + "VerifyEvidence": rule(
         REPORT_WRITER=_C.OWN_UNIT, PROSECUTOR=_C.SUBMITTED_TO_OFFICE, AUDITOR=None, SERVICE=None
     ),
+    # Internal: the report service, running apart, checks and shares its attachments.
+    _EVIDENCE + "CheckAttachment": rule(SERVICE=None),
+    _EVIDENCE + "ShareAttachment": rule(SERVICE=None),
+    # Internal: the audit detector, running apart, asks which report evidence belongs to.
+    _EVIDENCE + "DescribeEvidence": rule(SERVICE=None),
     # Exchange administration: registering a partner opens access, so it is an admin task.
     _EXCHANGE + "CreatePartner": rule(ACCESS_ADMIN=None),
     _EXCHANGE + "GetPartner": rule(ACCESS_ADMIN=None, SERVICE=None, AUDITOR=None),
@@ -136,7 +144,8 @@ RULES: Mapping[str, Rule] = {
     _AUDIT + "GetAuditInclusionProof": rule(AUDITOR=None),
     # Access administration.
     _ACCESS + "CreateUnit": rule(ACCESS_ADMIN=None),
-    _ACCESS + "ListUnits": rule(ACCESS_ADMIN=None, AUDITOR=None),
+    # SERVICE: the audit detector, running apart, maps reporting units to unit ids.
+    _ACCESS + "ListUnits": rule(ACCESS_ADMIN=None, AUDITOR=None, SERVICE=None),
     _ACCESS + "GetUser": rule(ACCESS_ADMIN=None, AUDITOR=None),
     _ACCESS + "ListUsers": rule(ACCESS_ADMIN=None, AUDITOR=None),
     # SERVICE: the HR system's feed may also call the API instead of NATS.
