@@ -26,10 +26,11 @@ from justice.reports.model import (
     Offence,
     Person,
     PersonRole,
+    ReportQuery,
     ReportState,
     check_content,
 )
-from justice.reports.service import ReportQuery, ReportService, StoredEvidence, parse_name
+from justice.reports.service import ReportService, StoredEvidence, parse_name
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 COMPLETE = Content(
