@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -36,6 +36,7 @@ from justice.platform.server import start
 from justice.reports.v1 import reports_pb2 as pb
 from justice.reports.v1 import reports_pb2_grpc
 from tests.api.conftest import with_evidence
+from tests.builders import draft
 from tests.xml_attacks import STATIC_ATTACKS, XmlAttack, signed_attacks
 
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
@@ -316,16 +317,7 @@ def _xml_entry_points() -> list[tuple[MethodDescriptor, FieldDescriptor]]:
 @pytest.fixture(scope="module")
 def signed_report(channels: dict[str, grpc.Channel]) -> bytes:
     stub = reports_pb2_grpc.ReportServiceStub(channels["officer-1001"])
-    report = pb.Report(
-        case_number="AN.12.L1.000123/25",
-        place="Antwerpen",
-        language="nl",
-        narrative="Vaststelling.",
-        offences=[pb.Offence(code="43A", article="Art. 461 Sw.")],
-        persons=[pb.Person(role=pb.WITNESS, given_name="A", family_name="B")],
-    )
-    report.facts_time.FromDatetime(datetime.now(UTC) - timedelta(hours=1))
-    created = stub.CreateReport(pb.CreateReportRequest(report=report))
+    created = stub.CreateReport(pb.CreateReportRequest(report=draft()))
     stub.SignReport(pb.SignReportRequest(name=created.name))
     exported = stub.ExportReport(
         pb.ExportReportRequest(name=created.name), metadata=((PURPOSE_HEADER, "hostile-suite"),)
