@@ -83,8 +83,10 @@ class InMemoryAccess:
 
 
 class InMemoryApprovals:
-    def __init__(self, tables: AccessTables) -> None:
-        self._rows = tables.approvals
+    """Four-eyes requests (justice.security.approvals), for any domain that opens them."""
+
+    def __init__(self, rows: dict[str, ApprovalRequest]) -> None:
+        self._rows = rows
 
     async def add(self, request: ApprovalRequest) -> None:
         self._rows[request.id] = request
@@ -120,4 +122,4 @@ class AccessUnit(InMemoryUnitOfWork[AccessTables]):
 
     @property
     def approvals(self) -> InMemoryApprovals:
-        return InMemoryApprovals(self.staged)
+        return InMemoryApprovals(self.staged.approvals)
