@@ -14,7 +14,8 @@ from justice.custody.model import Inventory, Item, ItemState, Seizure
 from justice.exchange.message import OutgoingMessage
 from justice.security.approvals import ApprovalRequest
 from tests.fakes.access import InMemoryApprovals
-from tests.fakes.unit_of_work import InMemoryUnitOfWork
+from tests.fakes.exchange import InMemoryInbox, InMemoryOutbox
+from tests.fakes.unit_of_work import InMemoryUnitOfWork, Keyed
 
 
 @dataclass
@@ -28,18 +29,9 @@ class CustodyTables:
     approvals: dict[str, ApprovalRequest] = field(default_factory=dict)
 
 
-class InMemoryItems:
+class InMemoryItems(Keyed[Item]):
     def __init__(self, tables: CustodyTables) -> None:
-        self._rows = tables.items
-
-    async def add(self, item: Item) -> None:
-        self._rows[item.id] = item
-
-    async def get(self, item_id: str) -> Item | None:
-        return self._rows.get(item_id)
-
-    async def update(self, item: Item) -> None:
-        self._rows[item.id] = item
+        super().__init__(tables.items, lambda i: i.id)
 
     async def seal_in_use(self, seal: str) -> bool:
         return any(
@@ -80,15 +72,9 @@ class InMemoryEvents:
         return list(self._rows.get(item, []))
 
 
-class InMemorySeizures:
+class InMemorySeizures(Keyed[Seizure]):
     def __init__(self, tables: CustodyTables) -> None:
-        self._rows = tables.seizures
-
-    async def add(self, seizure: Seizure) -> None:
-        self._rows[seizure.id] = seizure
-
-    async def get(self, seizure_id: str) -> Seizure | None:
-        return self._rows.get(seizure_id)
+        super().__init__(tables.seizures, lambda s: s.id)
 
     async def by_request(self, officer: str, request_id: str) -> Seizure | None:
         return next(
@@ -101,37 +87,9 @@ class InMemorySeizures:
         )
 
 
-class InMemoryInventories:
+class InMemoryInventories(Keyed[Inventory]):
     def __init__(self, tables: CustodyTables) -> None:
-        self._rows = tables.inventories
-
-    async def add(self, inventory: Inventory) -> None:
-        self._rows[inventory.id] = inventory
-
-    async def get(self, inventory_id: str) -> Inventory | None:
-        return self._rows.get(inventory_id)
-
-    async def update(self, inventory: Inventory) -> None:
-        self._rows[inventory.id] = inventory
-
-
-class InMemoryCustodyOutbox:
-    def __init__(self, tables: CustodyTables) -> None:
-        self._messages = tables.outbox
-
-    async def add(self, message: OutgoingMessage) -> None:
-        self._messages.append(message)
-
-
-class InMemoryInbox:
-    def __init__(self, tables: CustodyTables) -> None:
-        self._claimed = tables.claimed
-
-    async def claim(self, key: str) -> bool:
-        if key in self._claimed:
-            return False
-        self._claimed.add(key)
-        return True
+        super().__init__(tables.inventories, lambda i: i.id)
 
 
 class CustodyUnit(InMemoryUnitOfWork[CustodyTables]):
@@ -152,12 +110,12 @@ class CustodyUnit(InMemoryUnitOfWork[CustodyTables]):
         return InMemoryInventories(self.staged)
 
     @property
-    def outbox(self) -> InMemoryCustodyOutbox:
-        return InMemoryCustodyOutbox(self.staged)
+    def outbox(self) -> InMemoryOutbox:
+        return InMemoryOutbox(self.staged.outbox)
 
     @property
     def inbox(self) -> InMemoryInbox:
-        return InMemoryInbox(self.staged)
+        return InMemoryInbox(self.staged.claimed)
 
     @property
     def approvals(self) -> InMemoryApprovals:

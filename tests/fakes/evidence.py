@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from justice.evidence.model import Evidence, Retention, Share, UploadSession
 from justice.evidence.ports import EvidenceQuery
 from justice.platform.errors import NotFound
-from tests.fakes.unit_of_work import InMemoryUnitOfWork
+from tests.fakes.unit_of_work import InMemoryUnitOfWork, Keyed
 
 
 @dataclass
@@ -22,15 +22,9 @@ class EvidenceTables:
     shares: list[Share] = field(default_factory=list)
 
 
-class InMemoryEvidence:
+class InMemoryEvidence(Keyed[Evidence]):
     def __init__(self, tables: EvidenceTables) -> None:
-        self._rows = tables.evidence
-
-    async def add(self, evidence: Evidence) -> None:
-        self._rows[evidence.evidence_id] = evidence
-
-    async def get(self, evidence_id: str) -> Evidence | None:
-        return self._rows.get(evidence_id)
+        super().__init__(tables.evidence, lambda e: e.evidence_id)
 
     async def by_request(self, uploader: str, request_id: str) -> Evidence | None:
         return next(
@@ -60,22 +54,10 @@ class InMemoryEvidence:
             if (e.bucket, e.key, e.version_id) == (bucket, key, version_id)
         ]
 
-    async def update(self, evidence: Evidence) -> None:
-        self._rows[evidence.evidence_id] = evidence
 
-
-class InMemoryUploads:
+class InMemoryUploads(Keyed[UploadSession]):
     def __init__(self, tables: EvidenceTables) -> None:
-        self._rows = tables.uploads
-
-    async def add(self, session: UploadSession) -> None:
-        self._rows[session.upload_id] = session
-
-    async def get(self, upload_id: str) -> UploadSession | None:
-        return self._rows.get(upload_id)
-
-    async def update(self, session: UploadSession) -> None:
-        self._rows[session.upload_id] = session
+        super().__init__(tables.uploads, lambda u: u.upload_id)
 
     async def remove(self, upload_id: str) -> None:
         self._rows.pop(upload_id, None)

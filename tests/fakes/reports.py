@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from justice.exchange.message import OutgoingMessage
 from justice.platform.errors import Aborted
 from justice.reports.model import ReportQuery, ReportVersion
+from tests.fakes.exchange import InMemoryOutbox
 from tests.fakes.unit_of_work import InMemoryUnitOfWork
 
 
@@ -54,14 +55,6 @@ class InMemoryReports:
         return []
 
 
-class InMemoryOutbox:
-    def __init__(self, tables: ReportTables) -> None:
-        self._messages = tables.outbox
-
-    async def add(self, message: OutgoingMessage) -> None:
-        self._messages.append(message)
-
-
 class ReportUnit(InMemoryUnitOfWork[ReportTables]):
     @property
     def reports(self) -> InMemoryReports:
@@ -69,4 +62,4 @@ class ReportUnit(InMemoryUnitOfWork[ReportTables]):
 
     @property
     def outbox(self) -> InMemoryOutbox:
-        return InMemoryOutbox(self.staged)
+        return InMemoryOutbox(self.staged.outbox)

@@ -7,6 +7,7 @@ rolled-back database transaction would)."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from types import TracebackType
 from typing import Generic, Self, TypeVar
 
@@ -41,3 +42,20 @@ class InMemoryUnitOfWork(Generic[T]):
     async def commit(self) -> None:
         self._tables.state = copy.deepcopy(self.staged)
         self._tables.commits += 1
+
+
+class Keyed(Generic[T]):
+    """One table's rows by their key: add, get, and update (which replaces the row)."""
+
+    def __init__(self, rows: dict[str, T], key: Callable[[T], str]) -> None:
+        self._rows = rows
+        self._key = key
+
+    async def add(self, row: T) -> None:
+        self._rows[self._key(row)] = row
+
+    async def get(self, key: str) -> T | None:
+        return self._rows.get(key)
+
+    async def update(self, row: T) -> None:
+        self._rows[self._key(row)] = row
