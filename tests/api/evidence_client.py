@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 
 from justice.evidence.v1 import evidence_pb2 as pb
 from justice.evidence.v1 import evidence_pb2_grpc
 from justice.reports.v1 import reports_pb2 as rpb
+from tests.builders import draft
 
 Stub = evidence_pb2_grpc.EvidenceServiceStub
 MiB = 1024 * 1024
@@ -19,17 +19,13 @@ CASE = "AN.77.EV.000001/26"
 
 
 def report_draft(attachments: list[rpb.Attachment]) -> rpb.Report:
-    report = rpb.Report(
+    """A draft report of the evidence tests' case, citing `attachments`."""
+    return draft(
         case_number=CASE,
-        reporting_unit="PZ Antwerpen/Team A",
-        offences=[rpb.Offence(code="43A", article="Art. 461 Sw.")],
-        place="Meir 1, 2000 Antwerpen",
-        language="nl",
+        persons=[],
         narrative="Bodycambeelden van de vaststelling.",
         attachments=attachments,
     )
-    report.facts_time.FromDatetime(datetime.now(UTC) - timedelta(hours=2))
-    return report
 
 
 def meta(**overrides: object) -> pb.EvidenceMetadata:

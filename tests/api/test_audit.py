@@ -22,6 +22,7 @@ from justice.reports.v1 import reports_pb2_grpc
 from justice.signing.xades import XadesVerifier
 from tests.api.conftest import ChannelFactory
 from tests.api.rich_status import rich_error
+from tests.builders import create
 
 
 def assert_status(error: grpc.aio.AioRpcError, code: grpc.StatusCode, reason: str) -> None:
@@ -32,6 +33,8 @@ def assert_status(error: grpc.aio.AioRpcError, code: grpc.StatusCode, reason: st
 PURPOSE = ((PURPOSE_HEADER, "investigation PV/2025/0042"),)
 REPORTS = "justice.reports.v1.ReportService"
 AUDITOR = "auditor-4001"
+# Personal data the audit trail must never carry (with the draft's suspect, Piet Janssens).
+SECRET_NARRATIVE = "Geheime vaststelling over Jan Janssens."
 
 
 @pytest.fixture(scope="module")
@@ -41,19 +44,6 @@ async def audit_stub(
     channel = grpc_create_channel(principal=AUDITOR)
     yield audit_pb2_grpc.AuditServiceStub(channel)
     await channel.close()
-
-
-async def _draft(stub: reports_pb2_grpc.ReportServiceStub) -> pb.Report:
-    report = pb.Report(
-        case_number="AN.12.L1.000123/25",
-        place="Antwerpen",
-        language="nl",
-        narrative="Geheime vaststelling over Jan Janssens.",
-        offences=[pb.Offence(code="43A", article="Art. 461 Sw.")],
-        persons=[pb.Person(role=pb.WITNESS, given_name="Jan", family_name="Janssens")],
-    )
-    report.facts_time.FromDatetime(datetime.now(UTC) - timedelta(hours=1))
-    return await stub.CreateReport(pb.CreateReportRequest(report=report))
 
 
 async def _records_for(
@@ -68,7 +58,7 @@ async def _records_for(
 async def test_personal_data_read_without_purpose_is_refused_and_audited(
     grpc_stub: reports_pb2_grpc.ReportServiceStub, audit_stub: audit_pb2_grpc.AuditServiceStub
 ) -> None:
-    report = await _draft(grpc_stub)
+    report = await create(grpc_stub, narrative=SECRET_NARRATIVE)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await grpc_stub.GetReport(pb.GetReportRequest(name=report.name))
     assert_status(refused.value, grpc.StatusCode.FAILED_PRECONDITION, "PURPOSE_REQUIRED")
@@ -96,7 +86,7 @@ async def test_writes_are_audited_by_resource_and_never_carry_payloads(
     audit_stub: audit_pb2_grpc.AuditServiceStub,
     application: Application,
 ) -> None:
-    report = await _draft(grpc_stub)
+    report = await create(grpc_stub, narrative=SECRET_NARRATIVE)
     update = pb.Report(name=report.name, narrative="Nieuwe tekst over Piet Pieters.")
     await grpc_stub.UpdateReport(pb.UpdateReportRequest(report=update))
     records = await _records_for(audit_stub, report.name)
@@ -139,7 +129,7 @@ async def test_query_access_needs_exactly_one_subject(
 async def test_query_access_pages_and_filters_by_time(
     grpc_stub: reports_pb2_grpc.ReportServiceStub, audit_stub: audit_pb2_grpc.AuditServiceStub
 ) -> None:
-    report = await _draft(grpc_stub)
+    report = await create(grpc_stub, narrative=SECRET_NARRATIVE)
     for _ in range(5):
         await grpc_stub.GetReport(pb.GetReportRequest(name=report.name), metadata=PURPOSE)
     seen: list[int] = []
@@ -168,7 +158,7 @@ async def test_chain_verifies_and_export_verifies_offline(
     audit_stub: audit_pb2_grpc.AuditServiceStub,
     pki: DevPki,
 ) -> None:
-    await _draft(grpc_stub)
+    await create(grpc_stub, narrative=SECRET_NARRATIVE)
     check = await audit_stub.VerifyAuditChain(apb.VerifyAuditChainRequest())
     assert check.intact
     assert check.problem == ""

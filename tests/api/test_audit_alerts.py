@@ -23,6 +23,7 @@ from justice.reports.v1 import reports_pb2 as pb
 from justice.reports.v1 import reports_pb2_grpc
 from justice.security.principal import Role
 from tests.api.conftest import ChannelFactory, Enrol
+from tests.builders import create
 from tests.eventually import eventually
 
 PURPOSE = (("x-justice-purpose", "investigation PV/2025/0077"),)
@@ -87,15 +88,7 @@ async def stubs(
 
 
 async def _create(stub: reports_pb2_grpc.ReportServiceStub, n: int) -> str:
-    report = pb.Report(
-        case_number=f"AN.12.L1.{n:06d}/25",
-        place="Antwerpen",
-        language="nl",
-        narrative="Vaststelling.",
-        offences=[pb.Offence(code="43A", article="Art. 461 Sw.")],
-    )
-    report.facts_time.FromDatetime(datetime.now(UTC) - timedelta(hours=1))
-    return (await stub.CreateReport(pb.CreateReportRequest(report=report))).name
+    return (await create(stub, case_number=f"AN.12.L1.{n:06d}/25", reporting_unit="")).name
 
 
 async def _at_window_start() -> None:

@@ -20,7 +20,7 @@ from justice.reports.v1 import reports_pb2_grpc
 from justice.signing.keyed import KeyStoreSigner
 from justice.signing.keystore import FileKeyStore
 from justice.signing.xades import XadesSigner, XadesVerifier
-from tests.api.test_audit import _draft
+from tests.builders import create
 from tests.cli_runner import justice
 
 AUDITOR = "auditor-4001"
@@ -48,7 +48,7 @@ async def test_only_auditors_may_use_it(application: Application, pki: DevPki) -
 async def test_query_shows_who_read_a_report(
     application: Application, pki: DevPki, grpc_stub: reports_pb2_grpc.ReportServiceStub
 ) -> None:
-    report = await _draft(grpc_stub)
+    report = await create(grpc_stub)
     await grpc_stub.GetReport(
         pb.GetReportRequest(name=report.name), metadata=(("x-justice-purpose", PURPOSE),)
     )

@@ -13,7 +13,7 @@ from justice.exchange.v1 import exchange_pb2_grpc
 from justice.reports.v1 import reports_pb2, reports_pb2_grpc
 from tests.api.conftest import ChannelFactory
 from tests.api.rich_status import rich_error
-from tests.api.test_reports import create
+from tests.builders import create, overridden
 
 Stub = exchange_pb2_grpc.ExchangeServiceStub
 
@@ -57,13 +57,7 @@ def _partner(pki: DevPki, partner_id: str, **overrides: object) -> pb.Partner:
         send_types=["report_acknowledged"],
         receive_types=["report_submitted"],
     )
-    for key, value in overrides.items():
-        if isinstance(value, list):
-            partner.ClearField(key)
-            getattr(partner, key).extend(value)
-        else:
-            setattr(partner, key, value)
-    return partner
+    return overridden(partner, overrides)
 
 
 async def _submit(grpc_stub: reports_pb2_grpc.ReportServiceStub, recipient: str) -> str:

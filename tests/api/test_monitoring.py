@@ -25,7 +25,7 @@ from justice.platform.server import LIVENESS
 from justice.reports.v1 import reports_pb2 as pb
 from justice.reports.v1 import reports_pb2_grpc
 from tests.api.conftest import with_evidence
-from tests.api.test_reports import PURPOSE, create, draft
+from tests.builders import PURPOSE, create, draft
 from tests.eventually import eventually
 from tests.exchange_env import SECRET, partner_record, platform_url
 

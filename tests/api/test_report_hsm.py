@@ -21,7 +21,7 @@ from justice.reports.v1 import reports_pb2 as pb
 from justice.reports.v1 import reports_pb2_grpc
 from justice.signing.pkcs11 import Pkcs11KeyStore
 from justice.signing.xmlsec import xmlsec1_verify_command
-from tests.api.test_reports import PURPOSE, create
+from tests.builders import PURPOSE, create
 from tests.softhsm import SoftHsmToken
 
 # Production refuses SQLite, so this module runs on PostgreSQL only.

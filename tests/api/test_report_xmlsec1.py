@@ -15,7 +15,7 @@ from justice.reports.v1 import reports_pb2_grpc
 from justice.signing.rfc3161 import openssl_ts_verify_command
 from justice.signing.xades import XadesVerifier
 from justice.signing.xmlsec import xmlsec1_verify_command
-from tests.api.test_reports import PURPOSE, create
+from tests.builders import PURPOSE, create
 from tests.signing_env import encapsulated_timestamp, signature_value_c14n
 
 XMLSEC1 = shutil.which("xmlsec1")

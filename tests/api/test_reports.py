@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
-from google.protobuf.timestamp_pb2 import Timestamp
-from google.type import date_pb2
 from sqlalchemy import text
 
 from justice.app import Application
@@ -17,46 +14,9 @@ from justice.reports.v1 import reports_pb2 as pb
 from justice.reports.v1 import reports_pb2_grpc
 from tests.api.conftest import outbox_message
 from tests.api.rich_status import rich_error
+from tests.builders import PURPOSE, create, draft
 
 Stub = reports_pb2_grpc.ReportServiceStub
-# Reads of personal data must say why (audited); these tests read as a test.
-PURPOSE = (("x-justice-purpose", "report API tests"),)
-
-
-def draft(**overrides: object) -> pb.Report:
-    facts = Timestamp()
-    facts.FromDatetime(datetime.now(UTC) - timedelta(hours=3))
-    report = pb.Report(
-        case_number="AN.12.L3.004512/26",
-        reporting_unit="PZ Antwerpen/Team A",
-        offences=[pb.Offence(code="43A", article="Art. 461 Sw.", description="Diefstal")],
-        place="Meir 1, 2000 Antwerpen",
-        facts_time=facts,
-        persons=[
-            pb.Person(
-                role=pb.SUSPECT,
-                given_name="Piet",
-                family_name="Janssens",
-                birth_date=date_pb2.Date(year=1990, month=4, day=2),
-                national_id="90.04.02-123.45",
-            )
-        ],
-        language="nl",
-        narrative="Op heden werd vastgesteld dat een fiets werd ontvreemd.",
-    )
-    for key, value in overrides.items():
-        if isinstance(value, list):
-            report.ClearField(key)
-            getattr(report, key).extend(value)
-        else:
-            setattr(report, key, value)
-    return report
-
-
-async def create(stub: Stub, **overrides: object) -> pb.Report:
-    return await stub.CreateReport(
-        pb.CreateReportRequest(report=draft(**overrides), request_id=str(uuid.uuid4()))
-    )
 
 
 async def count_rows(app: Application, table: str) -> int:

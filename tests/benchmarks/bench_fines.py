@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from justice.app import Application, build
@@ -26,8 +25,9 @@ from justice.fines.model import FineState
 from justice.partner.client import ProcessedLog, listen
 from justice.partner.simulator import ProsecutorSimulator
 from justice.platform.config import FineRules
-from justice.reports.model import Content, Offence, ReportState
+from justice.reports.model import ReportState
 from tests.benchmarks.figures import Figure
+from tests.builders import content
 from tests.exchange_env import exchange_settings, nats_with_partners, partner_record, partner_side
 from tests.fines_env import MAIL_HOUSE, PARTNER_IDS, offence, register_partners, running_partners
 
@@ -54,18 +54,9 @@ async def _noticed(app: Application, name: str) -> bool:
 
 
 async def _reports_per_second(app: Application) -> float:
-    content = Content(
-        case_number="AN.12.345/26",
-        reporting_unit="PZ Antwerpen",
-        offences=(Offence("43A", "Art. 461 Sw."),),
-        place="Antwerpen",
-        facts_time=datetime.now(UTC) - timedelta(hours=1),
-        language="nl",
-        narrative="Vaststelling.",
-    )
     names = []
     for _ in range(ITEMS):  # drafted and signed beforehand: only submission is timed
-        draft = await app.reports.create("officer-1001", content, "")
+        draft = await app.reports.create("officer-1001", content(), "")
         await app.reports.sign("officer-1001", draft.name)
         names.append(draft.name)
     started = time.perf_counter()

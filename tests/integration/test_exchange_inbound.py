@@ -22,6 +22,8 @@ from justice.exchange.store import DeadLetterQuery, OutboxRow, ProcessedRow
 from justice.partner.client import PartnerClient
 from justice.reports.model import ReportState
 from justice.reports.v1 import reports_pb2
+from tests.builders import submitted_report
+from tests.eventually import eventually
 from tests.exchange_env import (
     exchange_settings,
     nats_with_partners,
@@ -31,7 +33,6 @@ from tests.exchange_env import (
     platform_process,
     platform_url,
 )
-from tests.integration.test_exchange_reports import eventually, submitted_report
 
 PROSECUTOR = "prosecutor-antwerp"
 SENDS = frozenset({"report_acknowledged", "report_rejected", "explode"})
@@ -169,7 +170,7 @@ async def test_poison_messages_are_refused_and_the_consumer_carries_on(
         async def acknowledged() -> bool:
             return (await app.reports.get(name)).state is ReportState.ACKNOWLEDGED
 
-        await eventually(acknowledged)
+        await eventually(acknowledged, within=20)
 
         async def reasons() -> set[str] | None:
             letters = await app.exchange.service.list_dead_letters(  # type: ignore[union-attr]

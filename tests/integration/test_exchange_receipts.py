@@ -26,10 +26,9 @@ from justice.platform.server import start
 from justice.reports.model import ReportState
 from justice.reports.v1 import reports_pb2, reports_pb2_grpc
 from tests.api.conftest import client_credentials
-from tests.api.test_reports import PURPOSE
+from tests.builders import PURPOSE, submitted_report
 from tests.eventually import eventually
 from tests.exchange_env import exchange_settings, nats_with_partners, partner_record, partner_side
-from tests.integration.test_exchange_reports import submitted_report
 
 PROSECUTOR = "prosecutor-antwerp"
 

@@ -4,10 +4,8 @@ and comes back DELIVERED, then ACKNOWLEDGED, as the partner SDK's signed answers
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -18,11 +16,10 @@ from justice.exchange.model import DeliveryState
 from justice.exchange.store import DeliveryQuery
 from justice.partner.client import Answer, ProcessedLog, Received, listen
 from justice.partner.simulator import ProsecutorSimulator
-from justice.reports.model import Content, Offence, ReportState
+from justice.reports.model import ReportState
+from tests.builders import PROSECUTOR, submitted_report
+from tests.eventually import eventually
 from tests.exchange_env import exchange_settings, nats_with_partners, partner_record, partner_side
-
-T = TypeVar("T")
-PROSECUTOR = "prosecutor-antwerp"
 
 
 @pytest.fixture(scope="module")
@@ -43,33 +40,6 @@ async def app(pki: DevPki, nats: NatsServer, tmp_path: Path) -> AsyncIterator[Ap
     await application.close()
 
 
-async def eventually(probe: Callable[[], Awaitable[T | None]], within: float = 20.0) -> T:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
-async def submitted_report(app: Application, recipient: str = PROSECUTOR) -> str:
-    content = Content(
-        case_number="AN.12.345/26",
-        reporting_unit="PZ Antwerpen",
-        offences=(Offence("43A", "Art. 461 Sw."),),
-        place="Antwerpen",
-        facts_time=datetime.now(UTC) - timedelta(hours=1),
-        language="nl",
-        narrative="Vaststelling.",
-    )
-    draft = await app.reports.create("officer-1001", content, "")
-    await app.reports.sign("officer-1001", draft.name)
-    submitted = await app.reports.submit("officer-1001", draft.name, recipient)
-    return f"{submitted.name}@{submitted.version}"
-
-
 async def test_report_is_delivered_then_acknowledged(
     app: Application, pki: DevPki, nats: NatsServer
 ) -> None:
@@ -84,7 +54,7 @@ async def test_report_is_delivered_then_acknowledged(
             report = await app.reports.get(name)
             return report.state if report.state is ReportState.ACKNOWLEDGED else None
 
-        await eventually(state)
+        await eventually(state, within=20)
         assert simulator.acknowledged == [name]
         assert app.exchange is not None
         deliveries = await app.exchange.service.list_deliveries(
@@ -117,12 +87,18 @@ async def test_partner_rejection_moves_report_to_rejected(
             report = await app.reports.get(name)
             return report.rejection_reason if report.state is ReportState.REJECTED else None
 
-        assert await eventually(rejected) == "NOT_COMPETENT: another district"
-        assert app.exchange is not None
-        deliveries = await app.exchange.service.list_deliveries(
-            DeliveryQuery(size=10, recipient=PROSECUTOR, state=DeliveryState.REJECTED)
-        )
-        assert [d.reason for d in deliveries] == ["NOT_COMPETENT"]
+        assert await eventually(rejected, within=20) == "NOT_COMPETENT: another district"
+        exchange = app.exchange
+        assert exchange is not None
+
+        async def refusals() -> list[str] | None:
+            # The delivery records the answer in its own transaction, after the report's.
+            deliveries = await exchange.service.list_deliveries(
+                DeliveryQuery(size=10, recipient=PROSECUTOR, state=DeliveryState.REJECTED)
+            )
+            return [d.reason for d in deliveries]
+
+        assert await eventually(refusals, within=20) == ["NOT_COMPETENT"]
     finally:
         stop.set()
         await task

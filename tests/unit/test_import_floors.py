@@ -18,6 +18,14 @@ import justice
 ROOT = Path(justice.__file__).parent
 DOMAINS = frozenset({"reports", "evidence", "access", "audit", "custody", "fines"})
 INFRASTRUCTURE = frozenset({"grpc", "sqlalchemy", "sqlmodel", "nats", "minio", "signxml", "lxml"})
+# What a domain's use cases never reach: drivers and the platform's adapters. (lxml stays
+# allowed: a domain renders its own XML documents.)
+ADAPTERS = frozenset(
+    {"grpc", "sqlalchemy", "sqlmodel", "nats", "minio"}
+    | {f"justice.platform.{name}" for name in ("blobs", "db", "bus", "notify", "server")}
+)
+# Stores that still import their service for query values (moved with the fines rework).
+STORES_IMPORTING_SERVICE = frozenset({"justice.fines.store"})
 
 
 def _sources() -> Iterator[tuple[str, Path]]:
@@ -83,6 +91,50 @@ def _violations(rule: str) -> list[str]:
     return sorted({f"{e.module} imports {e.target}" for e in edges if RULES[rule](e)})
 
 
+def _is_adapter(target: str) -> bool:
+    return any(target == a or target.startswith(f"{a}.") for a in ADAPTERS)
+
+
+def use_case_modules(domain: str) -> set[str]:
+    """The domain's service and every module of its own domain it reaches by importing."""
+    paths = dict(_sources())
+    seen: set[str] = set()
+    todo = [f"justice.{domain}.service"]
+    while todo:
+        module = todo.pop()
+        if module in seen or module not in paths:
+            continue
+        seen.add(module)
+        todo.extend(t for t in imports_of(paths[module]) if _floor(t) == domain and ".v1" not in t)
+    return seen
+
+
+@pytest.mark.parametrize("domain", sorted(DOMAINS))
+def test_a_service_reaches_no_adapter(domain: str) -> None:
+    # Ports are Protocols and values of the domain; S3Blobs, Database, the bus and their
+    # types stay with the composition root and the stores.
+    paths = dict(_sources())
+    modules = use_case_modules(domain)
+    assert f"justice.{domain}.service" in modules
+    reached = sorted(
+        f"{m} imports {t}" for m in modules for t in imports_of(paths[m]) if _is_adapter(t)
+    )
+    assert reached == []
+
+
+def test_a_store_imports_no_service() -> None:
+    # A store implements a port; the values it takes (queries) live with the ports or the
+    # model, so the adapter never depends on the use cases above it.
+    found = sorted(
+        f"{m} imports {t}"
+        for m, path in _sources()
+        if m.endswith(".store") and _floor(m) in DOMAINS and m not in STORES_IMPORTING_SERVICE
+        for t in imports_of(path)
+        if t.startswith(f"justice.{_floor(m)}.service")
+    )
+    assert found == []
+
+
 @pytest.mark.parametrize(
     ("rule", "meaning"),
     [
@@ -105,3 +157,12 @@ def test_the_floor_check_sees_imports() -> None:
     assert "justice.reports.lookup.ReportLookup" in imports_of(ROOT / "bridges.py")
     assert any(t.startswith("sqlmodel") for t in imports_of(ROOT / "reports" / "store.py"))
     assert {m for m, _ in _sources()} >= {"justice.app", "justice.reports.model"}
+    assert use_case_modules("evidence") >= {
+        "justice.evidence.uploads",
+        "justice.evidence.sharing",
+        "justice.evidence.integrity",
+        "justice.evidence.ports",
+    }
+    assert _is_adapter("justice.platform.blobs.BlobLock")
+    assert _is_adapter("minio.error")
+    assert "justice.reports.model.ReportQuery" in imports_of(ROOT / "reports" / "store.py")

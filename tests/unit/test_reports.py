@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
-from justice.exchange.message import Link, OutgoingMessage
+from justice.exchange.message import Link
 from justice.platform.errors import (
     Aborted,
     FailedPrecondition,
@@ -29,7 +28,9 @@ from justice.reports.model import (
     ReportState,
     check_content,
 )
-from justice.reports.service import ReportQuery, ReportService, StoredEvidence, parse_name
+from justice.reports.service import ReportService, StoredEvidence, parse_name
+from tests.fakes.reports import ReportTables, ReportUnit
+from tests.fakes.unit_of_work import Tables
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 COMPLETE = Content(
@@ -42,83 +43,6 @@ COMPLETE = Content(
     language="nl",
     narrative="Fietsdiefstal.",
 )
-
-
-class FakeRepository:
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, int], Any] = {}
-
-    async def add(self, report: Any) -> None:
-        self.rows[(report.report_id, report.version)] = replace(report)
-
-    async def get(self, report_id: str, version: int | None = None) -> Any:
-        versions = [v for (r, v) in self.rows if r == report_id]
-        if not versions:
-            return None
-        row = self.rows.get((report_id, version if version else max(versions)))
-        return replace(row) if row else None
-
-    async def by_request(self, author: str, request_id: str) -> Any:
-        return next(
-            (
-                replace(r)
-                for r in self.rows.values()
-                if (r.author, r.request_id) == (author, request_id)
-            ),
-            None,
-        )
-
-    async def update(self, report: Any) -> None:
-        stored = self.rows[(report.report_id, report.version)]
-        if stored.revision != report.revision:
-            raise Aborted("CONCURRENT_CHANGE", "changed meanwhile")
-        report.revision += 1
-        self.rows[(report.report_id, report.version)] = replace(report)
-
-    async def list_latest(self, query: ReportQuery) -> Sequence[Any]:
-        return []
-
-
-class FakeOutbox:
-    def __init__(self) -> None:
-        self.messages: list[OutgoingMessage] = []
-
-    async def add(self, message: OutgoingMessage) -> None:
-        self.messages.append(message)
-
-
-@dataclass
-class FakeStore:
-    """Commits copy the staged state; a transaction left without commit changes nothing."""
-
-    repository: FakeRepository
-    outbox: FakeOutbox
-
-    def transaction(self) -> FakeTransaction:
-        return FakeTransaction(self)
-
-
-class FakeTransaction:
-    def __init__(self, store: FakeStore) -> None:
-        self._store = store
-
-    async def __aenter__(self) -> Self:
-        self.reports = FakeRepository()
-        self.reports.rows = dict(self._store.repository.rows)
-        self.outbox = FakeOutbox()
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        pass
-
-    async def commit(self) -> None:
-        self._store.repository.rows = dict(self.reports.rows)
-        self._store.outbox.messages += self.outbox.messages
 
 
 class FakeSigner:
@@ -172,8 +96,8 @@ def evidence() -> FakeEvidence:
 
 
 @pytest.fixture
-def store() -> FakeStore:
-    return FakeStore(FakeRepository(), FakeOutbox())
+def store() -> Tables[ReportTables]:
+    return Tables(ReportTables())
 
 
 @pytest.fixture
@@ -182,9 +106,11 @@ def signer() -> FakeSigner:
 
 
 @pytest.fixture
-def service(store: FakeStore, signer: FakeSigner, evidence: FakeEvidence) -> ReportService:
+def service(
+    store: Tables[ReportTables], signer: FakeSigner, evidence: FakeEvidence
+) -> ReportService:
     return ReportService(
-        uow=store.transaction,
+        uow=lambda: ReportUnit(store),
         signer=signer,
         verifier=FakeVerifier(),
         clock=lambda: NOW,
@@ -260,7 +186,7 @@ async def test_sign_renders_valid_xml_signs_as_author_and_freezes(
     assert caught.value.reason == "REPORT_NOT_DRAFT"
 
 
-async def test_only_the_author_signs(service: ReportService, store: FakeStore) -> None:
+async def test_only_the_author_signs(service: ReportService, store: Tables[ReportTables]) -> None:
     report = await service.create("officer-1", COMPLETE, "")
     with pytest.raises(PermissionDenied):
         await service.sign("officer-2", report.name)
@@ -288,15 +214,15 @@ async def test_a_draft_edited_while_it_is_signed_is_not_signed(
 
 
 async def test_a_failed_submit_leaves_no_outbox_message(
-    service: ReportService, store: FakeStore
+    service: ReportService, store: Tables[ReportTables]
 ) -> None:
     report = await service.create("officer-1", COMPLETE, "")
     with pytest.raises(FailedPrecondition):
         await service.submit("officer-1", report.name, "")
-    assert store.outbox.messages == []
+    assert store.state.outbox == []
     await service.sign("officer-1", report.name)
     await service.submit("officer-1", report.name, "")
-    (message,) = store.outbox.messages
+    (message,) = store.state.outbox
     assert message.recipient == "prosecutor-antwerp"
     assert message.subject == "justice.v1.partner.prosecutor-antwerp.inbox.report_submitted"
     assert message.payload.endswith(b"<!-- signed -->")
@@ -363,7 +289,7 @@ async def test_signing_takes_attachment_facts_from_the_evidence_store(
 
 
 async def test_submission_carries_a_link_per_attachment_not_the_evidence(
-    service: ReportService, evidence: FakeEvidence, store: FakeStore
+    service: ReportService, evidence: FakeEvidence, store: Tables[ReportTables]
 ) -> None:
     stored = Attachment("evidence/cam-1", "ab" * 32, 4096, "video/mp4")
     evidence.items[stored.evidence] = stored
@@ -371,7 +297,7 @@ async def test_submission_carries_a_link_per_attachment_not_the_evidence(
     report = await service.create("officer-1", draft, "")
     await service.sign("officer-1", report.name)
     await service.submit("officer-1", report.name, "")
-    (message,) = store.outbox.messages
+    (message,) = store.state.outbox
     (link,) = message.links
     assert (link.name, link.sha256) == ("evidence/cam-1", "ab" * 32)
     assert link.url.endswith("for=prosecutor-antwerp")

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from justice.evidence.api import EvidenceApi
-from justice.evidence.locking import Alarm, BucketNotWriteOnce, check_write_once
+from justice.evidence.locking import BucketNotWriteOnce, check_write_once
 from justice.evidence.model import EvidenceConfig, RetentionMode, RetentionRule
-from justice.evidence.service import CaseDirectory, EvidenceService
+from justice.evidence.ports import Alarm, CaseDirectory
+from justice.evidence.service import EvidenceService
 from justice.evidence.store import EvidenceTransaction
 from justice.evidence.v1 import evidence_pb2, evidence_pb2_grpc
 from justice.platform.blobs import S3Blobs

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import datetime
-from typing import Protocol
 
 from justice.evidence.model import Retention, RetentionMode
+from justice.evidence.ports import Alarm, LockStore
 from justice.platform.errors import FailedPrecondition, JusticeError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -34,52 +33,6 @@ INTEGRITY = "EVIDENCE_INTEGRITY"
 PROBE_PREFIX = "write-once-probe/"
 # The version of an object written while versioning was off or suspended.
 _NULL_VERSION = "null"
-
-
-class Alarm(Protocol):
-    """The platform's alert channel (stored with the audit alerts, listed by ListAlerts)."""
-
-    async def raise_alert(self, kind: str, subject: str, summary: str) -> None: ...
-
-
-class ObjectLock(Protocol):
-    @property
-    def mode(self) -> str: ...
-    @property
-    def until(self) -> datetime: ...
-
-
-class StoredObject(Protocol):
-    @property
-    def version_id(self) -> str: ...
-    @property
-    def metadata(self) -> dict[str, str]: ...
-
-
-class LockStore(Protocol):
-    """What locking needs of object storage (justice.platform.blobs.S3Blobs)."""
-
-    async def stat(
-        self, bucket: str, key: str, version_id: str | None = None
-    ) -> StoredObject | None: ...
-    async def remove(self, bucket: str, key: str, version_id: str | None = None) -> None: ...
-
-    async def lock(self, bucket: str, key: str, version_id: str) -> ObjectLock | None: ...
-    async def set_lock(
-        self,
-        bucket: str,
-        key: str,
-        version_id: str,
-        lock: Retention,
-        *,
-        bypass_governance: bool = False,
-    ) -> None: ...
-    async def legal_hold(self, bucket: str, key: str, version_id: str) -> bool: ...
-    async def set_legal_hold(self, bucket: str, key: str, version_id: str, on: bool) -> None: ...
-    async def remove_version(self, bucket: str, key: str, version_id: str) -> bool: ...
-    async def put(self, bucket: str, key: str, data: bytes) -> str: ...
-    async def bucket_versioned(self, bucket: str) -> bool: ...
-    async def bucket_object_lock(self, bucket: str) -> bool: ...
 
 
 class LockNotHeld(FailedPrecondition):

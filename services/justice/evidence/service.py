@@ -1,204 +1,43 @@
 """Evidence use cases: streamed, resumable, content-addressed uploads under retention.
 
-Owns the transaction; receives its ports (repositories, blob store, case directory,
-clock) from the composition root.
-
-Running hash and resuming. hashlib cannot serialise its state, and S3 cannot read
-back the parts of an unfinished multipart upload. So an upload's running SHA-256,
-as it stood at the committed offset, stays pinned in this process (a copy() per
-part). A cut stream resumes against the same process. If the process restarted
-meanwhile, the upload still resumes from the session row (offset, parts, S3 upload
-id): the rest is streamed into new parts, and once complete the whole file is hashed
-back from storage (one extra read, only for uploads that outlived a process). An
-upload of content already stored writes nothing, so after a restart it has nothing
-to re-hash: it answers FAILED_PRECONDITION UPLOAD_STATE_LOST and starts again.
+The one entry the API, the bridges and the composition root use. It receives its ports
+(ports.py: repositories, blob store, case directory, clock, alarm) from the composition
+root and assembles one module per capability on them: finding and visibility
+(catalogue.py), the upload pipeline (uploads.py), sharing and legal holds (sharing.py),
+the integrity sweep (integrity.py). Downloads and the maintenance task live here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
-from justice.evidence.locking import (
-    INTEGRITY,
-    OBJECT_MISSING,
-    Alarm,
-    LockStore,
-    WriteOnce,
-)
-from justice.evidence.model import (
-    Evidence,
-    EvidenceConfig,
-    Integrity,
-    Metadata,
-    Part,
-    Retention,
-    Share,
-    UploadSession,
-    check_metadata,
-    check_partner,
-    content_key,
-    new_id,
-    parse_evidence_name,
-    parse_upload_name,
-)
-from justice.evidence.multipart import Hasher, PartWindow
-from justice.platform import ports
-from justice.platform.errors import (
-    Aborted,
-    AlreadyExists,
-    DataLoss,
-    FailedPrecondition,
-    FieldViolation,
-    InvalidArgument,
-    JusticeError,
-    NotFound,
-    PermissionDenied,
-    ResourceExhausted,
-)
-from justice.platform.listing import Page, visible_page
+from justice.evidence.catalogue import Catalogue, EvidenceScope
+from justice.evidence.integrity import IntegritySweep, SweepSummary, Verification
+from justice.evidence.locking import OBJECT_MISSING, WriteOnce
+from justice.evidence.model import Evidence, EvidenceConfig, Metadata, UploadSession
+from justice.evidence.ports import Alarm, BlobStore, CaseDirectory, EvidenceQuery, UnitOfWork
+from justice.evidence.sharing import LegalHolds, SharedLink, Shares
+from justice.evidence.uploads import ResumeRequest, UploadPipeline
+from justice.platform.errors import DataLoss, FieldViolation, InvalidArgument, NotFound
+
+# The service and the values its methods take and give (each defined in its capability's
+# module): callers import them from here.
+__all__ = [
+    "Download",
+    "EvidenceQuery",
+    "EvidenceScope",
+    "EvidenceService",
+    "ResumeRequest",
+    "SharedLink",
+    "SweepSummary",
+    "Verification",
+]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EvidenceQuery:
-    page: Page
-    case_number: str | None = None
-    report: str | None = None
-    media_type: str | None = None
-
-
-class EvidenceRepository(Protocol):
-    async def add(self, evidence: Evidence) -> None: ...
-    async def get(self, evidence_id: str) -> Evidence | None: ...
-    async def by_request(self, uploader: str, request_id: str) -> Evidence | None: ...
-    async def list(self, query: EvidenceQuery) -> Sequence[Evidence]: ...
-    async def sharing_object(self, bucket: str, key: str, version_id: str) -> Sequence[Evidence]:
-        """Every record whose bytes are this object version."""
-
-    async def update(self, evidence: Evidence) -> None: ...
-
-
-class UploadRepository(Protocol):
-    async def add(self, session: UploadSession) -> None: ...
-    async def get(self, upload_id: str) -> UploadSession | None: ...
-    async def update(self, session: UploadSession) -> None: ...
-    async def remove(self, upload_id: str) -> None: ...
-    async def expired(self, now: datetime, limit: int) -> Sequence[UploadSession]: ...
-
-
-class ShareRepository(Protocol):
-    async def add(self, share: Share) -> None: ...
-    async def shared_with(self, evidence_id: str, partner: str) -> bool: ...
-
-
-class UnitOfWork(ports.UnitOfWork, Protocol):
-    @property
-    def evidence(self) -> EvidenceRepository: ...
-    @property
-    def uploads(self) -> UploadRepository: ...
-    @property
-    def shares(self) -> ShareRepository: ...
-
-
-class ObjectInfo(Protocol):
-    @property
-    def version_id(self) -> str: ...
-    @property
-    def size(self) -> int: ...
-    @property
-    def metadata(self) -> dict[str, str]: ...
-
-
-class BlobStore(LockStore, Protocol):
-    """Object storage (justice.platform.blobs.S3Blobs)."""
-
-    async def start_multipart(
-        self,
-        bucket: str,
-        key: str,
-        *,
-        content_type: str,
-        metadata: dict[str, str],
-    ) -> str: ...
-    async def upload_part(
-        self, bucket: str, key: str, upload_id: str, number: int, data: bytes | memoryview
-    ) -> str: ...
-    async def complete_multipart(
-        self, bucket: str, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
-    ) -> str: ...
-    async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None: ...
-    async def stat(
-        self, bucket: str, key: str, version_id: str | None = None
-    ) -> ObjectInfo | None: ...
-    async def copy(
-        self,
-        source_bucket: str,
-        source_key: str,
-        bucket: str,
-        key: str,
-        *,
-        content_type: str,
-        metadata: dict[str, str],
-    ) -> str: ...
-    async def remove(self, bucket: str, key: str, version_id: str | None = None) -> None: ...
-    def read(
-        self, bucket: str, key: str, version_id: str, *, offset: int = 0, length: int = 0
-    ) -> AsyncIterator[bytes]: ...
-    def presigned_get(self, bucket: str, key: str, version_id: str, expires: timedelta) -> str: ...
-
-
-class CaseDirectory(Protocol):
-    """What the platform knows about cases and reports (the report service, behind a port)."""
-
-    async def case_known(self, case_number: str) -> bool: ...
-    async def report_case(self, report: str) -> str | None:
-        """The case number of a report, None when there is no such report."""
-
-    async def report_recipient(self, report: str) -> str | None:
-        """The office a report was submitted to, None when not submitted (or no report)."""
-
-
-@dataclass(frozen=True)
-class EvidenceScope:
-    """Which evidence a restricted caller may see (resource-level authorisation conditions).
-
-    Evidence is visible when ANY set field matches: the caller uploaded it, the caller's
-    unit did, or it was shared with the caller's office or belongs to a report submitted
-    there.
-    """
-
-    uploader: str | None = None
-    unit: str | None = None
-    office: str | None = None
-
-
-@dataclass(frozen=True)
-class ResumeRequest:
-    upload: str
-    offset: int
-
-
-@dataclass(frozen=True)
-class Verification:
-    integrity: Integrity
-    recorded_sha256: str
-    stored_sha256: str
-    verify_time: datetime
-
-
-@dataclass(frozen=True)
-class SweepSummary:
-    objects: int
-    intact: int
-    mismatched: int
-    missing: int
 
 
 @dataclass(frozen=True)
@@ -209,44 +48,11 @@ class Download:
     chunks: AsyncIterator[bytes]
 
 
-@dataclass(frozen=True)
-class SharedLink:
-    share: Share
-    url: str
-
-
-class _Pinned:
-    """An upload's running hash at its committed offset, and who is streaming into it.
-
-    `rehash`: the hash of the committed prefix died with an earlier process; the stored
-    file is hashed from S3 once complete."""
-
-    def __init__(self, *, rehash: bool = False) -> None:
-        self.hasher: Hasher = hashlib.sha256()
-        self.busy = asyncio.Lock()
-        self.rehash = rehash
-
-
-def _metadata_for_object(sha256: str, size: int) -> dict[str, str]:
-    # No personal data in object metadata: only what proves the content.
-    return {"sha256": sha256, "size": str(size)}
-
-
 async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     if first:
         yield first
     async for chunk in rest:
         yield chunk
-
-
-async def _hash_stream(chunks: AsyncIterator[bytes]) -> tuple[str, int]:
-    hasher = hashlib.sha256()
-    size = 0
-    async for chunk in chunks:
-        # hashlib releases the GIL on large buffers; a thread keeps the loop free.
-        await asyncio.to_thread(hasher.update, chunk)
-        size += len(chunk)
-    return hasher.hexdigest(), size
 
 
 class EvidenceService:
@@ -259,19 +65,20 @@ class EvidenceService:
         config: EvidenceConfig,
         alarm: Alarm | None = None,
     ) -> None:
-        self._uow = uow
         self._blobs = blobs
         self._locks = WriteOnce(blobs, alarm)
-        self._cases = cases
-        self._clock = clock
         self._config = config
-        self._pinned: dict[str, _Pinned] = {}
+        self._catalogue = Catalogue(uow, cases)
+        self._uploads = UploadPipeline(uow, blobs, self._locks, cases, clock, config)
+        self._shares = Shares(uow, blobs, self._catalogue, clock, config)
+        self._holds = LegalHolds(uow, self._locks, self._catalogue)
+        self._integrity = IntegritySweep(uow, blobs, self._locks, self._catalogue, clock, config)
 
     @property
     def config(self) -> EvidenceConfig:
         return self._config
 
-    # ----- uploads -----
+    # ----- uploads (uploads.py) -----
 
     async def upload(
         self,
@@ -282,404 +89,24 @@ class EvidenceService:
         unit: str,
     ) -> Evidence:
         """Stream a file in for `uploader`, a member of `unit` (both recorded)."""
-        if isinstance(start, ResumeRequest):
-            session = await self._resumable(uploader, start)
-        else:
-            begun = await self._begin(uploader, unit, start)
-            if isinstance(begun, Evidence):
-                return begun
-            session = begun
-        pinned = self._pinned[session.upload_id]
-        if pinned.busy.locked():
-            raise Aborted(
-                "UPLOAD_BUSY",
-                "another stream is writing this upload",
-                metadata={"upload": session.name},
-            )
-        async with pinned.busy:
-            return await self._pump(session, pinned, chunks)
-
-    async def _begin(self, uploader: str, unit: str, meta: Metadata) -> Evidence | UploadSession:
-        """A new session, or the evidence an earlier call with this request_id made."""
-        now = self._clock()
-        category = check_metadata(meta, self._config, now)
-        if meta.declared_size > self._config.max_upload_bytes:
-            raise ResourceExhausted(
-                "UPLOAD_TOO_LARGE",
-                f"uploads are limited to {self._config.max_upload_bytes} bytes",
-                metadata={"max_bytes": str(self._config.max_upload_bytes)},
-            )
-        await self._check_case(meta)
-        async with self._uow() as uow:
-            earlier = await uow.evidence.by_request(uploader, meta.request_id)
-            if earlier is not None:
-                return earlier
-            existing = await uow.uploads.get(meta.request_id)
-            if existing is not None:
-                if existing.uploader != uploader:
-                    raise AlreadyExists("UPLOAD_ID_TAKEN", "choose another request_id")
-                raise FailedPrecondition(
-                    "UPLOAD_IN_PROGRESS",
-                    "this upload exists; resume it at its committed offset",
-                    metadata={
-                        "upload": existing.name,
-                        "committed_offset": str(existing.committed_offset),
-                    },
-                )
-        if meta.declared_sha256:
-            bucket, key = self._config.bucket, content_key(meta.declared_sha256)
-            # Content already stored: the bytes are only hashed, never written again.
-            exists = await self._blobs.stat(bucket, key) is not None
-        else:
-            bucket, key, exists = self._config.staging_bucket, f"uploads/{meta.request_id}", False
-        s3_upload_id = ""
-        if not exists:
-            # No lock headers here: radosgw 16.2 ignores them on a multipart start and
-            # SeaweedFS refuses them in a bucket without object lock. The lock is set on the
-            # completed version and read back (_place), the same way on every server.
-            s3_upload_id = await self._blobs.start_multipart(
-                bucket,
-                key,
-                content_type=meta.media_type,
-                metadata=_metadata_for_object(meta.declared_sha256, meta.declared_size)
-                if meta.declared_sha256
-                else {},
-            )
-        session = UploadSession(
-            upload_id=meta.request_id,
-            uploader=uploader,
-            unit=unit,
-            metadata=meta,
-            category=category,
-            bucket=bucket,
-            key=key,
-            s3_upload_id=s3_upload_id,
-            expire_time=now + self._config.upload_ttl,
-        )
-        try:
-            async with self._uow() as uow:
-                await uow.uploads.add(session)
-                await uow.commit()
-        except BaseException:
-            await self._abort_s3(session)
-            raise
-        self._pinned[session.upload_id] = _Pinned()
-        return session
-
-    async def _resumable(self, uploader: str, request: ResumeRequest) -> UploadSession:
-        upload_id = parse_upload_name(request.upload, "resume.upload")
-        async with self._uow() as uow:
-            session = await uow.uploads.get(upload_id)
-        if session is None or session.uploader != uploader:
-            raise NotFound("UPLOAD_NOT_FOUND", f"no upload {request.upload}")
-        if session.expire_time <= self._clock():
-            raise FailedPrecondition("UPLOAD_EXPIRED", "the upload expired; start again")
-        if upload_id not in self._pinned:
-            if not session.s3_upload_id:
-                # Content already stored: nothing of this upload was written to re-hash.
-                await self._discard(session)
-                raise FailedPrecondition(
-                    "UPLOAD_STATE_LOST",
-                    "the server restarted since this upload began; start again from zero",
-                )
-            self._pinned[upload_id] = _Pinned(rehash=True)
-        if request.offset != session.committed_offset:
-            raise FailedPrecondition(
-                "OFFSET_MISMATCH",
-                f"resume from the committed offset {session.committed_offset}",
-                metadata={"committed_offset": str(session.committed_offset)},
-            )
-        return session
+        return await self._uploads.upload(uploader, start, chunks, unit=unit)
 
     async def get_upload(self, uploader: str, name: str) -> UploadSession:
-        upload_id = parse_upload_name(name)
-        async with self._uow() as uow:
-            session = await uow.uploads.get(upload_id)
-        if session is None or session.uploader != uploader:
-            raise NotFound("UPLOAD_NOT_FOUND", f"no upload {name}")
-        return session
-
-    async def _pump(
-        self, session: UploadSession, pinned: _Pinned, chunks: AsyncIterator[bytes]
-    ) -> Evidence:
-        config = self._config
-        meta = session.metadata
-        received = session.committed_offset
-
-        async def upload(number: int, data: memoryview) -> str:
-            if not session.s3_upload_id:
-                return ""  # the content is stored already: only hashed
-            return await self._blobs.upload_part(
-                session.bucket, session.key, session.s3_upload_id, number, data
-            )
-
-        async def commit(parts: list[Part], hasher: Hasher) -> None:
-            now = self._clock()
-            for part in parts:
-                session.commit(part, now, config.upload_ttl)
-            async with self._uow() as uow:
-                await uow.uploads.update(session)
-                await uow.commit()
-            # Only once the offset is durable does the pinned hash move to it.
-            pinned.hasher = hasher
-
-        window = PartWindow(
-            part_bytes=config.part_size,
-            in_flight=config.parts_in_flight,
-            first_number=len(session.parts) + 1,
-            hasher=pinned.hasher.copy(),
-            upload=upload,
-            commit=commit,
-        )
-        try:
-            async for chunk in chunks:
-                if len(chunk) > config.max_chunk_bytes:
-                    raise InvalidArgument(
-                        "CHUNK_TOO_LARGE",
-                        f"chunks are at most {config.max_chunk_bytes} bytes",
-                        violations=[
-                            FieldViolation("chunk", f"at most {config.max_chunk_bytes} bytes")
-                        ],
-                    )
-                received += len(chunk)
-                if received > config.max_upload_bytes:
-                    raise ResourceExhausted(
-                        "UPLOAD_TOO_LARGE",
-                        f"uploads are limited to {config.max_upload_bytes} bytes",
-                        metadata={"max_bytes": str(config.max_upload_bytes)},
-                    )
-                if meta.declared_size and received > meta.declared_size:
-                    raise InvalidArgument(
-                        "SIZE_MISMATCH",
-                        f"more bytes than the declared {meta.declared_size}",
-                        violations=[FieldViolation("metadata.declared_size", "exceeded")],
-                    )
-                await window.write(chunk)
-            if not meta.declared_size or received == meta.declared_size:
-                await window.close()
-                return await self._finish(session, pinned)
-        except JusticeError as error:
-            await window.settle()
-            if error.reason != "OBJECT_STORAGE_UNAVAILABLE":
-                # A client's mistake or a hash mismatch: nothing of it may remain.
-                await self._discard(session)
-            raise
-        except BaseException:
-            # A cut stream: keep what is committed, including the parts in flight.
-            await window.settle()
-            raise
-        # Short of the declared size: a cut connection ends a stream just like a finished
-        # one, so keep the whole parts and let the client resume (or the upload expire).
-        await window.settle()
-        raise FailedPrecondition(
-            "UPLOAD_INCOMPLETE",
-            f"the stream ended at byte {received} of the declared {meta.declared_size}; "
-            "resume at the committed offset",
-            metadata={"upload": session.name, "committed_offset": str(session.committed_offset)},
-        )
-
-    async def _finish(self, session: UploadSession, pinned: _Pinned) -> Evidence:
-        meta = session.metadata
-        size = session.committed_offset
-        if size == 0:
-            raise InvalidArgument(
-                "EMPTY_UPLOAD",
-                "the upload carried no bytes",
-                violations=[FieldViolation("chunk", "at least one byte")],
-            )
-        if meta.declared_size and size != meta.declared_size:
-            raise InvalidArgument(
-                "SIZE_MISMATCH",
-                f"received {size} bytes, declared {meta.declared_size}",
-                violations=[FieldViolation("metadata.declared_size", "does not match the bytes")],
-                metadata={"received_size": str(size)},
-            )
-        sha256 = await self._rehash(session) if pinned.rehash else pinned.hasher.hexdigest()
-        if meta.declared_sha256 and sha256 != meta.declared_sha256:
-            raise DataLoss(
-                "SHA256_MISMATCH",
-                "the bytes do not hash to the declared sha256",
-                metadata={"received_sha256": sha256},
-            )
-        now = self._clock()
-        wanted = self._retention(session.category, now)
-        version_id, retention = await self._place(session, sha256, size, wanted)
-        evidence = Evidence(
-            evidence_id=new_id(),
-            metadata=meta,
-            uploader=session.uploader,
-            unit=session.unit,
-            category=session.category,
-            size_bytes=size,
-            sha256=sha256,
-            bucket=self._config.bucket,
-            key=content_key(sha256),
-            version_id=version_id,
-            retention=retention,
-            create_time=now,
-        )
-        async with self._uow() as uow:
-            # One object serves every record of its content: all report the lock S3 holds.
-            for record in await uow.evidence.sharing_object(
-                evidence.bucket, evidence.key, version_id
-            ):
-                if record.retention != retention:
-                    record.retention = retention
-                    await uow.evidence.update(record)
-            await uow.evidence.add(evidence)
-            await uow.uploads.remove(session.upload_id)
-            await uow.commit()
-        self._pinned.pop(session.upload_id, None)
-        return evidence
-
-    async def _place(
-        self, session: UploadSession, sha256: str, size: int, wanted: Retention
-    ) -> tuple[str, Retention]:
-        """Put the verified bytes at their content address, once; lock that version and
-        return it with the retention S3 holds (read back: see locking.py)."""
-        bucket, key = self._config.bucket, content_key(sha256)
-        if session.completed is not None and not session.stages:
-            # Completed at its content address already, to be hashed back: lock it.
-            version, session.completed = session.completed, None
-            return await self._locks.place(
-                bucket, key, version, sha256, wanted, subject=session.name
-            )
-        existing = await self._blobs.stat(bucket, key)
-        if existing is not None:
-            # Same content stored before: keep one copy, drop ours, lengthen the lock if needed.
-            await self._abort_s3(session)
-            version = await self._locks.pinned_version(bucket, key, existing.version_id, sha256)
-            return version, await self._locks.hold(
-                bucket, key, version, wanted, subject=session.name
-            )
-        parts = [(p.number, p.etag) for p in session.parts]
-        if not session.stages:
-            version = await self._blobs.complete_multipart(bucket, key, session.s3_upload_id, parts)
-        else:
-            staged = session.key
-            if session.s3_upload_id:
-                await self._blobs.complete_multipart(
-                    session.bucket, staged, session.s3_upload_id, parts
-                )
-            try:
-                version = await self._blobs.copy(
-                    session.bucket,
-                    staged,
-                    bucket,
-                    key,
-                    content_type=session.metadata.media_type,
-                    metadata=_metadata_for_object(sha256, size),
-                )
-            finally:
-                await self._blobs.remove(session.bucket, staged)
-                session.completed = None
-        return await self._locks.place(bucket, key, version, sha256, wanted, subject=session.name)
-
-    async def _rehash(self, session: UploadSession) -> str:
-        """Complete the multipart upload where it is and hash the stored file back."""
-        parts = [(p.number, p.etag) for p in session.parts]
-        version = await self._blobs.complete_multipart(
-            session.bucket, session.key, session.s3_upload_id, parts
-        )
-        session.s3_upload_id, session.completed = "", version
-        sha256, _ = await _hash_stream(self._blobs.read(session.bucket, session.key, version))
-        return sha256
-
-    async def _abort_s3(self, session: UploadSession) -> None:
-        if session.s3_upload_id:
-            await self._blobs.abort_multipart(session.bucket, session.key, session.s3_upload_id)
-            session.s3_upload_id = ""
-        elif session.completed is not None:
-            # Completed to be re-hashed, then refused or a duplicate: not evidence, remove it.
-            version, session.completed = session.completed, None
-            if version:
-                await self._blobs.remove_version(session.bucket, session.key, version)
-            else:
-                await self._blobs.remove(session.bucket, session.key)
-
-    async def _discard(self, session: UploadSession) -> None:
-        """Abort the multipart upload and forget the session."""
-        self._pinned.pop(session.upload_id, None)
-        try:
-            await self._abort_s3(session)
-        finally:
-            async with self._uow() as uow:
-                await uow.uploads.remove(session.upload_id)
-                await uow.commit()
+        return await self._uploads.get_upload(uploader, name)
 
     async def expire_uploads(self, limit: int = 100) -> int:
         """Abort and forget uploads nobody resumed within the TTL."""
-        async with self._uow() as uow:
-            stale = await uow.uploads.expired(self._clock(), limit)
-        for session in stale:
-            pinned = self._pinned.get(session.upload_id)
-            if pinned is not None and pinned.busy.locked():
-                continue
-            await self._discard(session)
-        return len(stale)
+        return await self._uploads.expire_uploads(limit)
 
-    def _retention(self, category: str, now: datetime) -> Retention:
-        rule = self._config.retention[category]
-        return Retention(rule.mode, (now + rule.period).replace(microsecond=0))
-
-    async def _check_case(self, meta: Metadata) -> None:
-        if meta.report:
-            case = await self._cases.report_case(meta.report)
-            if case is None:
-                raise InvalidArgument(
-                    "UNKNOWN_REPORT",
-                    f"no report {meta.report}",
-                    violations=[FieldViolation("metadata.report", "no such report")],
-                )
-            if case != meta.case_number:
-                raise InvalidArgument(
-                    "REPORT_OF_OTHER_CASE",
-                    "the report belongs to another case",
-                    violations=[FieldViolation("metadata.report", "belongs to another case")],
-                )
-        elif not await self._cases.case_known(meta.case_number):
-            raise InvalidArgument(
-                "UNKNOWN_CASE",
-                f"no case {meta.case_number}",
-                violations=[FieldViolation("metadata.case_number", "no such case")],
-            )
-
-    # ----- reading -----
+    # ----- reading (catalogue.py) -----
 
     async def get(self, name: str, scope: EvidenceScope | None = None) -> Evidence:
-        evidence_id = parse_evidence_name(name)
-        async with self._uow() as uow:
-            evidence = await self._load(uow, evidence_id)
-            if scope is not None and not await self._sees(uow, scope, evidence):
-                raise PermissionDenied(
-                    "EVIDENCE_NOT_VISIBLE", "the evidence is not visible to the caller"
-                )
-            return evidence
+        return await self._catalogue.get(name, scope)
 
     async def list(
         self, query: EvidenceQuery, scope: EvidenceScope | None = None
     ) -> Sequence[Evidence]:
-        async with self._uow() as uow:
-            if scope is None:
-                return await uow.evidence.list(query)
-            return await visible_page(
-                lambda page: uow.evidence.list(replace(query, page=page)),
-                lambda evidence: self._sees(uow, scope, evidence),
-                lambda evidence: evidence.evidence_id,
-                query.page,
-            )
-
-    async def _sees(self, uow: UnitOfWork, scope: EvidenceScope, evidence: Evidence) -> bool:
-        if scope.uploader and evidence.uploader == scope.uploader:
-            return True
-        if scope.unit and evidence.unit == scope.unit:
-            return True
-        if not scope.office:
-            return False
-        if await uow.shares.shared_with(evidence.evidence_id, scope.office):
-            return True
-        report = evidence.metadata.report
-        return bool(report) and await self._cases.report_recipient(report) == scope.office
+        return await self._catalogue.list(query, scope)
 
     async def download(
         self, name: str, offset: int, length: int, scope: EvidenceScope | None = None
@@ -716,39 +143,13 @@ class EvidenceService:
             first = b""
         return Download(evidence, offset, length, _prepend(first, chunks))
 
-    # ----- retention -----
+    # ----- retention and sharing (sharing.py) -----
 
     async def set_legal_hold(self, name: str, scope: EvidenceScope | None = None) -> Evidence:
-        evidence = await self.get(name, scope)
-        await self._locks.legal_hold(
-            evidence.bucket, evidence.key, evidence.version_id, True, subject=evidence.name
-        )
-        async with self._uow() as uow:
-            evidence = await self._load(uow, evidence.evidence_id)
-            evidence.legal_hold = True
-            await uow.evidence.update(evidence)
-            await uow.commit()
-        return evidence
+        return await self._holds.set(name, scope)
 
     async def release_legal_hold(self, name: str, scope: EvidenceScope | None = None) -> Evidence:
-        await self.get(name, scope)
-        async with self._uow() as uow:
-            evidence = await self._load(uow, parse_evidence_name(name))
-            evidence.legal_hold = False
-            await uow.evidence.update(evidence)
-            same = await uow.evidence.sharing_object(
-                evidence.bucket, evidence.key, evidence.version_id
-            )
-            # One object serves every record of the same content: it stays held while any holds.
-            still_held = any(e.legal_hold for e in same if e.evidence_id != evidence.evidence_id)
-            if not still_held:
-                await self._locks.legal_hold(
-                    evidence.bucket, evidence.key, evidence.version_id, False, subject=evidence.name
-                )
-            await uow.commit()
-        return evidence
-
-    # ----- sharing -----
+        return await self._holds.release(name, scope)
 
     async def share(
         self,
@@ -759,101 +160,20 @@ class EvidenceService:
         purpose: str,
         scope: EvidenceScope | None = None,
     ) -> SharedLink:
-        check_partner(partner)
-        if not purpose.strip() or len(purpose) > 512:
-            raise InvalidArgument.of([FieldViolation("purpose", "1-512 characters")])
-        expiry = expiry or self._config.share_default
-        if expiry <= timedelta(0):
-            raise InvalidArgument.of([FieldViolation("expiry", "positive")])
-        if expiry > self._config.share_max:
-            raise InvalidArgument(
-                "EXPIRY_TOO_LONG",
-                f"links live at most {int(self._config.share_max.total_seconds())} s",
-                violations=[FieldViolation("expiry", "above the configured maximum")],
-            )
-        await self.get(name, scope)
-        now = self._clock()
-        async with self._uow() as uow:
-            evidence = await self._load(uow, parse_evidence_name(name))
-            if not evidence.version_id:
-                # A link without a version would serve whatever is written at the key later.
-                raise FailedPrecondition(
-                    "EVIDENCE_VERSION_UNKNOWN",
-                    "this evidence was recorded without its S3 version; it cannot be shared",
-                    metadata={"name": evidence.name},
-                )
-            share = Share(
-                share_id=new_id(),
-                evidence_id=evidence.evidence_id,
-                sharer=sharer,
-                partner=partner,
-                purpose=purpose,
-                create_time=now,
-                expire_time=now + expiry,
-            )
-            await uow.shares.add(share)
-            url = self._blobs.presigned_get(
-                evidence.bucket, evidence.key, evidence.version_id, expiry
-            )
-            await uow.commit()
-        return SharedLink(share, url)
+        return await self._shares.share(sharer, name, partner, expiry, purpose, scope)
 
-    # ----- integrity -----
+    # ----- integrity (integrity.py) -----
 
     async def verify(self, name: str, scope: EvidenceScope | None = None) -> Verification:
-        evidence = await self.get(name, scope)
-        return await self._verify_object(evidence)
-
-    async def _verify_object(self, evidence: Evidence) -> Verification:
-        now = self._clock()
-        stored = ""
-        if await self._blobs.stat(evidence.bucket, evidence.key, evidence.version_id) is None:
-            integrity = Integrity.MISSING
-        else:
-            stored, _ = await _hash_stream(
-                self._blobs.read(evidence.bucket, evidence.key, evidence.version_id)
-            )
-            integrity = Integrity.INTACT if stored == evidence.sha256 else Integrity.MISMATCH
-        async with self._uow() as uow:
-            for record in await uow.evidence.sharing_object(
-                evidence.bucket, evidence.key, evidence.version_id
-            ):
-                if record.sha256 != evidence.sha256:
-                    continue
-                record.integrity = integrity
-                record.verify_time = now
-                await uow.evidence.update(record)
-            await uow.commit()
-        if integrity is not Integrity.INTACT:
-            await self._locks.alert(
-                INTEGRITY,
-                evidence.name,
-                f"{integrity.value} (recorded {evidence.sha256}, stored {stored or '-'})",
-            )
-        return Verification(integrity, evidence.sha256, stored, now)
+        return await self._integrity.verify(await self.get(name, scope))
 
     async def sweep(self, page_size: int = 200) -> SweepSummary:
         """Verify every stored object once, however many records share it."""
-        counts = {i: 0 for i in Integrity}
-        seen: set[tuple[str, str, str]] = set()
-        after = ""
-        while True:
-            batch = await self.list(EvidenceQuery(page=Page(page_size, after)))
-            for evidence in batch:
-                where = (evidence.bucket, evidence.key, evidence.version_id)
-                if where in seen:
-                    continue
-                seen.add(where)
-                counts[(await self._verify_object(evidence)).integrity] += 1
-            if len(batch) < page_size:
-                break
-            after = batch[-1].evidence_id
-        return SweepSummary(
-            objects=len(seen),
-            intact=counts[Integrity.INTACT],
-            mismatched=counts[Integrity.MISMATCH],
-            missing=counts[Integrity.MISSING],
-        )
+        return await self._integrity.sweep(page_size)
+
+    async def check_stored(self, name: str) -> tuple[Evidence | None, bool]:
+        """For a report attachment: the record (None when missing) and whether it is intact."""
+        return await self._integrity.check_stored(name)
 
     async def maintain(self, *, sweep_every: float, expire_every: float) -> None:
         """Background task: expire abandoned uploads, and sweep integrity (0 disables it)."""
@@ -876,36 +196,3 @@ class EvidenceService:
             except Exception:
                 # Keep running: one failed round (S3 or database down) must not end the task.
                 log.exception("evidence maintenance round failed")
-
-    async def check_stored(self, name: str) -> tuple[Evidence | None, bool]:
-        """For a report attachment: the record (None when missing) and whether it is intact.
-
-        Objects up to sign_rehash_max_bytes are re-hashed now; larger ones must exist with
-        the recorded size and hash and must not have failed their last verification.
-        """
-        try:
-            evidence_id = parse_evidence_name(name)
-        except InvalidArgument:
-            return None, False
-        async with self._uow() as uow:
-            evidence = await uow.evidence.get(evidence_id)
-        if evidence is None:
-            return None, False
-        info = await self._blobs.stat(evidence.bucket, evidence.key, evidence.version_id)
-        if info is None:
-            return None, False
-        if info.size != evidence.size_bytes or info.metadata.get("sha256") != evidence.sha256:
-            return evidence, False
-        if evidence.size_bytes <= self._config.sign_rehash_max_bytes:
-            return evidence, (await self._verify_object(evidence)).integrity is Integrity.INTACT
-        return evidence, evidence.integrity is not Integrity.MISMATCH
-
-    async def _load(self, uow: UnitOfWork, evidence_id: str) -> Evidence:
-        evidence = await uow.evidence.get(evidence_id)
-        if evidence is None:
-            raise NotFound(
-                "EVIDENCE_NOT_FOUND",
-                f"no evidence/{evidence_id}",
-                metadata={"name": f"evidence/{evidence_id}"},
-            )
-        return evidence

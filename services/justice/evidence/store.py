@@ -20,7 +20,7 @@ from justice.evidence.model import (
     Share,
     UploadSession,
 )
-from justice.evidence.service import EvidenceQuery
+from justice.evidence.ports import EvidenceQuery
 from justice.platform.db import Transaction, UtcDateTime
 
 

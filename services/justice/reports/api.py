@@ -20,10 +20,11 @@ from justice.reports.model import (
     Offence,
     Person,
     PersonRole,
+    ReportQuery,
     ReportState,
     ReportVersion,
 )
-from justice.reports.service import ReportQuery, ReportScope, ReportService, Verification
+from justice.reports.service import ReportScope, ReportService, Verification
 from justice.reports.v1 import reports_pb2 as pb
 from justice.reports.v1 import reports_pb2_grpc
 from justice.security.identity import current_principal

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from justice.platform.errors import JusticeError
 from justice.platform.listing import Page
-from justice.reports.model import ReportVersion
-from justice.reports.service import ReportQuery, UnitOfWork, parse_name
+from justice.reports.model import ReportQuery, ReportVersion
+from justice.reports.service import UnitOfWork, parse_name
 
 
 class ReportLookup:

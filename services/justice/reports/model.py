@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from justice.platform.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from justice.platform.listing import Page
 
 
 class ReportState(enum.Enum):
@@ -23,6 +24,17 @@ class ReportState(enum.Enum):
     SUPERSEDED = "SUPERSEDED"
     # The recipient refused this version; amending it is the way forward.
     REJECTED = "REJECTED"
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """Which reports ListReports asks the repository for (a port's value, so stores have it
+    without importing the service)."""
+
+    page: Page
+    case_number: str | None = None
+    author: str | None = None
+    state: ReportState | None = None
 
 
 # Every legal move. A signed version only ever moves forward along the exchange,

@@ -20,12 +20,13 @@ from justice.platform.errors import (
     NotFound,
     PermissionDenied,
 )
-from justice.platform.listing import Page, visible_page
+from justice.platform.listing import visible_page
 from justice.reports import document
 from justice.reports.model import (
     Attachment,
     Content,
     Limits,
+    ReportQuery,
     ReportState,
     ReportVersion,
     check_complete,
@@ -38,14 +39,6 @@ MESSAGE_TYPE_ACKNOWLEDGED = "report_acknowledged"
 MESSAGE_TYPE_REJECTED = "report_rejected"
 _NAME = re.compile(r"^reports/([A-Za-z0-9_-]{1,64})(?:@([1-9][0-9]{0,5}))?$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-
-
-@dataclass(frozen=True)
-class ReportQuery:
-    page: Page
-    case_number: str | None = None
-    author: str | None = None
-    state: ReportState | None = None
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from justice.reports.model import (
     Offence,
     Person,
     PersonRole,
+    ReportQuery,
     ReportState,
     ReportVersion,
 )
-from justice.reports.service import ReportQuery
 
 
 class ReportRow(SQLModel, table=True):
