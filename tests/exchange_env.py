@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from justice.partner.client import PartnerClient, PartnerConfig
 from justice.platform.bus import NatsCredentials
 from justice.platform.config import Settings
 from justice.platform.server import start
+from justice.reports.model import Content, Offence
 from justice.signing.keystore import FileKeyStore
 
 SECRET = b"test-exchange-secret"
@@ -77,6 +78,22 @@ async def serve_platform(
 async def stop_platform(application: Application) -> None:
     await application.server.server.stop(None)
     await application.close()
+
+
+async def signed_report(app: Application) -> str:
+    """A report created and signed by officer-1001, ready to submit; returns its name."""
+    content = Content(
+        case_number="AN.12.345/26",
+        reporting_unit="PZ Antwerpen",
+        offences=(Offence("43A", "Art. 461 Sw."),),
+        place="Antwerpen",
+        facts_time=datetime.now(UTC) - timedelta(hours=1),
+        language="nl",
+        narrative="Vaststelling.",
+    )
+    draft = await app.reports.create("officer-1001", content, "")
+    await app.reports.sign("officer-1001", draft.name)
+    return draft.name
 
 
 def partner_record(

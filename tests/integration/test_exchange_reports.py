@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,8 +17,14 @@ from justice.exchange.model import DeliveryState
 from justice.exchange.store import DeliveryQuery
 from justice.partner.client import Answer, ProcessedLog, Received, listen
 from justice.partner.simulator import ProsecutorSimulator
-from justice.reports.model import Content, Offence, ReportState
-from tests.exchange_env import exchange_settings, nats_with_partners, partner_record, partner_side
+from justice.reports.model import ReportState
+from tests.exchange_env import (
+    exchange_settings,
+    nats_with_partners,
+    partner_record,
+    partner_side,
+    signed_report,
+)
 
 T = TypeVar("T")
 PROSECUTOR = "prosecutor-antwerp"
@@ -55,18 +60,8 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], within: float = 2
 
 
 async def submitted_report(app: Application, recipient: str = PROSECUTOR) -> str:
-    content = Content(
-        case_number="AN.12.345/26",
-        reporting_unit="PZ Antwerpen",
-        offences=(Offence("43A", "Art. 461 Sw."),),
-        place="Antwerpen",
-        facts_time=datetime.now(UTC) - timedelta(hours=1),
-        language="nl",
-        narrative="Vaststelling.",
-    )
-    draft = await app.reports.create("officer-1001", content, "")
-    await app.reports.sign("officer-1001", draft.name)
-    submitted = await app.reports.submit("officer-1001", draft.name, recipient)
+    name = await signed_report(app)
+    submitted = await app.reports.submit("officer-1001", name, recipient)
     return f"{submitted.name}@{submitted.version}"
 
 
