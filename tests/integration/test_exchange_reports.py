@@ -113,11 +113,17 @@ async def test_partner_rejection_moves_report_to_rejected(
             return report.rejection_reason if report.state is ReportState.REJECTED else None
 
         assert await eventually(rejected) == "NOT_COMPETENT: another district"
-        assert app.exchange is not None
-        deliveries = await app.exchange.service.list_deliveries(
-            DeliveryQuery(size=10, recipient=PROSECUTOR, state=DeliveryState.REJECTED)
-        )
-        assert [d.reason for d in deliveries] == ["NOT_COMPETENT"]
+        exchange = app.exchange
+        assert exchange is not None
+
+        # The report settles first, the delivery in the exchange's own transaction after it.
+        async def rejected_deliveries() -> list[str] | None:
+            deliveries = await exchange.service.list_deliveries(
+                DeliveryQuery(size=10, recipient=PROSECUTOR, state=DeliveryState.REJECTED)
+            )
+            return [d.reason for d in deliveries] or None
+
+        assert await eventually(rejected_deliveries) == ["NOT_COMPETENT"]
     finally:
         stop.set()
         await task

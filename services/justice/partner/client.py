@@ -284,6 +284,18 @@ class ProcessedLog:
 Handle = Callable[[Received], Awaitable[Answer]]
 
 
+async def _answer(item: Received, handle: Handle, log_: ProcessedLog) -> Answer:
+    if item.problem:
+        return Answer.reject(item.problem, item.detail)
+    earlier = log_.answer(item.id)
+    if earlier is not None:
+        # A redelivery: answer as before, never handle twice (and send no replies again).
+        return earlier
+    answer = await handle(item)
+    log_.record(item.id, answer)
+    return answer
+
+
 async def listen(
     client: PartnerClient,
     handle: Handle,
@@ -308,22 +320,13 @@ async def listen(
                     item.msg.headers,
                     kind=tracing.SpanKind.CONSUMER,
                 ) as span:
-                    handled.append(span.get_span_context())
-                    if item.problem:
-                        answered.append((item, Answer.reject(item.problem, item.detail)))
-                        continue
-                    earlier = log_.answer(item.id)
-                    if earlier is not None:
-                        # A redelivery: answer as before, never handle twice.
-                        answered.append((item, earlier))
-                        continue
-                    answer = await handle(item)
-                    log_.record(item.id, answer)
-                    answered.append((item, answer))
-                    replies += [
-                        (kind, payload, item.id, span.get_span_context())
-                        for kind, payload in answer.replies
-                    ]
+                    answer = await _answer(item, handle, log_)
+                handled.append(span.get_span_context())
+                answered.append((item, answer))
+                replies += [
+                    (kind, payload, item.id, span.get_span_context())
+                    for kind, payload in answer.replies
+                ]
             # One receipt for the batch: in the first message's trace, linked to the others.
             with tracing.continued("partner receipt", after=handled):
                 await client.settle(answered)
