@@ -11,8 +11,8 @@ provider, so spans get ids and log lines carry them (platform/logs.py), and an O
 only when JUSTICE_OTLP_ENDPOINT names a collector. Without an exporter nothing is sampled:
 spans still get ids, which propagate and reach the logs, but are never recorded (CPU per
 RPC for the server span, measured: ~25 µs unsampled, ~60 µs recorded without an exporter,
-~15 µs with the API's no-op tracer; a GetReport costs ~1 ms). Without `configure_tracing` at all (a library user, most tests) the
-API's no-op tracer only passes incoming contexts on.
+~15 µs with the API's no-op tracer; a GetReport costs ~1 ms). Without `configure_tracing`
+at all (a library user, most tests) the API's no-op tracer only passes incoming contexts on.
 """
 
 from __future__ import annotations
