@@ -84,9 +84,15 @@ def content(**overrides: object) -> Content:
     return dataclasses.replace(base, **overrides)
 
 
-async def submitted_report(app: Application, recipient: str = PROSECUTOR) -> str:
-    """A report created, signed and submitted to `recipient`: its versioned name."""
+async def signed_report(app: Application) -> str:
+    """A report created and signed by its author, ready to submit: its name."""
     created = await app.reports.create(AUTHOR, content(), "")
     await app.reports.sign(AUTHOR, created.name)
-    submitted = await app.reports.submit(AUTHOR, created.name, recipient)
+    return created.name
+
+
+async def submitted_report(app: Application, recipient: str = PROSECUTOR) -> str:
+    """A report created, signed and submitted to `recipient`: its versioned name."""
+    name = await signed_report(app)
+    submitted = await app.reports.submit(AUTHOR, name, recipient)
     return f"{submitted.name}@{submitted.version}"

@@ -54,6 +54,7 @@ from justice.platform.server import (
     ServerTls,
     create_server,
 )
+from justice.platform.tracing import server_spans
 from justice.reports import compose as reports_compose
 from justice.reports.lookup import ReportLookup
 from justice.reports.service import EvidenceCatalog, ReportService
@@ -438,7 +439,9 @@ async def _build(
             # authorisation (it records PERMISSION_DENIED); the purpose gate sits inside
             # authorisation, so an unauthorised caller hears PERMISSION_DENIED first.
             around=[
-                # Outermost, so it counts the status code the client hears.
+                # The call's span first, so every line logged in the call carries its ids.
+                server_spans(),
+                # Outermost but the span, so it counts the status code the client hears.
                 metrics.around(),
                 error_mapping(),
                 identity(access.directory, clock, tokens),

@@ -4,14 +4,12 @@ during a run, and health that follows NATS going away and coming back."""
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from justice.app import Application
 from justice.devstack.nats import NatsServer
@@ -28,6 +26,8 @@ from tests.api.conftest import with_evidence
 from tests.builders import PURPOSE, create, draft
 from tests.eventually import eventually
 from tests.exchange_env import SECRET, partner_record, platform_url
+from tests.prometheus_scrape import Series, value
+from tests.prometheus_scrape import scrape as scrape_port
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True, scope="module")
 
@@ -37,8 +37,6 @@ EVIDENCE = b"bodycam frames " * 20_000
 
 # The plaintext health-only port the kubelet probes.
 (PROBE_PORT,) = free_tcp_ports(1)
-
-Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @pytest.fixture(scope="module")
@@ -81,18 +79,7 @@ async def probe(application: Application) -> AsyncIterator[health_pb2_grpc.Healt
 
 def scrape(application: Application) -> Series:
     assert application.metrics is not None
-    url = f"http://127.0.0.1:{application.metrics.port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(series: Series, name: str, **labels: str) -> float | None:
-    return series.get((name, frozenset(labels.items())))
+    return scrape_port(application.metrics.port)
 
 
 async def run(

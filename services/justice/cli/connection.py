@@ -9,6 +9,7 @@ import grpc
 
 from justice.audit.interceptor import PURPOSE_HEADER
 from justice.devstack.pki import DevPki
+from justice.platform import rpc, tracing
 from justice.platform.config import Settings
 
 _LOCAL_HOSTS = ("127.0.0.1", "0.0.0.0", "[::]", "localhost")  # noqa: S104 - names, not binds
@@ -18,49 +19,9 @@ def dev_pki(settings: Settings) -> DevPki:
     return DevPki(settings.pki_dir, settings.key_passphrase.get_secret_value().encode())
 
 
-class _Metadata:
-    """Adds fixed metadata to a call's details (the subclasses below name the call kind)."""
-
-    def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
-        self._pairs = tuple(pairs)
-
-    def _details(self, details: Any) -> grpc.aio.ClientCallDetails:
-        metadata = grpc.aio.Metadata(*(details.metadata or ()))
-        for key, value in self._pairs:
-            metadata[key] = value
-        return grpc.aio.ClientCallDetails(
-            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-        )
-
-
-# grpc.aio files an interceptor under the first call kind it implements and ignores the
-# others, so each kind gets its own class and its own object.
-class _UnaryUnary(_Metadata, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc,type-arg]
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
-
-
-class _UnaryStream(_Metadata, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc,type-arg]
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
-
-
-class _StreamUnary(_Metadata, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc,type-arg]
-    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(self._details(details), requests)
-
-
-class _StreamStream(_Metadata, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc,type-arg]
-    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(self._details(details), requests)
-
-
 def metadata_interceptors(pairs: Sequence[tuple[str, str]]) -> list[Any]:
-    """One interceptor per call kind, each adding `pairs` to every call of its kind.
-
-    (grpc-stubs types ClientInterceptor as a placeholder to cast, hence Any.)
-    """
-    return [kind(pairs) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
+    """Interceptors adding `pairs`, and the current trace context, to every call."""
+    return rpc.metadata_interceptors(tracing.with_trace(pairs))
 
 
 def call_metadata(purpose: str) -> list[tuple[str, str]]:
@@ -79,6 +40,5 @@ def open_channel(settings: Settings, principal: str, purpose: str = "") -> grpc.
     host, _, port = settings.listen.rpartition(":")
     # The dev server certificate names localhost; connect by that name.
     target = f"localhost:{port}" if host in _LOCAL_HOSTS else settings.listen
-    pairs = call_metadata(purpose)
-    interceptors = metadata_interceptors(pairs) if pairs else None
+    interceptors = metadata_interceptors(call_metadata(purpose))
     return grpc.aio.secure_channel(target, credentials, interceptors=interceptors)

@@ -19,6 +19,7 @@ from justice.exchange.v1 import exchange_pb2 as pb
 from justice.exchange.v1 import exchange_pb2_grpc
 from justice.platform.config import Settings
 from justice.platform.logs import configure_logging
+from justice.platform.tracing import configure_tracing
 
 if TYPE_CHECKING:
     from justice.exchange.v1.exchange_pb2_grpc import ExchangeServiceAsyncStub
@@ -52,6 +53,7 @@ async def _run_workers(settings: Settings) -> None:
 def _workers(ctx: typer.Context, relay: bool, inbound: bool) -> None:
     settings: Settings = ctx.find_root().obj.settings
     configure_logging(settings.log_format)
+    configure_tracing(settings.otlp_endpoint, "justice-exchange")
     if not settings.nats_url:
         console.print("[red]JUSTICE_NATS_URL is not set[/red]")
         raise typer.Exit(2)

@@ -12,6 +12,7 @@ from rich.console import Console
 from justice.cli import audit, custody, evidence, exchange, fines, partner, reports
 from justice.platform.config import SERVICES, MissingSetting, Settings
 from justice.platform.logs import configure_logging
+from justice.platform.tracing import configure_tracing
 
 app = typer.Typer(
     no_args_is_help=True, help="Justice Exchange: signed reports, evidence, exchange."
@@ -74,6 +75,7 @@ def run(ctx: typer.Context) -> None:
     from justice.cli.stack import run_stack
 
     configure_logging(ctx.obj.settings.log_format)
+    configure_tracing(ctx.obj.settings.otlp_endpoint, "justice")
     asyncio.run(run_stack(ctx.obj.settings, console))
 
 
@@ -102,6 +104,7 @@ def serve(
     configure_logging(ctx.obj.settings.log_format)
     if workers > 1:
         raise typer.Exit(serve_workers(ctx.obj.settings, workers, services))
+    configure_tracing(ctx.obj.settings.otlp_endpoint, "justice")
     try:
         asyncio.run(serve_only(ctx.obj.settings, services=services))
     except (ProductionRefused, MissingSetting) as refused:

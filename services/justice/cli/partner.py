@@ -23,6 +23,7 @@ from justice.partner.client import listen as listen_loop
 from justice.partner.simulator import ProsecutorSimulator
 from justice.platform.bus import NatsCredentials
 from justice.platform.config import Settings
+from justice.platform.tracing import configure_tracing
 from justice.signing.keystore import FileKeyStore
 
 app = typer.Typer(no_args_is_help=True, help="Act as a partner: pull the inbox, send messages.")
@@ -97,6 +98,7 @@ def listen(
     """Pull the partner's inbox, verify every envelope and answer with signed receipts."""
     logging.basicConfig(level=logging.WARNING)
     settings: Settings = ctx.find_root().obj.settings
+    configure_tracing(settings.otlp_endpoint, f"partner-{partner}")
     handled = asyncio.run(run_listener(settings, partner, simulate_prosecutor, state, count))
     console.print(f"handled {handled} message(s)")
 

@@ -17,7 +17,9 @@ from justice.devstack.demo import register_demo_partners
 from justice.devstack.stack import DevStack
 from justice.platform.config import Settings
 from justice.platform.logs import configure_logging
+from justice.platform.metrics import shared_across_workers
 from justice.platform.server import limit_malloc_arenas, serve
+from justice.platform.tracing import configure_tracing
 
 
 async def serve_only(
@@ -49,7 +51,15 @@ def serve_workers(settings: Settings, workers: int, services: Collection[str] | 
     background work (justice.app.Worker); the others start once it serves, on the port it
     bound (so port 0 works). SIGTERM or SIGINT drains them all; when one worker ends, the
     rest are stopped too, so a supervisor restarts the whole set.
+
+    The workers' metrics meet in a directory of this run (justice.platform.metrics), so the
+    first worker's endpoint counts every worker's calls.
     """
+    with shared_across_workers():
+        return _serve_workers(settings, workers, services)
+
+
+def _serve_workers(settings: Settings, workers: int, services: Collection[str] | None) -> int:
     spawn = multiprocessing.get_context("spawn")
     processes: list[multiprocessing.process.BaseProcess] = []
 
@@ -98,6 +108,7 @@ def _worker(
     services: Collection[str] | None,
 ) -> None:
     configure_logging(settings.log_format)
+    configure_tracing(settings.otlp_endpoint, "justice")
     send = started.send if started else None
     asyncio.run(serve_only(settings, Worker(singletons), send, services))
 

@@ -35,6 +35,7 @@ from justice.exchange.model import DeadLetter, DeliveryState, Direction
 from justice.exchange.registry import PartnerDirectory
 from justice.exchange.store import ExchangeTransaction, time_ordered_uuid
 from justice.exchange.v1 import exchange_pb2 as pb
+from justice.platform import tracing
 from justice.platform.errors import FieldViolation, InvalidArgument, JusticeError
 
 log = logging.getLogger(__name__)
@@ -401,6 +402,14 @@ class InboundConsumer:
         self.processed = 0
 
     async def handle(self, msg: Msg) -> None:
+        # The partner's headers continue the trace its message (a receipt) answers.
+        _, message_type = _subject_parts(msg.subject)
+        with tracing.continued(
+            f"inbound {message_type or '?'}", msg.headers, kind=tracing.SpanKind.CONSUMER
+        ):
+            await self._handle(msg)
+
+    async def _handle(self, msg: Msg) -> None:
         meta = msg.metadata
         try:
             await self._processor.process(msg.data, msg.subject, meta.sequence.stream)

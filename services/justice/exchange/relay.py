@@ -24,6 +24,7 @@ from justice.exchange.envelope import EnvelopeSigner
 from justice.exchange.model import DeadLetter
 from justice.exchange.registry import PartnerDirectory
 from justice.exchange.store import ExchangeTransaction, PendingMessage, time_ordered_uuid
+from justice.platform import tracing
 
 log = logging.getLogger(__name__)
 
@@ -113,21 +114,7 @@ class Relay:
                         (row, "MESSAGE_TYPE_NOT_ALLOWED", f"{row.recipient} does not receive it")
                     )
                     continue
-                envelope = self._signer.seal(
-                    envelope_id=row.id,
-                    message_type=row.message_type,
-                    recipient=row.recipient,
-                    created_at=row.created_at,
-                    payload=row.payload,
-                    in_reply_to=row.in_reply_to,
-                    links=row.links,
-                )
-                future = await js.publish_async(
-                    row.subject,
-                    envelope.SerializeToString(),
-                    wait_stall=self._settings.ack_timeout_seconds,
-                    headers={"Nats-Msg-Id": row.nats_msg_id},
-                )
+                future = await self._publish(js, row)
                 sent.append((row, future))
         finally:
             # Whatever happens, the acks that do arrive are collected and recorded.
@@ -137,6 +124,30 @@ class Relay:
             self._settling.add(task)
             task.add_done_callback(self._settling.discard)
         return len(sent)
+
+    async def _publish(self, js: JetStreamContext, row: PendingMessage) -> asyncio.Future[PubAck]:
+        """Seal and publish one row, in the trace of the call that wrote it; the message's
+        headers carry that trace on to the partner."""
+        with tracing.continued(
+            f"publish {row.message_type}",
+            {"traceparent": row.traceparent},
+            kind=tracing.SpanKind.PRODUCER,
+        ):
+            envelope = self._signer.seal(
+                envelope_id=row.id,
+                message_type=row.message_type,
+                recipient=row.recipient,
+                created_at=row.created_at,
+                payload=row.payload,
+                in_reply_to=row.in_reply_to,
+                links=row.links,
+            )
+            return await js.publish_async(
+                row.subject,
+                envelope.SerializeToString(),
+                wait_stall=self._settings.ack_timeout_seconds,
+                headers={"Nats-Msg-Id": row.nats_msg_id, **tracing.carrier()},
+            )
 
     async def _settle(
         self,

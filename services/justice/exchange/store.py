@@ -34,6 +34,7 @@ from justice.exchange.model import (
 from justice.platform.db import Transaction, UtcDateTime
 from justice.platform.errors import Aborted
 from justice.platform.notify import notify
+from justice.platform.tracing import traceparent
 
 
 def time_ordered_uuid() -> str:
@@ -75,6 +76,11 @@ class OutboxRow(SQLModel, table=True):
     )
     # 1, then +1 per Redeliver: later attempts get their own Nats-Msg-Id.
     attempt: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    # The W3C traceparent of the call that wrote the row: the relay, later and maybe in
+    # another process, publishes it in that trace. "" outside any trace.
+    traceparent: str = Field(
+        default="", sa_column=Column(String(55), nullable=False, server_default="")
+    )
 
 
 class DeliveryRow(SQLModel, table=True):
@@ -194,6 +200,7 @@ class SqlOutbox:
                 created_at=now,
                 links=_links_json(message.links),
                 in_reply_to=message.in_reply_to,
+                traceparent=traceparent(),
             )
         )
         # Its delivery record is born in the same transaction: no message goes untracked.
@@ -268,6 +275,7 @@ class PendingMessage:
     links: tuple[Link, ...]
     in_reply_to: str
     attempt: int
+    traceparent: str = ""
 
     @property
     def nats_msg_id(self) -> str:
@@ -301,6 +309,7 @@ class SqlRelayQueue:
                 links=links_of(r.links),
                 in_reply_to=r.in_reply_to,
                 attempt=r.attempt,
+                traceparent=r.traceparent,
             )
             for r in rows
         ]

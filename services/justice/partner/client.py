@@ -29,8 +29,9 @@ from justice.exchange.bus import INBOX_STREAM, partner_consumer
 from justice.exchange.envelope import EnvelopeRefused, EnvelopeSigner, Problem
 from justice.exchange.message import RECEIPT, Link, outbox_subject
 from justice.exchange.v1 import exchange_pb2 as pb
-from justice.platform import bus
+from justice.platform import bus, tracing
 from justice.platform.bus import NatsCredentials
+from justice.platform.tracing import SpanContext
 from justice.signing.identity import SigningIdentity
 from justice.signing.xades import Verdict, XadesVerifier
 
@@ -227,7 +228,8 @@ class PartnerClient:
         await self._js.publish(
             outbox_subject(self.config.partner_id, message_type),
             envelope.SerializeToString(),
-            headers={"Nats-Msg-Id": envelope.id},
+            # The trace context of what it answers travels back beside the signed envelope.
+            headers={"Nats-Msg-Id": envelope.id, **tracing.carrier()},
         )
         return envelope.id
 
@@ -282,6 +284,18 @@ class ProcessedLog:
 Handle = Callable[[Received], Awaitable[Answer]]
 
 
+async def _answer(item: Received, handle: Handle, log_: ProcessedLog) -> Answer:
+    if item.problem:
+        return Answer.reject(item.problem, item.detail)
+    earlier = log_.answer(item.id)
+    if earlier is not None:
+        # A redelivery: answer as before, never handle twice (and send no replies again).
+        return earlier
+    answer = await handle(item)
+    log_.record(item.id, answer)
+    return answer
+
+
 async def listen(
     client: PartnerClient,
     handle: Handle,
@@ -297,23 +311,28 @@ async def listen(
             if not received:
                 continue
             answered: list[tuple[Received, Answer]] = []
-            replies: list[tuple[str, bytes, str]] = []
+            replies: list[tuple[str, bytes, str, SpanContext]] = []
+            # Each message is handled in the trace the platform's headers carry on.
+            handled: list[SpanContext] = []
             for item in received:
-                if item.problem:
-                    answered.append((item, Answer.reject(item.problem, item.detail)))
-                    continue
-                earlier = log_.answer(item.id)
-                if earlier is not None:
-                    # A redelivery: answer as before, never handle twice.
-                    answered.append((item, earlier))
-                    continue
-                answer = await handle(item)
-                log_.record(item.id, answer)
+                with tracing.continued(
+                    f"partner handle {item.type or '?'}",
+                    item.msg.headers,
+                    kind=tracing.SpanKind.CONSUMER,
+                ) as span:
+                    answer = await _answer(item, handle, log_)
+                handled.append(span.get_span_context())
                 answered.append((item, answer))
-                replies += [(kind, payload, item.id) for kind, payload in answer.replies]
-            await client.settle(answered)
-            for kind, payload, in_reply_to in replies:
-                await client.send(kind, payload, in_reply_to)
+                replies += [
+                    (kind, payload, item.id, span.get_span_context())
+                    for kind, payload in answer.replies
+                ]
+            # One receipt for the batch: in the first message's trace, linked to the others.
+            with tracing.continued("partner receipt", after=handled):
+                await client.settle(answered)
+            for kind, payload, in_reply_to, context in replies:
+                with tracing.continued(f"partner reply {kind}", after=[context]):
+                    await client.send(kind, payload, in_reply_to)
         except asyncio.CancelledError:
             raise
         except bus.NATS_UNAVAILABLE as error:

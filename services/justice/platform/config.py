@@ -273,6 +273,9 @@ class Settings(BaseSettings):
     peer_timeout_seconds: float = Field(default=30.0, gt=0)
     # "json": one JSON object per line, for log collectors; "text" for people.
     log_format: Literal["text", "json"] = "text"
+    # An OTLP/gRPC collector (e.g. http://otel-collector:4317) that receives the traces; none
+    # is exported when empty (spans still get ids, which the JSON log lines carry).
+    otlp_endpoint: str = ""
     fines: FineRules = Field(default_factory=FineRules)
 
     @field_validator(

@@ -6,23 +6,35 @@ the work happens (the RPC chain, the signer, the evidence streams); figures that
 database (outbox backlog, deliveries by state, audit chain length, alerts raised) are
 sampled every few seconds by the samplers the composition root registers, never at scrape
 time, so a scrape never waits on the database.
+
+`justice serve --workers N` shares one endpoint among its processes with prometheus_client's
+multiprocess mode: the parent names a fresh directory of its own in PROMETHEUS_MULTIPROC_DIR
+before it starts the workers (`shared_across_workers`), every worker's prometheus_client then
+keeps its values in files there (it chooses when first imported), and the worker serving
+/metrics reads them all: counters and histograms are summed, gauges (set only by the worker
+that samples) are summed over the live processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
+import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Final
 from wsgiref.simple_server import WSGIServer
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector
 
-from justice.platform.rpc import Around, Call
+from justice.platform.rpc import Around, Call, code_name
 
-__all__ = ["Metrics", "Sampler"]
+__all__ = ["Metrics", "Sampler", "shared_across_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +44,28 @@ _RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 _SIGNING_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 Sampler = Callable[["Metrics"], Awaitable[None]]
+
+# prometheus_client's switch to multiprocess mode.
+_MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+# Gauges in multiprocess mode: the sum over live processes; only one worker sets them.
+_GAUGE_MODE: Final = "livesum"
+
+
+@contextmanager
+def shared_across_workers() -> Iterator[str]:
+    """For the parent of `--workers` processes started inside: one directory per run
+    (values of an earlier run must not be counted again), removed afterwards."""
+    directory = tempfile.mkdtemp(prefix="justice-metrics-")
+    before = os.environ.get(_MULTIPROCESS_DIR)
+    os.environ[_MULTIPROCESS_DIR] = directory
+    try:
+        yield directory
+    finally:
+        if before is None:
+            os.environ.pop(_MULTIPROCESS_DIR, None)
+        else:
+            os.environ[_MULTIPROCESS_DIR] = before
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class Metrics:
@@ -61,21 +95,35 @@ class Metrics:
             registry=r,
         )
         self.outbox_backlog = Gauge(
-            "justice_outbox_backlog", "Outbox messages not yet published", registry=r
+            "justice_outbox_backlog",
+            "Outbox messages not yet published",
+            registry=r,
+            multiprocess_mode=_GAUGE_MODE,
         )
         self.outbox_oldest_age = Gauge(
             "justice_outbox_oldest_age_seconds",
             "Age of the oldest unpublished outbox message (0 when none)",
             registry=r,
+            multiprocess_mode=_GAUGE_MODE,
         )
         self.deliveries = Gauge(
-            "justice_deliveries", "Partner deliveries by state", ["state"], registry=r
+            "justice_deliveries",
+            "Partner deliveries by state",
+            ["state"],
+            registry=r,
+            multiprocess_mode=_GAUGE_MODE,
         )
         self.audit_chain_length = Gauge(
-            "justice_audit_chain_length", "Records in the audit hash chain", registry=r
+            "justice_audit_chain_length",
+            "Records in the audit hash chain",
+            registry=r,
+            multiprocess_mode=_GAUGE_MODE,
         )
         self.alerts = Gauge(
-            "justice_audit_alerts", "Atypical-use alerts raised (all time)", registry=r
+            "justice_audit_alerts",
+            "Atypical-use alerts raised (all time)",
+            registry=r,
+            multiprocess_mode=_GAUGE_MODE,
         )
         self.sample_failures = Counter(
             "justice_metrics_sample_failures", "Samplers that failed (database down?)", registry=r
@@ -106,7 +154,7 @@ class Metrics:
                 code = grpc.StatusCode.UNKNOWN
                 raise
             finally:
-                labels = (call.service, call.method_name, _code_name(code))
+                labels = (call.service, call.method_name, code_name(code))
                 self.rpcs.labels(*labels).inc()
                 self.rpc_seconds.labels(*labels).observe(time.perf_counter() - started)
 
@@ -141,7 +189,13 @@ class Metrics:
     def serve(self, listen: str) -> int:
         """Serve /metrics on `host:port` in a thread (port 0 picks one); returns the port."""
         host, _, port = listen.rpartition(":")
-        server, _thread = start_http_server(int(port), host or "0.0.0.0", registry=self.registry)  # noqa: S104
+        registry = self.registry
+        shared = os.environ.get(_MULTIPROCESS_DIR)
+        if shared:
+            # Every worker's values, read from their files at each scrape.
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, shared)  # type: ignore[no-untyped-call]
+        server, _thread = start_http_server(int(port), host or "0.0.0.0", registry=registry)  # noqa: S104
         self._server = server
         self.port = int(server.server_port)
         return self.port
@@ -151,14 +205,3 @@ class Metrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-
-
-def _code_name(code: object) -> str:
-    # context.code() answers a StatusCode, or the raw integer on some paths.
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    if isinstance(code, int):
-        for status in grpc.StatusCode:
-            if status.value[0] == code:
-                return status.name
-    return "UNKNOWN"

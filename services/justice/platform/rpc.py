@@ -268,3 +268,66 @@ def error_details(error: grpc.aio.AioRpcError) -> ErrorDetails:
                 detail.Unpack(bad)
                 fields = {v.field: v.description for v in bad.field_violations}
     return ErrorDetails(error.code(), error.details() or "", reason, domain, fields, metadata)
+
+
+def code_name(code: object) -> str:
+    """The name of the status a call ended with; context.code() answers a StatusCode, or
+    the raw integer on some paths."""
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if isinstance(code, int):
+        for status in grpc.StatusCode:
+            if status.value[0] == code:
+                return status.name
+    return "UNKNOWN"
+
+
+# -- client side ---------------------------------------------------------------------------------
+
+MetadataPairs = Callable[[], Sequence[tuple[str, str]]]
+
+
+class _Metadata:
+    """Adds metadata to a call's details, computed per call (the subclasses below name the
+    call kind)."""
+
+    def __init__(self, pairs: MetadataPairs) -> None:
+        self._pairs = pairs
+
+    def _details(self, details: Any) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()))
+        for key, value in self._pairs():
+            metadata[key] = value
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+
+# grpc.aio files an interceptor under the first call kind it implements and ignores the
+# others, so each kind gets its own class and its own object.
+class _UnaryUnary(_Metadata, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc,type-arg]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _UnaryStream(_Metadata, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc,type-arg]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _StreamUnary(_Metadata, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc,type-arg]
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)
+
+
+class _StreamStream(_Metadata, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc,type-arg]
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)
+
+
+def metadata_interceptors(pairs: MetadataPairs) -> list[Any]:
+    """One interceptor per call kind, each adding what `pairs()` answers to every call.
+
+    (grpc-stubs types ClientInterceptor as a placeholder to cast, hence Any.)
+    """
+    return [kind(pairs) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
