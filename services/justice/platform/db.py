@@ -10,7 +10,7 @@ import contextlib
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib import resources
@@ -96,8 +96,9 @@ class SqliteWriter:
     100 msg/s the relay's mark-published transaction reached 733 ms and p99 SubmitReport ->
     partner receipt 0.8-1.7 s. Here a transaction takes an in-process lock at its first write
     and gives it back when its connection returns to the pool (after commit or rollback), so
-    writers queue on the event loop and SQLite never sees two; reads never take it. Writes
-    outside SQLAlchemy (a plain driver connection) do not queue here.
+    writers queue on the event loop and SQLite never sees two; reads never take it.
+    DriverThread's transactions (the audit writer) queue on the same lock (`held`): the busy
+    handler's sleeps between them and the ORM's writers made audit batches wait up to 1.5 s.
     """
 
     def __init__(self, timeout: float = _SQLITE_LOCK_SECONDS) -> None:
@@ -124,6 +125,20 @@ class SqliteWriter:
             # What SQLite's busy handler would have said after the same wait.
             raise sqlite3.OperationalError("database is locked") from None
         return lock
+
+    @property
+    def locked(self) -> bool:
+        """Whether a writer of this process holds the lock (on the running loop)."""
+        return self._lock().locked()
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """The write lock, for a transaction outside SQLAlchemy (DriverThread)."""
+        lock = await self._acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     def before_execute(
         self, conn: Any, _cursor: Any, statement: str, *_args: Any, **_kw: Any
@@ -412,13 +427,15 @@ class DriverThread:
     `run(work)` runs `work` on that connection inside one transaction, in one hop to the
     thread and back, where aiosqlite hops once per statement and the async ORM adds its
     greenlet on top. sqlite3 and psycopg release the GIL while the database works. On SQLite
-    the transaction takes the write lock first (BEGIN IMMEDIATE), so what it reads stays
-    current until it commits.
+    the transaction queues on the file's SqliteWriter, then takes SQLite's write lock first
+    (BEGIN IMMEDIATE), so what it reads stays current until it commits.
     """
 
     def __init__(self, url: str, name: str) -> None:
         parsed = make_url(url)
         self._backend = parsed.get_backend_name()
+        # On SQLite its transactions queue with the process's other writers of the file.
+        self._writer = _sqlite_writer(url) if self._backend == "sqlite" else None
         self._target = (
             parsed.database or ":memory:"
             if self._backend == "sqlite"
@@ -431,8 +448,16 @@ class DriverThread:
     async def run(self, work: Callable[[DriverConnection], _T]) -> _T:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix=self._name)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._transaction, work)
+        if self._writer is None:
+            return await asyncio.wrap_future(self._executor.submit(self._transaction, work))
+        async with self._writer.held():
+            done = asyncio.wrap_future(self._executor.submit(self._transaction, work))
+            try:
+                return await asyncio.shield(done)
+            finally:
+                # Cancelled or not, the lock stays taken until the thread's transaction ends.
+                if not done.done():
+                    await asyncio.wait({done})
 
     def _connect(self) -> DriverConnection:
         if self._connection is None:
