@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -87,12 +87,25 @@ class FakeOutbox:
         self.messages.append(message)
 
 
+class FakeInbox:
+    def __init__(self, claimed: set[str]) -> None:
+        self.claimed = claimed
+
+    async def claim(self, key: str) -> bool:
+        if key in self.claimed:
+            return False
+        self.claimed.add(key)
+        return True
+
+
 @dataclass
 class FakeStore:
     """Commits copy the staged state; a transaction left without commit changes nothing."""
 
     repository: FakeRepository
     outbox: FakeOutbox
+    claimed: set[str] = field(default_factory=set)
+    commits: int = 0
 
     def transaction(self) -> FakeTransaction:
         return FakeTransaction(self)
@@ -106,6 +119,7 @@ class FakeTransaction:
         self.reports = FakeRepository()
         self.reports.rows = dict(self._store.repository.rows)
         self.outbox = FakeOutbox()
+        self.inbox = FakeInbox(set(self._store.claimed))
         return self
 
     async def __aexit__(
@@ -119,6 +133,8 @@ class FakeTransaction:
     async def commit(self) -> None:
         self._store.repository.rows = dict(self.reports.rows)
         self._store.outbox.messages += self.outbox.messages
+        self._store.claimed = set(self.inbox.claimed)
+        self._store.commits += 1
 
 
 class FakeSigner:
@@ -400,3 +416,29 @@ async def test_signing_refuses_missing_or_altered_evidence(
     assert caught.value.reason == reason
     assert signer.signed == []
     assert (await service.get(report.name)).state is ReportState.DRAFT
+
+
+async def test_one_receipt_delivers_its_versions_in_one_transaction(
+    service: ReportService, store: FakeStore
+) -> None:
+    names = []
+    for recipient in ("prosecutor-antwerp", "prosecutor-antwerp", "prosecutor-gent"):
+        report = await service.create("officer-1", COMPLETE, "")
+        await service.sign("officer-1", report.name)
+        submitted = await service.submit("officer-1", report.name, recipient)
+        names.append(f"{submitted.name}@{submitted.version}")
+    commits = store.commits
+    versions = [(name, f"settled:{i}") for i, name in enumerate(names)]
+    unknown = "reports/0123456789abcdef01234567@1"
+
+    refused = await service.delivered("prosecutor-antwerp", [*versions, (unknown, "settled:x")])
+
+    assert store.commits == commits + 1
+    # Another office's version and an unknown one do not stop the others.
+    assert [(name, error.reason) for name, error in refused] == [
+        (names[2], "NOT_RECIPIENT"),
+        (unknown, "REPORT_NOT_FOUND"),
+    ]
+    states = [(await service.get(name)).state for name in names]
+    assert states == [ReportState.DELIVERED, ReportState.DELIVERED, ReportState.SUBMITTED]
+    assert store.claimed == {"settled:0", "settled:1"}
