@@ -245,3 +245,40 @@ async def test_a_cancelled_audit_batch_keeps_the_writer_until_its_transaction_en
     finally:
         finish.set()
         await audit.close()
+
+
+async def test_a_driver_batch_goes_before_queued_orm_writers(database: Database) -> None:
+    # Its one short hop holds the lock briefly and every answer waits for the audit batch;
+    # the ORM's writers hold it across event-loop hops.
+    path = database.engine.url.database
+    assert path is not None
+    audit = DriverThread(f"sqlite+aiosqlite:///{path}", "test-audit")
+    insert = "INSERT INTO exchange_processed VALUES ('t', :key, '')"
+    done: list[str] = []
+
+    async def orm_write() -> None:
+        async with database.sessions() as session:
+            await execute(session, text(insert).bindparams(key="orm"))
+            await session.commit()
+        done.append("orm")
+
+    async def driver_write() -> None:
+        await audit.run(
+            lambda connection: connection.raw.execute(insert.replace(":key", "'driver'"))
+        )
+        done.append("driver")
+
+    try:
+        async with database.sessions() as first:
+            await execute(first, text(insert).bindparams(key="first"))
+            queued = asyncio.create_task(orm_write())
+            await asyncio.sleep(0.1)  # the ORM writer waits for the lock first
+            batch = asyncio.create_task(driver_write())
+            await asyncio.sleep(0.1)
+            assert done == []
+            await first.commit()
+        async with asyncio.timeout(10):
+            await asyncio.gather(queued, batch)
+        assert done == ["driver", "orm"]
+    finally:
+        await audit.close()
