@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from justice.exchange.message import OutgoingMessage
 from justice.platform.errors import Aborted
 from justice.reports.model import ReportQuery, ReportVersion
-from tests.fakes.exchange import InMemoryOutbox
+from tests.fakes.exchange import InMemoryInbox, InMemoryOutbox
 from tests.fakes.unit_of_work import InMemoryUnitOfWork
 
 
@@ -18,6 +18,7 @@ from tests.fakes.unit_of_work import InMemoryUnitOfWork
 class ReportTables:
     versions: dict[tuple[str, int], ReportVersion] = field(default_factory=dict)
     outbox: list[OutgoingMessage] = field(default_factory=list)
+    claimed: set[str] = field(default_factory=set)
 
 
 class InMemoryReports:
@@ -63,3 +64,7 @@ class ReportUnit(InMemoryUnitOfWork[ReportTables]):
     @property
     def outbox(self) -> InMemoryOutbox:
         return InMemoryOutbox(self.staged.outbox)
+
+    @property
+    def inbox(self) -> InMemoryInbox:
+        return InMemoryInbox(self.staged.claimed)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from justice.platform.db import Database, execute
+from justice.platform.db import Database, commit_unflushed, execute
 
 MARK = "test.marked"
 
@@ -36,3 +36,26 @@ async def test_the_hook_fires_after_a_marked_commit_only(tmp_path: Path) -> None
     finally:
         await database.close()
         await other.close()
+
+
+async def test_an_unflushed_commit_is_for_its_own_transaction_only(database_url: str) -> None:
+    database = Database(database_url)
+    await database.migrate()
+    insert = "INSERT INTO exchange_processed VALUES ('t', :key, CURRENT_TIMESTAMP)"
+    try:
+        async with database.sessions() as session:
+            await commit_unflushed(session)
+            await execute(session, text(insert).bindparams(key="a"))
+            if database.engine.dialect.name == "postgresql":
+                setting = await execute(session, text("SHOW synchronous_commit"))
+                assert setting.scalar_one() == "off"
+            await session.commit()
+        async with database.sessions() as session:
+            # The commit is kept, and the next transaction on the connection waits again.
+            found = await execute(session, text("SELECT key FROM exchange_processed"))
+            assert found.scalars().all() == ["a"]
+            if database.engine.dialect.name == "postgresql":
+                setting = await execute(session, text("SHOW synchronous_commit"))
+                assert setting.scalar_one() == "on"
+    finally:
+        await database.close()

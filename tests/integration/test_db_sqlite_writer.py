@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import traceback
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -19,9 +20,11 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select, text
 
+from justice.audit.model import AuditEntry
+from justice.audit.store import append_chained
 from justice.exchange.message import OutgoingMessage
 from justice.exchange.store import ExchangeTransaction, OutboxRow
-from justice.platform.db import Database, execute
+from justice.platform.db import Database, DriverConnection, DriverThread, execute
 
 WRITERS = 60
 
@@ -157,3 +160,125 @@ async def test_a_queued_writer_can_be_cancelled(database: Database) -> None:
         await first.commit()
     async with asyncio.timeout(2):  # nothing was left holding the writer
         await write("c")
+
+
+def _audit_entry(n: int) -> AuditEntry:
+    return AuditEntry(
+        time=datetime.now(UTC),
+        principal="officer-1001",
+        agency="Federal Police",
+        unit="units/pz-antwerpen-a",
+        service="justice.reports.v1.ReportService",
+        method="SubmitReport",
+        resources=(f"reports/r{n}",),
+        purpose="",
+        outcome="OK",
+        reason="",
+        peer="ipv4:127.0.0.1:5000",
+    )
+
+
+async def test_audit_batches_queue_with_the_orm_writers(database: Database) -> None:
+    # The audit writer's transactions run on a plain driver connection in a thread of their
+    # own (DriverThread); they queue on the same writer as the ORM's, so neither side ever
+    # meets SQLite's lock (both run with busy_timeout=0 here).
+    path = database.engine.url.database
+    assert path is not None
+    audit = DriverThread(f"sqlite+aiosqlite:///{path}", "test-audit")
+    await audit.run(lambda connection: connection.raw.execute("PRAGMA busy_timeout=0"))
+
+    async def report_write(i: int) -> None:
+        async with ExchangeTransaction(database.sessions) as tx:
+            await tx.outbox.add(OutgoingMessage("prosecutor-antwerp", "n", b"x", f"n/{i}"))
+            await tx.session.flush()
+            await asyncio.sleep(0.005)  # the lock held across hops, as a service holds it
+            await tx.commit()
+
+    async def audit_batch(i: int) -> None:
+        entries = [_audit_entry(i * 10 + k) for k in range(10)]
+        await asyncio.sleep(i * 0.002)  # spread over the writes
+        await audit.run(lambda connection: append_chained(connection, entries, 0))
+
+    try:
+        work = [report_write(i) if i % 2 else audit_batch(i) for i in range(WRITERS)]
+        results = await asyncio.gather(*work, return_exceptions=True)
+        _assert_none_failed(results)
+        assert await _outbox_count(database) == WRITERS // 2
+        async with database.sessions() as session:
+            chained = await execute(
+                session, text("SELECT count(*), max(sequence) FROM audit_record")
+            )
+            assert tuple(chained.one()) == (WRITERS // 2 * 10, WRITERS // 2 * 10)
+    finally:
+        await audit.close()
+
+
+async def test_a_cancelled_audit_batch_keeps_the_writer_until_its_transaction_ends(
+    database: Database,
+) -> None:
+    path = database.engine.url.database
+    assert path is not None
+    audit = DriverThread(f"sqlite+aiosqlite:///{path}", "test-audit")
+    started, finish = threading.Event(), threading.Event()
+
+    def slow(connection: DriverConnection) -> None:
+        connection.raw.execute("INSERT INTO exchange_processed VALUES ('t', 'slow', '')")
+        started.set()
+        finish.wait(10)
+
+    try:
+        batch = asyncio.create_task(audit.run(slow))
+        await asyncio.to_thread(started.wait, 10)
+        batch.cancel()
+        await asyncio.sleep(0.1)
+        # The thread's transaction still holds SQLite's lock: the writer is not free yet.
+        assert database.writer is not None
+        assert database.writer.locked
+        finish.set()
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+        assert not database.writer.locked
+        async with asyncio.timeout(5):  # and the next writer gets in
+            async with database.sessions() as session:
+                await execute(session, text("INSERT INTO exchange_processed VALUES ('t', 'n', '')"))
+                await session.commit()
+    finally:
+        finish.set()
+        await audit.close()
+
+
+async def test_a_driver_batch_goes_before_queued_orm_writers(database: Database) -> None:
+    # Its one short hop holds the lock briefly and every answer waits for the audit batch;
+    # the ORM's writers hold it across event-loop hops.
+    path = database.engine.url.database
+    assert path is not None
+    audit = DriverThread(f"sqlite+aiosqlite:///{path}", "test-audit")
+    insert = "INSERT INTO exchange_processed VALUES ('t', :key, '')"
+    done: list[str] = []
+
+    async def orm_write() -> None:
+        async with database.sessions() as session:
+            await execute(session, text(insert).bindparams(key="orm"))
+            await session.commit()
+        done.append("orm")
+
+    async def driver_write() -> None:
+        await audit.run(
+            lambda connection: connection.raw.execute(insert.replace(":key", "'driver'"))
+        )
+        done.append("driver")
+
+    try:
+        async with database.sessions() as first:
+            await execute(first, text(insert).bindparams(key="first"))
+            queued = asyncio.create_task(orm_write())
+            await asyncio.sleep(0.1)  # the ORM writer waits for the lock first
+            batch = asyncio.create_task(driver_write())
+            await asyncio.sleep(0.1)
+            assert done == []
+            await first.commit()
+        async with asyncio.timeout(10):
+            await asyncio.gather(queued, batch)
+        assert done == ["driver", "orm"]
+    finally:
+        await audit.close()

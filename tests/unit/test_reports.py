@@ -326,3 +326,29 @@ async def test_signing_refuses_missing_or_altered_evidence(
     assert caught.value.reason == reason
     assert signer.signed == []
     assert (await service.get(report.name)).state is ReportState.DRAFT
+
+
+async def test_one_receipt_delivers_its_versions_in_one_transaction(
+    service: ReportService, store: Tables[ReportTables]
+) -> None:
+    names = []
+    for recipient in ("prosecutor-antwerp", "prosecutor-antwerp", "prosecutor-gent"):
+        report = await service.create("officer-1", COMPLETE, "")
+        await service.sign("officer-1", report.name)
+        submitted = await service.submit("officer-1", report.name, recipient)
+        names.append(f"{submitted.name}@{submitted.version}")
+    commits = store.commits
+    versions = [(name, f"settled:{i}") for i, name in enumerate(names)]
+    unknown = "reports/0123456789abcdef01234567@1"
+
+    refused = await service.delivered("prosecutor-antwerp", [*versions, (unknown, "settled:x")])
+
+    assert store.commits == commits + 1
+    # Another office's version and an unknown one do not stop the others.
+    assert [(name, error.reason) for name, error in refused] == [
+        (names[2], "NOT_RECIPIENT"),
+        (unknown, "REPORT_NOT_FOUND"),
+    ]
+    states = [(await service.get(name)).state for name in names]
+    assert states == [ReportState.DELIVERED, ReportState.DELIVERED, ReportState.SUBMITTED]
+    assert store.state.claimed == {"settled:0", "settled:1"}

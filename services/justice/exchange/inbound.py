@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -99,7 +99,9 @@ def parse_payload(kind: type[M], data: bytes) -> M:
 
 
 Handler = Callable[[InboundMessage], Awaitable[None]]
-SettleHandler = Callable[[Settlement], Awaitable[None]]
+# Called once per receipt with every settlement of its message type: one transaction for a
+# whole batch instead of one per message.
+SettleHandler = Callable[[Sequence[Settlement]], Awaitable[None]]
 
 
 class Dispatcher:
@@ -268,26 +270,29 @@ class InboundProcessor:
         entries = {e.envelope_id: e for e in receipt.entries}
         async with self._uow() as tx:
             deliveries = await tx.deliveries.get_many(list(entries))
-        # The domain first, each in its own transaction and idempotent by its own claim;
-        # the exchange's claim below then seals the receipt as processed.
+        # The domain first, one call per message type, idempotent by its own claims; the
+        # exchange's claim below then seals the receipt as processed.
+        settlements: dict[str, list[Settlement]] = {}
         for delivery in deliveries:
             if delivery.recipient != envelope.sender:
                 continue
-            settle = self._dispatcher.settlement(delivery.message_type)
             entry = entries[delivery.id]
-            if settle is not None:
-                await settle(
-                    Settlement(
-                        message_id=delivery.id,
-                        message_type=delivery.message_type,
-                        partner=envelope.sender,
-                        subject_ref=delivery.subject_ref,
-                        accepted=entry.status == pb.ReceiptEntry.ACCEPTED,
-                        reason=entry.reason,
-                        detail=entry.detail,
-                        receipt_id=envelope.id,
-                    )
+            settlements.setdefault(delivery.message_type, []).append(
+                Settlement(
+                    message_id=delivery.id,
+                    message_type=delivery.message_type,
+                    partner=envelope.sender,
+                    subject_ref=delivery.subject_ref,
+                    accepted=entry.status == pb.ReceiptEntry.ACCEPTED,
+                    reason=entry.reason,
+                    detail=entry.detail,
+                    receipt_id=envelope.id,
                 )
+            )
+        for message_type, batch in settlements.items():
+            settle = self._dispatcher.settlement(message_type)
+            if settle is not None:
+                await settle(batch)
         now = self._clock()
         async with self._uow() as tx:
             if not await tx.processed.claim(processed_key(envelope.sender, envelope.id)):

@@ -31,7 +31,7 @@ from justice.exchange.model import (
     Partner,
     PartnerKind,
 )
-from justice.platform.db import Transaction, UtcDateTime
+from justice.platform.db import Transaction, UtcDateTime, commit_unflushed
 from justice.platform.errors import Aborted
 from justice.platform.notify import notify
 from justice.platform.tracing import traceparent
@@ -315,6 +315,9 @@ class SqlRelayQueue:
         ]
 
     async def mark_published(self, ids: Sequence[str], now: datetime, deadline: datetime) -> None:
+        # A mark lost in a crash only publishes the rows again, which JetStream's duplicate
+        # window and the receivers' idempotency absorb: it need not wait for the WAL flush.
+        await commit_unflushed(self._session)
         await _execute(
             self._session,
             update(_OUTBOX).where(_OUTBOX.c.id.in_(ids)).values(published_at=now),

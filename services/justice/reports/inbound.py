@@ -6,6 +6,7 @@ The composition root registers these with the exchange's dispatcher.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from justice.exchange.inbound import Dispatcher, InboundMessage, Settlement, parse_payload
 from justice.platform.errors import JusticeError
@@ -39,13 +40,18 @@ class ReportInbound:
             message.sender, answer.report, answer.reason, answer.detail, message.key
         )
 
-    async def settled(self, settlement: Settlement) -> None:
-        try:
+    async def settled(self, settlements: Sequence[Settlement]) -> None:
+        # The receipt settles the deliveries whatever happens here; a version that cannot
+        # move is only logged.
+        accepted = [s for s in settlements if s.accepted]
+        for partner in dict.fromkeys(s.partner for s in accepted):
+            versions = [(s.subject_ref, s.key) for s in accepted if s.partner == partner]
+            for _, error in await self._service.delivered(partner, versions):
+                log.warning("report receipt not applied: %s", error.reason)
+        for settlement in settlements:
             if settlement.accepted:
-                await self._service.delivered(
-                    settlement.partner, settlement.subject_ref, settlement.key
-                )
-            else:
+                continue
+            try:
                 await self._service.reject(
                     settlement.partner,
                     settlement.subject_ref,
@@ -53,6 +59,5 @@ class ReportInbound:
                     settlement.detail,
                     settlement.key,
                 )
-        except JusticeError as error:
-            # The receipt still settles the delivery; the report just does not move.
-            log.warning("report receipt not applied: %s", error.reason)
+            except JusticeError as error:
+                log.warning("report receipt not applied: %s", error.reason)

@@ -17,6 +17,7 @@ from justice.platform.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
+    JusticeError,
     NotFound,
     PermissionDenied,
 )
@@ -385,16 +386,32 @@ class ReportService:
             await uow.commit()
             return report
 
-    async def delivered(self, partner: str, name: str, key: str) -> None:
-        """The recipient's signed receipt arrived: SUBMITTED becomes DELIVERED."""
+    async def delivered(
+        self, partner: str, versions: Sequence[tuple[str, str]]
+    ) -> Sequence[tuple[str, JusticeError]]:
+        """The recipient's signed receipt arrived for each (name, claim key): SUBMITTED
+        becomes DELIVERED, all in one transaction, as one receipt names a whole batch (one
+        transaction per version queued each behind SubmitReport's writes on SQLite).
 
-        def apply(report: ReportVersion, now: datetime) -> None:
-            # A late receipt for a version already answered or superseded changes nothing.
-            if report.state is ReportState.SUBMITTED:
-                report.move_to(ReportState.DELIVERED)
-                report.update_time = now
-
-        await self._answer(partner, name, key, apply)
+        Returns the versions it could not apply (unknown, or submitted to another office)
+        with why; those stay unclaimed.
+        """
+        refused: list[tuple[str, JusticeError]] = []
+        async with self._uow() as uow:
+            now = self._clock()
+            for name, key in versions:
+                try:
+                    report = await self._answerable(uow, partner, name)
+                except JusticeError as error:
+                    refused.append((name, error))
+                    continue
+                # A late receipt for a version already answered or superseded changes nothing.
+                if await uow.inbox.claim(key) and report.state is ReportState.SUBMITTED:
+                    report.move_to(ReportState.DELIVERED)
+                    report.update_time = now
+                    await uow.reports.update(report)
+            await uow.commit()
+        return refused
 
     async def acknowledge(self, partner: str, name: str, key: str) -> None:
         """The recipient accepted the version (report_acknowledged)."""
@@ -416,26 +433,31 @@ class ReportService:
         apply: Callable[[ReportVersion, datetime], None],
     ) -> None:
         """A partner's answer about one submitted version, applied at most once per `key`."""
-        report_id, version = parse_name(name, "report")
-        if version is None:
-            raise InvalidArgument.of([FieldViolation("report", "name the version: @{version}")])
         async with self._uow() as uow:
+            report = await self._answerable(uow, partner, name)
             # The claim commits with the state change, or not at all.
             if not await uow.inbox.claim(key):
                 return
-            report = await self._load(uow, report_id, version)
-            if report.recipient != partner:
-                raise PermissionDenied(
-                    "NOT_RECIPIENT",
-                    "only the office the version was submitted to may answer it",
-                    metadata={"name": f"{report.name}@{report.version}"},
-                )
             state = report.state
             apply(report, self._clock())
             if report.state is not state:
                 await uow.reports.update(report)
             # An answer that changes nothing is still recorded as processed.
             await uow.commit()
+
+    async def _answerable(self, uow: UnitOfWork, partner: str, name: str) -> ReportVersion:
+        """The submitted version `name`, which only its recipient `partner` may answer."""
+        report_id, version = parse_name(name, "report")
+        if version is None:
+            raise InvalidArgument.of([FieldViolation("report", "name the version: @{version}")])
+        report = await self._load(uow, report_id, version)
+        if report.recipient != partner:
+            raise PermissionDenied(
+                "NOT_RECIPIENT",
+                "only the office the version was submitted to may answer it",
+                metadata={"name": f"{report.name}@{report.version}"},
+            )
+        return report
 
     async def export(self, name: str, scope: ReportScope | None = None) -> ReportVersion:
         report = await self.get(name, scope)
