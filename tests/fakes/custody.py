@@ -9,13 +9,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from justice.custody import chain
-from justice.custody.ledger import CustodyAlert, ItemQuery
-from justice.custody.model import Inventory, Item, ItemState, Seizure
+from justice.custody.ledger import CustodyAlert, ItemQuery, SignedAcceptance
+from justice.custody.model import Inventory, Item, ItemState, Location, Seizure
 from justice.exchange.message import OutgoingMessage
+from justice.platform.errors import AlreadyExists
+from justice.platform.listing import Page
 from justice.security.approvals import ApprovalRequest
+from justice.signing.xades import Verdict
 from tests.fakes.access import InMemoryApprovals
 from tests.fakes.exchange import InMemoryInbox, InMemoryOutbox
-from tests.fakes.unit_of_work import InMemoryUnitOfWork, Keyed
+from tests.fakes.unit_of_work import InMemoryUnitOfWork, Keyed, Tables
 
 
 @dataclass
@@ -27,6 +30,8 @@ class CustodyTables:
     outbox: list[OutgoingMessage] = field(default_factory=list)
     claimed: set[str] = field(default_factory=set)
     approvals: dict[str, ApprovalRequest] = field(default_factory=dict)
+    locations: dict[str, Location] = field(default_factory=dict)
+    acceptances: dict[tuple[str, int], SignedAcceptance] = field(default_factory=dict)
 
 
 class InMemoryItems(Keyed[Item]):
@@ -38,19 +43,11 @@ class InMemoryItems(Keyed[Item]):
             i.spec.seal == seal and i.state is not ItemState.DISPOSED for i in self._rows.values()
         )
 
-    async def list(self, query: ItemQuery) -> Sequence[Item]:
-        rows = sorted(self._rows.values(), key=lambda i: i.id)
-        return [
-            i
-            for i in rows
-            if i.id > query.page.after
-            and query.case_number in (None, i.case_number)
-            and query.state in (None, i.state)
-            and query.custodian in (None, i.custodian)
-        ][: query.page.size]
-
     async def at_location(self, location: str) -> Sequence[Item]:
         return [i for i in self._rows.values() if i.location == location]
+
+    async def count_at(self, location: str) -> int:
+        return len(await self.at_location(location))
 
     async def overdue(self, now: datetime, limit: int) -> Sequence[Item]:
         late = [
@@ -92,6 +89,56 @@ class InMemoryInventories(Keyed[Inventory]):
         super().__init__(tables.inventories, lambda i: i.id)
 
 
+class InMemoryItemListing:
+    """ListItems' read path over the committed tables."""
+
+    def __init__(self, tables: Tables[CustodyTables]) -> None:
+        self._tables = tables
+
+    async def list(self, query: ItemQuery) -> Sequence[Item]:
+        rows = sorted(self._tables.state.items.values(), key=lambda i: i.id)
+        return [
+            i
+            for i in rows
+            if i.id > query.page.after
+            and query.case_number in (None, i.case_number)
+            and query.state in (None, i.state)
+            and query.custodian in (None, i.custodian)
+            and query.location in (None, i.location)
+        ][: query.page.size]
+
+
+class InMemoryLocations:
+    def __init__(self, tables: CustodyTables) -> None:
+        self._rows = tables.locations
+
+    async def add(self, location: Location) -> None:
+        if location.id in self._rows or await self.by_barcode(location.barcode):
+            raise AlreadyExists("LOCATION_EXISTS", "the id or the barcode is taken")
+        self._rows[location.id] = location
+
+    async def get(self, location_id: str) -> Location | None:
+        return self._rows.get(location_id)
+
+    async def by_barcode(self, barcode: str) -> Location | None:
+        return next((x for x in self._rows.values() if x.barcode == barcode), None)
+
+    async def list(self, page: Page) -> Sequence[Location]:
+        rows = sorted(self._rows.values(), key=lambda x: x.id)
+        return [x for x in rows if x.id > page.after][: page.size]
+
+
+class InMemoryAcceptances:
+    def __init__(self, tables: CustodyTables) -> None:
+        self._rows = tables.acceptances
+
+    async def add(self, acceptance: SignedAcceptance) -> None:
+        self._rows[(acceptance.item, acceptance.sequence)] = acceptance
+
+    async def get(self, item: str, sequence: int) -> SignedAcceptance | None:
+        return self._rows.get((item, sequence))
+
+
 class CustodyUnit(InMemoryUnitOfWork[CustodyTables]):
     @property
     def items(self) -> InMemoryItems:
@@ -118,6 +165,14 @@ class CustodyUnit(InMemoryUnitOfWork[CustodyTables]):
         return InMemoryInbox(self.staged.claimed)
 
     @property
+    def locations(self) -> InMemoryLocations:
+        return InMemoryLocations(self.staged)
+
+    @property
+    def acceptances(self) -> InMemoryAcceptances:
+        return InMemoryAcceptances(self.staged)
+
+    @property
     def approvals(self) -> InMemoryApprovals:
         return InMemoryApprovals(self.staged.approvals)
 
@@ -131,6 +186,17 @@ class RecordingSigner:
     async def sign(self, document: bytes, signer_id: str, reason: str = "") -> bytes:
         self.signed.append(signer_id)
         return document
+
+
+class RecordingVerifier:
+    """Vouches for what the recording signer signed last, as the signer it recorded."""
+
+    def __init__(self, signer: RecordingSigner) -> None:
+        self._signer = signer
+
+    def verify(self, data: bytes) -> Verdict:
+        signer = self._signer.signed[-1] if self._signer.signed else None
+        return Verdict(integrity_ok=True, reason="OK", signer_id=signer, chains_to_ca=True)
 
 
 class NoAnchors:

@@ -17,9 +17,11 @@ from justice.security.approvals import FourEyes
 from tests.fakes.custody import (
     CustodyTables,
     CustodyUnit,
+    InMemoryItemListing,
     NoAnchors,
     RecordingAlerts,
     RecordingSigner,
+    RecordingVerifier,
 )
 from tests.fakes.unit_of_work import Tables
 
@@ -45,11 +47,14 @@ def drugs(seal: str) -> RawItem:
 
 
 def _ports(tables: Tables[CustodyTables], annotated: list[str]) -> Ports:
+    signer = RecordingSigner()
     return Ports(
         uow=lambda: CustodyUnit(tables),
         reads=lambda: CustodyUnit(tables),
         four_eyes=FourEyes(clock=lambda: NOW, ttl=timedelta(days=1)),
-        signer=RecordingSigner(),
+        listing=InMemoryItemListing(tables),
+        signer=signer,
+        verifier=RecordingVerifier(signer),
         pdf_signer=RecordingSigner(),
         anchors=NoAnchors(),
         alerts=RecordingAlerts(),
