@@ -343,7 +343,9 @@ async def _build(
     custody = _custody(settings, database, signer, pdf_signer, alarms, clock)
     reports.inbound.register(exchange.dispatcher)
     custody.register(exchange.dispatcher)
-    fines = fines_compose.build(settings, database, clock, signer, pdf_signer)
+    fines = fines_compose.build(
+        settings, database, clock, signer, pdf_signer, exchange.stream_erasure
+    )
     fines.inbound.register(exchange.dispatcher)
 
     tokens = None

@@ -11,7 +11,7 @@ import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,6 +21,7 @@ from justice.exchange.message import Inbox, OutboxWriter, OutgoingMessage
 from justice.fines import messages
 from justice.fines.letter import LetterKind
 from justice.fines.model import (
+    EXECUTING_ABROAD,
     Deadlines,
     Detection,
     Escalation,
@@ -34,6 +35,7 @@ from justice.fines.model import (
     Person,
     PersonKind,
     Tariff,
+    TransferOutcome,
     Vehicle,
     check_detection,
     check_payment_reference,
@@ -129,8 +131,18 @@ class LetterRepository(Protocol):
 
 
 class FineOutbox(OutboxWriter, Protocol):
+    async def about(self, subject_refs: Sequence[str]) -> list[str]:
+        """The ids of the messages written about any of `subject_refs`."""
+
     async def forget(self, subject_ref: str) -> int:
         """Blank the payloads of the sent messages about `subject_ref`."""
+
+
+class MessageCopies(Protocol):
+    """The copies the message bus keeps (exchange.stream_erasure.StreamErasure)."""
+
+    async def erase(self, envelope_ids: Collection[str]) -> int:
+        """Erase the copies of these messages and of the replies to them."""
 
 
 class Letters(Protocol):
@@ -248,11 +260,13 @@ class FineService:
         clock: Callable[[], datetime],
         rules: FineRules,
         letters: Letters,
+        copies: MessageCopies | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._rules = rules
         self._letters = letters
+        self._copies = copies
 
     @property
     def rules(self) -> FineRules:
@@ -284,9 +298,12 @@ class FineService:
                 paid=Money.zero(amount.currency),
                 surcharge=Money.zero(amount.currency),
             )
+            # A plate of our own state is the national procedure's (its own register and
+            # letters): never a cross-border lookup.
+            if detection.registration_country == self._rules.partners.home_country:
+                fine.move_to(FineState.DOMESTIC_PROCEDURE, now)
             await uow.fines.add(fine)
-            # Domestic plates are the national register's business: no foreign lookup.
-            if detection.registration_country != self._rules.partners.home_country:
+            if fine.state is FineState.REGISTERED:
                 await self._request_owner(uow, fine, attempt=1, now=now)
             await uow.commit()
             return fine
@@ -495,7 +512,7 @@ class FineService:
             refund = Money.zero(money.currency)
             if fine is None:
                 outcome = PaymentOutcome.UNMATCHED
-            elif fine.state in (FineState.TRANSFERRED, FineState.EXECUTED_ABROAD):
+            elif fine.state in EXECUTING_ABROAD:
                 # Collection is the executing state's now: it hears of the payment.
                 outcome = PaymentOutcome.REPORTED_TO_EXECUTING_STATE
                 message = pb.PaymentAfterTransfer(
@@ -662,13 +679,20 @@ class FineService:
 
     async def erase_expired(self) -> int:
         """Personal data of fines closed longer than the retention: erased from the fine, its
-        letters and the messages sent about it. Statistics read none of it, so they stay."""
+        letters, the messages sent about it and the bus's copies of those and of the replies
+        to them (the register's answer names the holder). Statistics read none of it, so they
+        stay. The bus goes first and outside the write transaction: if it fails, nothing is
+        marked erased and the next pass does it all again (both steps are idempotent)."""
         now = self._clock()
         closed_before = now - timedelta(days=self._rules.deadlines.retention_days)
         erased = 0
         while True:
             async with self._uow() as uow:
                 batch = await uow.fines.erasable(closed_before, _BATCH)
+                messages_about = await uow.outbox.about([f"fines/{i}" for i in batch])
+            if self._copies is not None:
+                await self._copies.erase(messages_about)
+            async with self._uow() as uow:
                 for fine_id in batch:
                     await uow.fines.erase(fine_id)
                     await uow.letters.erase(fine_id)
@@ -679,7 +703,7 @@ class FineService:
                 return erased
 
     async def transfer_result(
-        self, sender: str, name: str, executed: bool, collected: Money | None, key: str
+        self, sender: str, name: str, outcome: TransferOutcome, collected: Money | None, key: str
     ) -> Fine | None:
         fine_id = parse_name(name, "fine")
         async with self._uow() as uow:
@@ -690,13 +714,7 @@ class FineService:
                 raise FailedPrecondition(
                     "NOT_EXECUTING_STATE", f"{fine.name} was not transferred to {sender}"
                 )
-            now = self._clock()
-            if executed:
-                if collected is not None:
-                    fine.paid = fine.paid + collected
-                fine.move_to(FineState.EXECUTED_ABROAD, now)
-            else:
-                fine.move_to(FineState.TRANSFER_REFUSED, now)
+            fine.executed_abroad(outcome, collected, self._clock())
             await uow.fines.update(fine)
             await uow.commit()
             return fine
