@@ -36,12 +36,15 @@ ITEMS = 100
 
 
 async def _until(app: Application, check: object, names: list[str]) -> None:
-    pending = set(names)
+    """Until every item passes `check`. Items finish about in order, so each poll looks at
+    the oldest unfinished one only: reading all of them every 20 ms took a tenth of the
+    process's CPU from the path being measured."""
+    pending = list(names)
     while pending:
-        for name in list(pending):
-            if await check(app, name):  # type: ignore[operator]
-                pending.discard(name)
-        await asyncio.sleep(0.02)
+        while pending and await check(app, pending[0]):  # type: ignore[operator]
+            pending.pop(0)
+        if pending:
+            await asyncio.sleep(0.02)
 
 
 async def _delivered(app: Application, name: str) -> bool:

@@ -201,6 +201,27 @@ async def test_luxembourg_car_without_document_language_gets_french_not_english(
     assert noticed.notice_language != "en"
 
 
+async def test_a_letter_the_queue_never_wrote_is_written_by_the_scheduler(
+    app: Application, partners: FinePartners
+) -> None:
+    """Letters are written off the inbound path and nothing holds them durably but the
+    fine's state: a process that stops before writing one leaves OWNER_IDENTIFIED, which
+    the scheduler's sweep turns into the letter."""
+    service = app.fines.service
+    await service.close()  # as a stopping process: the queue takes no more letters
+    # Not the Polish car: the erasure test looks for its owner in the shared streams.
+    fine = await service.register(offence("LX4242", "LU"), "")
+    await eventually(lambda: _state(app, fine.name, FineState.OWNER_IDENTIFIED), what="owner")
+    assert (await service.get(fine.name)).notices_sent == 0
+    await app.fines.scheduler.tick()
+    noticed = await service.get(fine.name)
+    assert noticed.state is FineState.NOTICE_SENT
+    assert [letter.language for letter in await service.letters(fine.name)] == ["fr"]
+    # Another pass finds nothing to write: one letter per fine.
+    await app.fines.scheduler.tick()
+    assert len(await service.letters(fine.name)) == 1
+
+
 async def test_unknown_plate_ends_owner_unknown(app: Application, partners: FinePartners) -> None:
     fine = await app.fines.service.register(offence("ZZ000Z"), "")
     await eventually(lambda: _state(app, fine.name, FineState.OWNER_UNKNOWN), what="unknown")

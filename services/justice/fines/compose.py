@@ -84,9 +84,15 @@ def build(
         pdf_signer,
         xml_signer,
         settings.exchange_platform_id,
+        f.render_processes,
     )
     service = FineService(
-        lambda: FineTransaction(database.sessions), clock, rules(settings), letters, copies
+        lambda: FineTransaction(database.sessions),
+        clock,
+        rules(settings),
+        letters,
+        copies,
+        f.notice_concurrency,
     )
     mount = Mount.of(
         fines_pb2.DESCRIPTOR.services_by_name["FineService"],
