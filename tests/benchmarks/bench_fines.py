@@ -94,7 +94,9 @@ async def _run(state: Path) -> tuple[float, float]:
             nats,
             state / "app",
             f"sqlite+aiosqlite:///{state / 'justice.db'}",
-            fines=FineRules(notice_partner=MAIL_HOUSE, scheduler_interval_seconds=0),
+            fines=FineRules(
+                notice_partner=MAIL_HOUSE, scheduler_interval_seconds=0, render_processes=2
+            ),
         )
         app = await build(settings)
         try:
