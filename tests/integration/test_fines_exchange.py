@@ -202,7 +202,7 @@ async def test_luxembourg_car_without_document_language_gets_french_not_english(
 
 
 async def test_a_letter_the_queue_never_wrote_is_written_by_the_scheduler(
-    app: Application, partners: FinePartners
+    app: Application, partners: FinePartners, clock: Clock
 ) -> None:
     """Letters are written off the inbound path and nothing holds them durably but the
     fine's state: a process that stops before writing one leaves OWNER_IDENTIFIED, which
@@ -220,6 +220,13 @@ async def test_a_letter_the_queue_never_wrote_is_written_by_the_scheduler(
     # Another pass finds nothing to write: one letter per fine.
     await app.fines.scheduler.tick()
     assert len(await service.letters(fine.name)) == 1
+    # Past the article 5 deadline the sweep writes nothing: the fine is time-barred.
+    late = await service.register(offence("AB123C"), "")
+    await eventually(lambda: _state(app, late.name, FineState.OWNER_IDENTIFIED), what="owner")
+    clock.advance(days=61)
+    await app.fines.scheduler.tick()
+    assert (await service.get(late.name)).state is FineState.TIME_BARRED
+    assert await service.letters(late.name) == []
 
 
 async def test_unknown_plate_ends_owner_unknown(app: Application, partners: FinePartners) -> None:

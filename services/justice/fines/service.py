@@ -388,6 +388,8 @@ class FineService:
         if fine is None or fine.state is not FineState.OWNER_IDENTIFIED:
             return None
         now = self._clock()
+        if fine.due_escalation(now, self._rules.deadlines) is Escalation.TIME_BAR:
+            return None  # too late for an article 5 letter: the scheduler time-bars it
         try:
             self._prepare_notice(fine, now)
         except FailedPrecondition:
