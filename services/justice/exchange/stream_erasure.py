@@ -22,6 +22,8 @@ from nats.js.errors import NotFoundError
 from justice.exchange import envelope as envelopes
 from justice.exchange.bus import INBOX_STREAM, OUTBOX_STREAM
 from justice.exchange.envelope import EnvelopeRefused
+from justice.platform.bus import NATS_UNAVAILABLE
+from justice.platform.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +45,29 @@ class StreamErasure:
         if not envelope_ids:
             return 0
         wanted = frozenset(envelope_ids)
-        js = await self._jetstream()
-        erased = 0
-        for stream, subject in _SUBJECTS.items():
-            for seq in await self._matching(js, stream, subject, wanted):
-                try:
-                    await js.delete_msg(stream, seq)
-                    erased += 1
-                except NotFoundError:
-                    pass  # gone meanwhile (age limit, an earlier run)
+        try:
+            js = await self._jetstream()
+            erased = 0
+            for stream, subject in _SUBJECTS.items():
+                for seq in await self._matching(js, stream, subject, wanted):
+                    try:
+                        await js.delete_msg(stream, seq)
+                        erased += 1
+                    except NotFoundError:
+                        pass  # gone meanwhile (age limit, an earlier run)
+        except NATS_UNAVAILABLE as error:
+            # The caller keeps its data and tries again on its next pass.
+            detail = f"stream erasure: {type(error).__name__}"
+            raise Unavailable("BUS_UNAVAILABLE", detail) from None
         return erased
 
     async def _matching(
         self, js: JetStreamContext, stream: str, subject: str, wanted: frozenset[str]
     ) -> list[int]:
-        info = await js.stream_info(stream)
+        try:
+            info = await js.stream_info(stream)
+        except NotFoundError:
+            return []  # never created here: it holds nothing
         if not info.state.messages:
             return []
         last = info.state.last_seq
