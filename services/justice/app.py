@@ -409,7 +409,10 @@ async def _build(
     custody = _custody(settings, database, plain, signer, pdf_signer, alarms, clock)
     reports.inbound.register(exchange.dispatcher)
     custody.register(exchange.dispatcher)
-    fines = fines_compose.build(settings, database, clock, signer, pdf_signer)
+    fines = fines_compose.build(
+        settings, database, clock, signer, pdf_signer, exchange.stream_erasure
+    )
+    resources.push_async_callback(fines.service.close)
     fines.inbound.register(exchange.dispatcher)
 
     tokens = None
@@ -542,6 +545,7 @@ async def build_exchange_workers(
             custody = _custody(settings, database, plain, signer, pdf_signer, alarms, clock)
             custody.register(exchange.dispatcher)
             fines = fines_compose.build(settings, database, clock, signer, pdf_signer)
+            resources.push_async_callback(fines.service.close)
             fines.inbound.register(exchange.dispatcher)
         _start_workers(exchange, settings, resources)
     except BaseException:

@@ -8,7 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from google.protobuf import text_format
 
+from justice.audit.v1 import audit_pb2 as apb
+from justice.audit.v1 import audit_pb2_grpc
 from justice.fines.v1 import fines_pb2 as pb
 from justice.fines.v1 import fines_pb2_grpc
 from justice.platform.timestamps import timestamp
@@ -49,11 +52,14 @@ def _fine(**changes: object) -> pb.Fine:
     return fine
 
 
-async def test_a_domestic_offence_is_priced_from_the_tariff(
+async def test_a_domestic_offence_is_priced_and_left_to_the_national_procedure(
     fines: fines_pb2_grpc.FineServiceStub,
 ) -> None:
     fine = await fines.RegisterOffence(pb.RegisterOffenceRequest(fine=_fine(), request_id="r-1"))
-    assert fine.state == pb.REGISTERED  # a domestic plate: no foreign lookup
+    # A Belgian plate on the Belgian platform: no cross-border lookup, no article 5 letter.
+    assert fine.state == pb.DOMESTIC_PROCEDURE
+    assert not fine.HasField("holder")
+    assert fine.notices_sent == 0
     assert fine.plate == "1ABC123"
     assert fine.amount == pb.Money(amount="106.00", currency_code="EUR")
     assert fine.payment_reference.startswith("+++")
@@ -62,7 +68,8 @@ async def test_a_domestic_offence_is_priced_from_the_tariff(
     got = await fines.GetFine(pb.GetFineRequest(name=fine.name), metadata=PURPOSE)
     assert got.payment_reference == fine.payment_reference
     listed = await fines.ListFines(
-        pb.ListFinesRequest(filter='plate = "1ABC123" AND state = REGISTERED'), metadata=PURPOSE
+        pb.ListFinesRequest(filter='plate = "1ABC123" AND state = DOMESTIC_PROCEDURE'),
+        metadata=PURPOSE,
     )
     assert [f.name for f in listed.fines] == [fine.name]
 
@@ -146,10 +153,50 @@ async def test_wrong_state_is_failed_precondition(fines: fines_pb2_grpc.FineServ
     fine = await fines.RegisterOffence(pb.RegisterOffenceRequest(fine=_fine()))
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await fines.ContestFine(pb.ContestFineRequest(name=fine.name, grounds="not me"))
-    assert rich_error(error.value).reason == "ILLEGAL_TRANSITION"
+    details = rich_error(error.value)
+    assert details.reason == "ILLEGAL_TRANSITION"
+    assert details.metadata == {"from": "DOMESTIC_PROCEDURE", "to": "CONTESTED"}
     assert error.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as letter:
+        await fines.IssueNotice(pb.IssueNoticeRequest(name=fine.name))
+    assert letter.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert rich_error(letter.value).metadata == {"state": "DOMESTIC_PROCEDURE"}
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await fines.GetFine(pb.GetFineRequest(name="fines/nope"), metadata=PURPOSE)
     assert missing.value.code() is grpc.StatusCode.NOT_FOUND
     stats = await fines.GetFineStatistics(pb.GetFineStatisticsRequest())
     assert sum(c.count for c in stats.by_state) >= 2
+
+
+async def test_the_audit_trail_holds_fine_names_and_purposes_never_plates_or_names(
+    fines: fines_pb2_grpc.FineServiceStub, auditor: audit_pb2_grpc.AuditServiceStub
+) -> None:
+    """What erasure leaves of a fine in the audit trail: its pseudonymous name. Plates,
+    holders, drivers and grounds travel in requests, never into the records."""
+    plate, driver, grounds = "ZZ987Q", "Zofia Wiśniewska", "Zofia Wiśniewska was driving"
+    fine = await fines.RegisterOffence(pb.RegisterOffenceRequest(fine=_fine(plate=plate)))
+    await fines.GetFine(pb.GetFineRequest(name=fine.name), metadata=PURPOSE)
+    await fines.ListFines(pb.ListFinesRequest(filter=f'plate = "{plate}"'), metadata=PURPOSE)
+    person = pb.Person(
+        kind=pb.NATURAL,
+        name=driver,
+        address=pb.Address(street="ul. Długa 5", postal_code="00-238", city="Warszawa"),
+    )
+    for call in (
+        fines.DesignateDriver(pb.DesignateDriverRequest(name=fine.name, driver=person)),
+        fines.ContestFine(pb.ContestFineRequest(name=fine.name, grounds=grounds)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await call  # refused (a domestic fine), and audited all the same
+    records = (
+        await auditor.QueryAccess(
+            apb.QueryAccessRequest(principal="fines-officer-3001", page_size=500),
+            metadata=(("x-justice-purpose", "privacy review"),),
+        )
+    ).records
+    about = [r for r in records if fine.name in r.resources]
+    assert {r.method for r in about} >= {"GetFine", "DesignateDriver", "ContestFine"}
+    assert {r.purpose for r in about if r.method == "GetFine"} == {PURPOSE[0][1]}
+    text = "\n".join(text_format.MessageToString(r, as_utf8=True) for r in records)
+    for secret in (plate, "Zofia", "Wiśniewska", "Długa", "Warszawa"):
+        assert secret not in text, secret

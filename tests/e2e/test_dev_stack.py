@@ -569,9 +569,9 @@ def test_every_subcommand_that_calls_the_server_works_against_it(
     run("audit proof", "1", "--out", str(proof), as_="auditor-4001", refused="NOT_COSIGNED")
     assert not proof.exists()
 
-    # Fines, as the demo fines officer: a domestic plate (no foreign lookup) is registered,
-    # read with a purpose, paid by an unknown reference (kept unmatched), and refused the
-    # moves its state does not allow.
+    # Fines, as the demo fines officer: a domestic plate (no foreign lookup) goes to the
+    # national procedure, is read with a purpose, paid by an unknown reference (kept
+    # unmatched), and refused the moves its state does not allow.
     officer = "fines-officer-3001"
     registered = run(
         "fines register",

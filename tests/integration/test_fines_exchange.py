@@ -3,16 +3,20 @@ the mail house receives the letters, a bank pays, the executing state collects."
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import nats as nats_client
 import pytest
+from nats.js.errors import NotFoundError
 
 from justice.app import Application, build
 from justice.devstack.nats import NatsServer
 from justice.devstack.pki import DevPki
+from justice.exchange.bus import INBOX_STREAM, OUTBOX_STREAM
 from justice.fines.model import (
     Address,
     FineState,
@@ -22,14 +26,21 @@ from justice.fines.model import (
     Person,
     PersonKind,
     Speed,
+    TransferOutcome,
 )
-from justice.fines.service import MESSAGE_TYPE_PAYMENT, MESSAGE_TYPE_TRANSFER
+from justice.fines.service import (
+    MESSAGE_TYPE_PAYMENT,
+    MESSAGE_TYPE_TRANSFER,
+    MESSAGE_TYPE_TRANSFER_RESULT,
+)
 from justice.fines.v1 import fines_pb2 as pb
 from justice.platform.config import FineRules
+from justice.platform.errors import FailedPrecondition
 from justice.platform.timestamps import timestamp
 from tests.eventually import eventually
-from tests.exchange_env import exchange_settings, nats_with_partners
+from tests.exchange_env import exchange_settings, nats_with_partners, platform_url
 from tests.fines_env import (
+    EXECUTING_NL,
     MAIL_HOUSE,
     PARTNER_IDS,
     Clock,
@@ -190,6 +201,34 @@ async def test_luxembourg_car_without_document_language_gets_french_not_english(
     assert noticed.notice_language != "en"
 
 
+async def test_a_letter_the_queue_never_wrote_is_written_by_the_scheduler(
+    app: Application, partners: FinePartners, clock: Clock
+) -> None:
+    """Letters are written off the inbound path and nothing holds them durably but the
+    fine's state: a process that stops before writing one leaves OWNER_IDENTIFIED, which
+    the scheduler's sweep turns into the letter."""
+    service = app.fines.service
+    await service.close()  # as a stopping process: the queue takes no more letters
+    # Not the Polish car: the erasure test looks for its owner in the shared streams.
+    fine = await service.register(offence("LX4242", "LU"), "")
+    await eventually(lambda: _state(app, fine.name, FineState.OWNER_IDENTIFIED), what="owner")
+    assert (await service.get(fine.name)).notices_sent == 0
+    await app.fines.scheduler.tick()
+    noticed = await service.get(fine.name)
+    assert noticed.state is FineState.NOTICE_SENT
+    assert [letter.language for letter in await service.letters(fine.name)] == ["fr"]
+    # Another pass finds nothing to write: one letter per fine.
+    await app.fines.scheduler.tick()
+    assert len(await service.letters(fine.name)) == 1
+    # Past the article 5 deadline the sweep writes nothing: the fine is time-barred.
+    late = await service.register(offence("AB123C"), "")
+    await eventually(lambda: _state(app, late.name, FineState.OWNER_IDENTIFIED), what="owner")
+    clock.advance(days=61)
+    await app.fines.scheduler.tick()
+    assert (await service.get(late.name)).state is FineState.TIME_BARRED
+    assert await service.letters(late.name) == []
+
+
 async def test_unknown_plate_ends_owner_unknown(app: Application, partners: FinePartners) -> None:
     fine = await app.fines.service.register(offence("ZZ000Z"), "")
     await eventually(lambda: _state(app, fine.name, FineState.OWNER_UNKNOWN), what="unknown")
@@ -260,9 +299,51 @@ async def test_unpaid_fine_escalates_to_transfer_and_a_40_euro_fine_never_does(
     )
     assert late.outcome is PaymentOutcome.REPORTED_TO_EXECUTING_STATE
     assert (await service.get(big.name)).paid == Money(Decimal("0.00"))
-    result = pb.TransferResult(fine=big.name, outcome=pb.EXECUTED)
-    await partners.executing_client.send("fine_transfer_result", result.SerializeToString())
+    # The executing state collects in two goes: part first, then the rest.
+    part = pb.TransferResult(
+        fine=big.name,
+        outcome=pb.OUTCOME_PARTIALLY_EXECUTED,
+        collected=pb.Money(amount="100.00", currency_code="EUR"),
+    )
+    await partners.executing_client.send(MESSAGE_TYPE_TRANSFER_RESULT, part.SerializeToString())
+    await eventually(lambda: _state(app, big.name, FineState.PARTIALLY_EXECUTED), what="part")
+    partly = await service.get(big.name)
+    assert (partly.paid, partly.outstanding) == (Money(Decimal("100.00")), Money(Decimal("74.00")))
+    rest = pb.TransferResult(
+        fine=big.name,
+        outcome=pb.OUTCOME_EXECUTED,
+        collected=pb.Money(amount="74.00", currency_code="EUR"),
+    )
+    await partners.executing_client.send(MESSAGE_TYPE_TRANSFER_RESULT, rest.SerializeToString())
     await eventually(lambda: _state(app, big.name, FineState.EXECUTED_ABROAD), what="executed")
+    assert (await service.get(big.name)).outstanding == Money(Decimal("0.00"))
+    # Once executed, a further partial report is an illegal move, refused with its states.
+    with pytest.raises(FailedPrecondition) as late:
+        await service.transfer_result(
+            EXECUTING_NL,
+            big.name,
+            TransferOutcome.PARTIALLY_EXECUTED,
+            Money(Decimal("1.00")),
+            "fine-authority-nl/late-report",
+        )
+    assert late.value.reason == "ILLEGAL_TRANSITION"
+    assert late.value.metadata == {"from": "EXECUTED_ABROAD", "to": "PARTIALLY_EXECUTED"}
+
+
+async def _streams(nats: NatsServer) -> bytes:
+    """Every message the partner streams still hold, read directly as the platform."""
+    client = await nats_client.connect(platform_url(nats))
+    try:
+        js = client.jetstream()
+        held = []
+        for stream in (INBOX_STREAM, OUTBOX_STREAM):
+            state = (await js.stream_info(stream)).state
+            for seq in range(state.first_seq, state.last_seq + 1):
+                with contextlib.suppress(NotFoundError):  # deleted
+                    held.append((await js.get_msg(stream, seq)).data or b"")
+        return b"\n".join(held)
+    finally:
+        await client.close()
 
 
 def _dump(database_file: Path) -> str:
@@ -272,28 +353,38 @@ def _dump(database_file: Path) -> str:
 
 
 async def test_closed_fines_lose_personal_data_after_retention_and_statistics_stay(
-    app: Application, partners: FinePartners, clock: Clock, tmp_path: Path
+    app: Application, partners: FinePartners, clock: Clock, tmp_path: Path, nats: NatsServer
 ) -> None:
     service = app.fines.service
     paid = await service.register(offence("AB123C"), "")
     leased = await service.register(offence("LE999S"), "")
-    for fine in (paid, leased):
+    polish = await service.register(offence("WX12345", "PL"), "")
+    for fine in (paid, leased, polish):
         await eventually(lambda f=fine: _state(app, f.name, FineState.NOTICE_SENT))
-    driver = Person(PersonKind.NATURAL, "Jürgen Weiß", Address("Kö 1", "40212", "Düsseldorf", "DE"))
-    await service.designate_driver(leased.name, driver)
-    noticed = await service.get(paid.name)
-    await service.register_payment(
-        "erase-tx-1", noticed.payment_reference, noticed.outstanding, noticed.create_time
+    driver = Person(
+        PersonKind.NATURAL, "Günther Strauß", Address("Zeil 7", "60313", "Frankfurt", "DE")
     )
+    await service.designate_driver(leased.name, driver)
+    for n, fine in enumerate((paid, polish)):
+        noticed = await service.get(fine.name)
+        await service.register_payment(
+            f"erase-tx-{n}", noticed.payment_reference, noticed.outstanding, noticed.create_time
+        )
     await service.contest(leased.name, "I sold the car")
     await service.decide_contest(leased.name, upheld=False)
     # Every letter reached the mail house, so every message about the fines was sent.
-    await eventually(lambda: _async(len(partners.mail.notices()) >= 3), what="letters")
+    await eventually(lambda: _async(len(partners.mail.notices()) >= 4), what="letters")
     clock.advance(days=31)  # the outcome shows for 30 days, then the fines close
     await app.fines.scheduler.tick()
-    assert {(await service.get(f.name)).state for f in (paid, leased)} == {FineState.CLOSED}
+    fines = (paid, leased, polish)
+    assert {(await service.get(f.name)).state for f in fines} == {FineState.CLOSED}
+    # The register's answer (owner) and the letters (holder, driver) sit in the streams.
+    # Only this test's people are looked for there: the module's other tests share them.
+    in_streams = ["Łukasz Żółkiewski", "ul. Świętokrzyska 14", "Günther Strauß", "Zeil 7"]
+    held = await _streams(nats)
+    assert all(secret.encode() in held for secret in in_streams)
     before = await service.statistics()
-    names = ["Jan de Vries", "Lease Holland", "ING Lease", "Pieter Bakker", "Jürgen Weiß"]
+    names = ["Jan de Vries", "Lease Holland", "ING Lease", "Pieter Bakker", "Günther Strauß"]
     dump = _dump(tmp_path / "justice.db")
     assert any(name in dump or name.encode().hex() in dump.lower() for name in names)
 
@@ -301,13 +392,16 @@ async def test_closed_fines_lose_personal_data_after_retention_and_statistics_st
     await app.fines.scheduler.tick()
     assert (await service.get(paid.name)).holder is not None  # not yet: retention runs
     clock.advance(days=2)
-    assert await app.fines.scheduler.tick() == 2
+    assert await app.fines.scheduler.tick() == 3
+    held = await _streams(nats)
+    for secret in in_streams:
+        assert secret.encode() not in held, secret
     erased = await service.get(paid.name)
     assert erased.holder is None
     assert erased.detection.plate == "ERASED"
     assert await service.letters(leased.name) == []
     assert await service.statistics() == before
     dump = _dump(tmp_path / "justice.db")
-    for secret in [*names, "Damrak", "AB123C", "LE999S", "WVWZZZ1KZ6W000001"]:
+    for secret in [*names, *in_streams, "Damrak", "AB123C", "LE999S", "WVWZZZ1KZ6W000001"]:
         assert secret not in dump, secret
         assert secret.encode().hex() not in dump.lower(), secret

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -83,16 +84,20 @@ def _fine(plate: str, country: str, name: str, language: str) -> Fine:
     )
 
 
-@pytest.fixture(scope="module")
-def renderer(pki: DevPki) -> NoticeRenderer:
+# Rendered in a thread of this process, and in a renderer process of its own.
+@pytest.fixture(scope="module", params=[0, 1], ids=["thread", "process"])
+async def renderer(pki: DevPki, request: pytest.FixtureRequest) -> AsyncIterator[NoticeRenderer]:
     keys = FileKeyStore(pki.signing_dir, PKI_PASSPHRASE)
-    return NoticeRenderer(
+    rendering = NoticeRenderer(
         SETTINGS,
         FineRules().font,
         PadesSigner(keys),
         KeyStoreSigner(keys, XadesSigner()),
         "justice-server",
+        processes=request.param,
     )
+    yield rendering
+    await rendering.close()
 
 
 def _tool(*args: str, check: bool = False) -> str:

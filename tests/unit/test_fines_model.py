@@ -26,6 +26,7 @@ from justice.fines.model import (
     PersonKind,
     Speed,
     Tariff,
+    TransferOutcome,
     check_detection,
     check_payment_reference,
     normalise_plate,
@@ -102,11 +103,24 @@ def test_every_state_is_reachable_and_every_path_can_end_closed() -> None:
                 todo.append(nxt)
         assert FineState.CLOSED in seen
     assert TRANSITIONS[FineState.CLOSED] == frozenset()
-    # After a transfer only the executing state's outcome moves the fine.
+    # After a transfer only the executing state's outcomes move the fine.
     assert TRANSITIONS[FineState.TRANSFERRED] == {
         FineState.EXECUTED_ABROAD,
         FineState.TRANSFER_REFUSED,
+        FineState.PARTIALLY_EXECUTED,
     }
+    assert TRANSITIONS[FineState.PARTIALLY_EXECUTED] == {
+        FineState.EXECUTED_ABROAD,
+        FineState.TRANSFER_REFUSED,
+    }
+    # Only a transfer leads to a partial execution; only registration to the domestic one.
+    assert {s for s in FineState if FineState.PARTIALLY_EXECUTED in TRANSITIONS[s]} == {
+        FineState.TRANSFERRED
+    }
+    assert {s for s in FineState if FineState.DOMESTIC_PROCEDURE in TRANSITIONS[s]} == {
+        FineState.REGISTERED
+    }
+    assert TRANSITIONS[FineState.DOMESTIC_PROCEDURE] == {FineState.CLOSED}
 
 
 def test_every_offence_of_the_directive_has_a_tariff_in_the_settings() -> None:
@@ -265,3 +279,56 @@ def test_settled_fines_close_and_are_erasable_only_after_retention(state: FineSt
     assert not fine.erasable(NOW + timedelta(days=29), deadlines)
     assert fine.erasable(NOW + timedelta(days=30), deadlines)
     assert not _fine(FineState.PAYMENT_ORDER).erasable(NOW + timedelta(days=999), deadlines)
+
+
+def test_the_executing_state_reports_part_then_the_rest_then_nothing_more() -> None:
+    fine = _fine(FineState.TRANSFERRED)
+    fine.executed_abroad(TransferOutcome.PARTIALLY_EXECUTED, Money(Decimal("30")), NOW)
+    assert fine.state is FineState.PARTIALLY_EXECUTED
+    # A second instalment adds to the first; the state stays.
+    fine.executed_abroad(TransferOutcome.PARTIALLY_EXECUTED, Money(Decimal("20")), NOW)
+    assert (fine.state, fine.paid, fine.outstanding) == (
+        FineState.PARTIALLY_EXECUTED,
+        Money(Decimal("50")),
+        Money(Decimal("50")),
+    )
+    assert fine.due_escalation(NOW + timedelta(days=999), Deadlines()) is None  # theirs
+    fine.executed_abroad(TransferOutcome.EXECUTED, Money(Decimal("50")), NOW)
+    assert fine.state is FineState.EXECUTED_ABROAD
+    with pytest.raises(FailedPrecondition) as late:
+        fine.executed_abroad(TransferOutcome.PARTIALLY_EXECUTED, Money(Decimal("1")), NOW)
+    assert late.value.reason == "ILLEGAL_TRANSITION"
+    assert late.value.metadata == {"from": "EXECUTED_ABROAD", "to": "PARTIALLY_EXECUTED"}
+    assert fine.paid == Money(Decimal("100"))  # the refused report counted nothing
+
+
+def test_a_partial_execution_handed_back_is_collected_here_for_the_rest() -> None:
+    fine = _fine(FineState.TRANSFERRED)
+    with pytest.raises(InvalidArgument) as nothing:
+        fine.executed_abroad(TransferOutcome.PARTIALLY_EXECUTED, None, NOW)
+    assert _violations(nothing) == {"collected"}
+    assert fine.state is FineState.TRANSFERRED
+    fine.executed_abroad(TransferOutcome.PARTIALLY_EXECUTED, Money(Decimal("70")), NOW)
+    with pytest.raises(FailedPrecondition):
+        fine.pay(Money(Decimal("30")), NOW)  # collection is abroad: not counted here
+    fine.executed_abroad(TransferOutcome.REFUSED, None, NOW)
+    assert fine.state is FineState.TRANSFER_REFUSED
+    assert fine.outstanding == Money(Decimal("30"))
+    fine.pay(Money(Decimal("30")), NOW)
+    assert fine.state is FineState.PAID
+    for state in (FineState.FINAL, FineState.NOTICE_SENT, FineState.CLOSED):
+        with pytest.raises(FailedPrecondition) as error:
+            _fine(state).executed_abroad(
+                TransferOutcome.PARTIALLY_EXECUTED, Money(Decimal("5")), NOW
+            )
+        assert error.value.metadata == {"from": state.value, "to": "PARTIALLY_EXECUTED"}
+
+
+def test_a_domestic_fine_is_never_time_barred_here_and_closes_once_handed_over() -> None:
+    fine = _fine()
+    fine.move_to(FineState.DOMESTIC_PROCEDURE, NOW)
+    deadlines = Deadlines(close_days=10)
+    assert fine.due_escalation(NOW + timedelta(days=9), deadlines) is None
+    assert fine.due_escalation(NOW + timedelta(days=10), deadlines) is Escalation.CLOSE
+    with pytest.raises(FailedPrecondition):
+        fine.move_to(FineState.OWNER_REQUESTED, NOW)

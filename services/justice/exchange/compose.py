@@ -15,6 +15,7 @@ from justice.exchange.registry import PartnerDirectory
 from justice.exchange.relay import Relay, RelaySettings
 from justice.exchange.service import ExchangeService
 from justice.exchange.store import OUTBOX_CHANNEL, OUTBOX_WRITTEN, ExchangeTransaction
+from justice.exchange.stream_erasure import StreamErasure
 from justice.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from justice.exchange.workers import ExchangeWorkers, NatsLink
 from justice.platform.bus import Bus
@@ -34,6 +35,8 @@ class ExchangeComponent:
     dispatcher: Dispatcher
     # The relay and the inbound consumer; None without a bus or when both are off.
     workers: ExchangeWorkers | None
+    # Deletes the streams' copies of messages a domain erases; None without a bus.
+    stream_erasure: StreamErasure | None = None
 
 
 def build(
@@ -111,4 +114,5 @@ def build(
         exchange_pb2_grpc.add_ExchangeServiceServicer_to_server,
         ExchangeApi(service, own_deliveries_scope),
     )
-    return ExchangeComponent(service, mount, dispatcher, workers)
+    erasure = StreamErasure(bus.jetstream) if bus is not None else None
+    return ExchangeComponent(service, mount, dispatcher, workers, erasure)

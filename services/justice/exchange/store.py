@@ -216,6 +216,16 @@ class SqlOutbox:
             )
         )
 
+    async def about(self, subject_refs: Sequence[str]) -> list[str]:
+        """The ids (envelope ids) of every message written about any of `subject_refs`."""
+        if not subject_refs:
+            return []
+        rows = await _execute(
+            self._session,
+            select(_OUTBOX.c.id).where(_OUTBOX.c.subject_ref.in_(list(subject_refs))),
+        )
+        return [row.id for row in rows]
+
     async def forget(self, subject_ref: str) -> int:
         """Blanks the payloads and links of the sent messages about `subject_ref` (a domain
         erasing personal data after retention); their delivery records stay. Unsent

@@ -13,7 +13,13 @@ from justice.fines.letter import LetterSettings, shipped_languages
 from justice.fines.model import Deadlines, Tariff
 from justice.fines.notice import NoticeRenderer, PdfSigner, XmlSigner
 from justice.fines.scheduler import DeadlineScheduler
-from justice.fines.service import FineRules, FineService, LookupPolicy, Partners
+from justice.fines.service import (
+    FineRules,
+    FineService,
+    LookupPolicy,
+    MessageCopies,
+    Partners,
+)
 from justice.fines.store import FineTransaction
 from justice.fines.v1 import fines_pb2, fines_pb2_grpc
 from justice.platform.config import Settings
@@ -67,8 +73,10 @@ def build(
     clock: Callable[[], datetime],
     xml_signer: XmlSigner,
     pdf_signer: PdfSigner,
+    copies: MessageCopies | None = None,
 ) -> FinesComponent:
-    """Letters are signed with the platform's key (exchange_platform_id), like its envelopes."""
+    """Letters are signed with the platform's key (exchange_platform_id), like its envelopes.
+    `copies` erases the bus's copies of an erased fine's messages (the exchange's)."""
     f = settings.fines
     letters = NoticeRenderer(
         LetterSettings(f.issuer, f.payee_iban, f.contest_days, f.timezone),
@@ -76,9 +84,15 @@ def build(
         pdf_signer,
         xml_signer,
         settings.exchange_platform_id,
+        f.render_processes,
     )
     service = FineService(
-        lambda: FineTransaction(database.sessions), clock, rules(settings), letters
+        lambda: FineTransaction(database.sessions),
+        clock,
+        rules(settings),
+        letters,
+        copies,
+        f.notice_concurrency,
     )
     mount = Mount.of(
         fines_pb2.DESCRIPTOR.services_by_name["FineService"],

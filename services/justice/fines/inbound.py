@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from justice.exchange.inbound import Dispatcher, InboundMessage, parse_payload
 from justice.fines import messages
+from justice.fines.model import TransferOutcome
 from justice.fines.service import (
     MESSAGE_TYPE_LOOKUP_REPLY,
     MESSAGE_TYPE_PAYMENT,
@@ -18,6 +19,12 @@ from justice.fines.service import (
 from justice.fines.v1 import fines_pb2 as pb
 from justice.platform.errors import FieldViolation, InvalidArgument
 from justice.platform.timestamps import moment
+
+_OUTCOMES = {
+    pb.OUTCOME_EXECUTED: TransferOutcome.EXECUTED,
+    pb.OUTCOME_REFUSED: TransferOutcome.REFUSED,
+    pb.OUTCOME_PARTIALLY_EXECUTED: TransferOutcome.PARTIALLY_EXECUTED,
+}
 
 
 class FineInbound:
@@ -59,8 +66,8 @@ class FineInbound:
 
     async def transfer_result(self, message: InboundMessage) -> None:
         result = parse_payload(pb.TransferResult, message.payload)
-        if result.outcome == pb.TRANSFER_OUTCOME_UNSPECIFIED:
-            raise InvalidArgument.of([FieldViolation("outcome", "required")])
+        if result.outcome not in _OUTCOMES:
+            raise InvalidArgument.of([FieldViolation("outcome", "executed, refused or partial")])
         collected = (
             messages.money_from_proto(result.collected, "collected")
             if result.HasField("collected")
@@ -69,7 +76,7 @@ class FineInbound:
         await self._service.transfer_result(
             message.sender,
             result.fine,
-            executed=result.outcome != pb.REFUSED,
-            collected=collected,
-            key=message.key,
+            _OUTCOMES[result.outcome],
+            collected,
+            message.key,
         )

@@ -35,15 +35,25 @@ class FineState(enum.Enum):
     TRANSFER_REFUSED = "TRANSFER_REFUSED"
     TIME_BARRED = "TIME_BARRED"
     CLOSED = "CLOSED"
+    # The executing state collected part and goes on collecting the rest.
+    PARTIALLY_EXECUTED = "PARTIALLY_EXECUTED"
+    # A plate of our own state: the national procedure's, never a cross-border lookup.
+    DOMESTIC_PROCEDURE = "DOMESTIC_PROCEDURE"
 
 
 S = FineState
 # Every legal move. Payments during escalation (reminder, payment order, final) keep the
 # escalation state and only move the fine once it is paid in full; PARTIALLY_PAID is the
 # state of a fine paid in part before any escalation. A transfer hands collection to the
-# executing state: nothing but its outcome moves the fine afterwards.
+# executing state: nothing but its outcomes (Framework Decision 2005/214/JHA art. 14)
+# moves the fine afterwards. A domestic plate leaves REGISTERED for the national procedure
+# and never meets a foreign register.
 TRANSITIONS: dict[FineState, frozenset[FineState]] = {
-    S.REGISTERED: frozenset({S.OWNER_REQUESTED, S.OWNER_IDENTIFIED, S.CANCELLED, S.TIME_BARRED}),
+    S.REGISTERED: frozenset(
+        {S.OWNER_REQUESTED, S.OWNER_IDENTIFIED, S.DOMESTIC_PROCEDURE, S.CANCELLED, S.TIME_BARRED}
+    ),
+    # Handed over whole; nothing here moves it but closing.
+    S.DOMESTIC_PROCEDURE: frozenset({S.CLOSED}),
     S.OWNER_REQUESTED: frozenset({S.OWNER_IDENTIFIED, S.OWNER_UNKNOWN, S.CANCELLED, S.TIME_BARRED}),
     S.OWNER_IDENTIFIED: frozenset({S.NOTICE_SENT, S.CANCELLED, S.TIME_BARRED}),
     # Closed for good, or asked again once the register can answer.
@@ -68,7 +78,10 @@ TRANSITIONS: dict[FineState, frozenset[FineState]] = {
     S.PAYMENT_ORDER: frozenset({S.PAID, S.FINAL, S.CANCELLED}),
     # Final: paid after all, handed to the residence state, or written off.
     S.FINAL: frozenset({S.PAID, S.TRANSFERRED, S.CLOSED}),
-    S.TRANSFERRED: frozenset({S.EXECUTED_ABROAD, S.TRANSFER_REFUSED}),
+    S.TRANSFERRED: frozenset({S.EXECUTED_ABROAD, S.TRANSFER_REFUSED, S.PARTIALLY_EXECUTED}),
+    # Part collected abroad: the rest is executed there too, or handed back (refused),
+    # and the part already collected counts towards what is owed here.
+    S.PARTIALLY_EXECUTED: frozenset({S.EXECUTED_ABROAD, S.TRANSFER_REFUSED}),
     S.EXECUTED_ABROAD: frozenset({S.CLOSED}),
     # Refused abroad: collection comes back here.
     S.TRANSFER_REFUSED: frozenset({S.PAID, S.CLOSED}),
@@ -422,9 +435,31 @@ class Escalation(enum.Enum):
     CLOSE = "CLOSE"
 
 
+# Collection is the executing state's: payments that reach us are reported to it.
+EXECUTING_ABROAD = frozenset(
+    {FineState.TRANSFERRED, FineState.PARTIALLY_EXECUTED, FineState.EXECUTED_ABROAD}
+)
+
+
+class TransferOutcome(enum.Enum):
+    """What the executing state reports (Framework Decision 2005/214/JHA art. 14)."""
+
+    EXECUTED = "EXECUTED"
+    REFUSED = "REFUSED"
+    PARTIALLY_EXECUTED = "PARTIALLY_EXECUTED"
+
+
+_OUTCOME_STATE = {
+    TransferOutcome.EXECUTED: FineState.EXECUTED_ABROAD,
+    TransferOutcome.REFUSED: FineState.TRANSFER_REFUSED,
+    TransferOutcome.PARTIALLY_EXECUTED: FineState.PARTIALLY_EXECUTED,
+}
+
+
 # Settled: nothing more will happen to these but closing.
 SETTLED = frozenset(
     {
+        FineState.DOMESTIC_PROCEDURE,
         FineState.PAID,
         FineState.CANCELLED,
         FineState.EXECUTED_ABROAD,
@@ -544,6 +579,24 @@ class Fine:
         if self.state in SETTLED and now >= since + timedelta(days=deadlines.close_days):
             return Escalation.CLOSE
         return None
+
+    def executed_abroad(
+        self, outcome: TransferOutcome, collected: Money | None, now: datetime
+    ) -> None:
+        """The executing state's report. A partial execution must say what it collected;
+        a second partial report adds to the first and keeps the state."""
+        if outcome is TransferOutcome.PARTIALLY_EXECUTED and (
+            collected is None or collected.amount <= 0
+        ):
+            raise InvalidArgument.of(
+                [FieldViolation("collected", "a positive amount for a partial execution")]
+            )
+        target = _OUTCOME_STATE[outcome]
+        if not (target is self.state is FineState.PARTIALLY_EXECUTED):
+            self.move_to(target, now)
+        if collected is not None:
+            self.paid = self.paid + collected
+        self.update_time = now
 
     def erasable(self, now: datetime, deadlines: Deadlines) -> bool:
         """Closed longer than the retention: its personal data goes."""

@@ -1,6 +1,7 @@
-"""The deadline scheduler: owner lookups that timed out, every escalation the deadlines
-owe (time bar, reminder, payment order, final, transfer, closing), and the erasure of
-personal data after retention, on an interval.
+"""The deadline scheduler: owner lookups that timed out, letters to identified owners that
+a stopped process left unwritten, every escalation the deadlines owe (time bar, reminder,
+payment order, final, transfer, closing), and the erasure of personal data after
+retention, on an interval.
 
 The clock is the service's (injected), so tests advance time and call `tick` directly.
 """
@@ -25,7 +26,8 @@ class DeadlineScheduler:
 
     async def tick(self) -> int:
         """One pass: returns how many lookups and fines moved or were erased."""
-        moved = await self._service.retry_lookups() + await self._service.escalate()
+        moved = await self._service.retry_lookups() + await self._service.notice_all_identified()
+        moved += await self._service.escalate()
         return moved + await self._service.erase_expired()
 
     def start(self) -> None:

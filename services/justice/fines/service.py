@@ -6,12 +6,11 @@ clock, rules) from fines.compose. A fine's move and the message it causes commit
 
 from __future__ import annotations
 
-import contextlib
 import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,6 +20,7 @@ from justice.exchange.message import Inbox, OutboxWriter, OutgoingMessage
 from justice.fines import messages
 from justice.fines.letter import LetterKind
 from justice.fines.model import (
+    EXECUTING_ABROAD,
     Deadlines,
     Detection,
     Escalation,
@@ -34,15 +34,18 @@ from justice.fines.model import (
     Person,
     PersonKind,
     Tariff,
+    TransferOutcome,
     Vehicle,
     check_detection,
     check_payment_reference,
     notice_language,
     payment_reference,
 )
+from justice.fines.notice_queue import NoticeQueue
 from justice.fines.v1 import fines_pb2 as pb
 from justice.platform import ports
 from justice.platform.errors import (
+    Aborted,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
@@ -129,14 +132,25 @@ class LetterRepository(Protocol):
 
 
 class FineOutbox(OutboxWriter, Protocol):
+    async def about(self, subject_refs: Sequence[str]) -> list[str]:
+        """The ids of the messages written about any of `subject_refs`."""
+
     async def forget(self, subject_ref: str) -> int:
         """Blank the payloads of the sent messages about `subject_ref`."""
+
+
+class MessageCopies(Protocol):
+    """The copies the message bus keeps (exchange.stream_erasure.StreamErasure)."""
+
+    async def erase(self, envelope_ids: Collection[str]) -> int:
+        """Erase the copies of these messages and of the replies to them."""
 
 
 class Letters(Protocol):
     """Renders and signs a letter (fines.notice.NoticeRenderer)."""
 
     async def render(self, fine: Fine, kind: LetterKind) -> LetterDocuments: ...
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -248,11 +262,15 @@ class FineService:
         clock: Callable[[], datetime],
         rules: FineRules,
         letters: Letters,
+        copies: MessageCopies | None = None,
+        notice_concurrency: int = 4,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._rules = rules
         self._letters = letters
+        self._copies = copies
+        self._notices = NoticeQueue(self.notice_identified, notice_concurrency)
 
     @property
     def rules(self) -> FineRules:
@@ -284,9 +302,12 @@ class FineService:
                 paid=Money.zero(amount.currency),
                 surcharge=Money.zero(amount.currency),
             )
+            # A plate of our own state is the national procedure's (its own register and
+            # letters): never a cross-border lookup.
+            if detection.registration_country == self._rules.partners.home_country:
+                fine.move_to(FineState.DOMESTIC_PROCEDURE, now)
             await uow.fines.add(fine)
-            # Domestic plates are the national register's business: no foreign lookup.
-            if detection.registration_country != self._rules.partners.home_country:
+            if fine.state is FineState.REGISTERED:
                 await self._request_owner(uow, fine, attempt=1, now=now)
             await uow.commit()
             return fine
@@ -328,10 +349,9 @@ class FineService:
 
     async def owner_answered(self, answer: OwnerAnswer, key: str) -> Fine | None:
         """A register's reply; a duplicate (same envelope, or a late reply to an earlier
-        attempt) changes nothing. The letter is rendered and signed before the write
-        transaction opens (~30 ms that would otherwise hold SQLite's one writer), and used
-        only if the fine has not changed meanwhile."""
-        prepared = await self._prepare_identified(answer) if self._rules.auto_notice else None
+        attempt) changes nothing. The letter is not written here: rendering and signing it
+        (~30 ms of CPU) would hold the inbound consumer, which takes one message at a time,
+        so the identified fine is handed to the notice queue once committed."""
         async with self._uow() as uow:
             if not await uow.inbox.claim(key):
                 return None
@@ -345,39 +365,67 @@ class FineService:
                 await uow.commit()  # the claim, so a redelivery is not looked at again
                 return fine
             now = self._clock()
-            if answer.not_found or answer.refusal or answer.holder is None:
+            identified = not (answer.not_found or answer.refusal or answer.holder is None)
+            if identified:
+                self._identify(fine, answer, now)
+                await uow.fines.update(fine)
+            else:
                 fine.move_to(FineState.OWNER_UNKNOWN, now)
                 await uow.fines.update(fine)
                 await uow.fines.count_lookup(fine.fine_id, failed=True)
-            elif prepared is not None and prepared[0].revision == fine.revision:
-                fine, letter = prepared
-                await uow.fines.update(fine)
-                await self._send_letter(uow, fine, letter, LetterKind.NOTICE, now)
-            else:
-                self._identify(fine, answer, now)
-                await uow.fines.update(fine)
-                if self._rules.auto_notice:
-                    await self._notice_if_possible(uow, fine, now)
             await uow.commit()
-            return fine
+        if identified and self._rules.auto_notice:
+            self._notices.submit(fine.fine_id)
+        return fine
 
-    async def _prepare_identified(self, answer: OwnerAnswer) -> tuple[Fine, LetterDocuments] | None:
-        """The fine as the reply and its letter will leave it, with the letter rendered;
-        None when there is nothing to write (unknown owner, no fitting language, ...)."""
-        if answer.not_found or answer.refusal or answer.holder is None:
-            return None
+    async def notice_identified(self, fine_id: str) -> Fine | None:
+        """The article 5 letter of a fine whose owner was just identified, rendered and
+        signed before the write transaction opens (it would otherwise hold SQLite's one
+        writer) and used only if the fine has not changed meanwhile. None when there is
+        nothing to send: already sent, changed, or no catalogue fits (IssueNotice then)."""
         async with self._uow() as uow:
-            lookup = await uow.lookups.get(answer.lookup_id)
-            fine = await uow.fines.get(lookup.fine_id) if lookup else None
-        if fine is None or fine.state is not FineState.OWNER_REQUESTED:
+            fine = await uow.fines.get(fine_id)
+        if fine is None or fine.state is not FineState.OWNER_IDENTIFIED:
             return None
         now = self._clock()
-        self._identify(fine, answer, now)
+        if fine.due_escalation(now, self._rules.deadlines) is Escalation.TIME_BAR:
+            return None  # too late for an article 5 letter: the scheduler time-bars it
         try:
             self._prepare_notice(fine, now)
         except FailedPrecondition:
             return None
-        return fine, await self._letters.render(fine, LetterKind.NOTICE)
+        letter = await self._letters.render(fine, LetterKind.NOTICE)
+        try:
+            async with self._uow() as uow:
+                await uow.fines.update(fine)  # ABORTED when it changed since it was read
+                await self._send_letter(uow, fine, letter, LetterKind.NOTICE, now)
+                await uow.commit()
+        except Aborted:
+            return None
+        return fine
+
+    async def notice_all_identified(self) -> int:
+        """The scheduler's sweep: letters the queue did not write (the process stopped
+        first) are written now. Returns how many went out."""
+        if not self._rules.auto_notice:
+            return 0
+        sent = 0
+        after = ""
+        while True:
+            async with self._uow() as uow:
+                waiting = await uow.fines.list(
+                    FineQuery(Page(_BATCH, after), state=FineState.OWNER_IDENTIFIED)
+                )
+            for fine in waiting:
+                sent += await self.notice_identified(fine.fine_id) is not None
+            if len(waiting) < _BATCH:
+                return sent
+            after = waiting[-1].fine_id
+
+    async def close(self) -> None:
+        """Stops the letters still in the queue; the scheduler's sweep writes them later."""
+        await self._notices.close()
+        await self._letters.close()
 
     @staticmethod
     def _identify(fine: Fine, answer: OwnerAnswer, now: datetime) -> None:
@@ -420,11 +468,6 @@ class FineService:
             await self._notice(uow, fine, self._clock())
             await uow.commit()
             return fine
-
-    async def _notice_if_possible(self, uow: UnitOfWork, fine: Fine, now: datetime) -> None:
-        # No catalogue fits (never English by default): the fine waits for IssueNotice.
-        with contextlib.suppress(FailedPrecondition):
-            await self._notice(uow, fine, now)
 
     async def _notice(self, uow: UnitOfWork, fine: Fine, now: datetime) -> None:
         self._prepare_notice(fine, now)
@@ -495,7 +538,7 @@ class FineService:
             refund = Money.zero(money.currency)
             if fine is None:
                 outcome = PaymentOutcome.UNMATCHED
-            elif fine.state in (FineState.TRANSFERRED, FineState.EXECUTED_ABROAD):
+            elif fine.state in EXECUTING_ABROAD:
                 # Collection is the executing state's now: it hears of the payment.
                 outcome = PaymentOutcome.REPORTED_TO_EXECUTING_STATE
                 message = pb.PaymentAfterTransfer(
@@ -662,13 +705,20 @@ class FineService:
 
     async def erase_expired(self) -> int:
         """Personal data of fines closed longer than the retention: erased from the fine, its
-        letters and the messages sent about it. Statistics read none of it, so they stay."""
+        letters, the messages sent about it and the bus's copies of those and of the replies
+        to them (the register's answer names the holder). Statistics read none of it, so they
+        stay. The bus goes first and outside the write transaction: if it fails, nothing is
+        marked erased and the next pass does it all again (both steps are idempotent)."""
         now = self._clock()
         closed_before = now - timedelta(days=self._rules.deadlines.retention_days)
         erased = 0
         while True:
             async with self._uow() as uow:
                 batch = await uow.fines.erasable(closed_before, _BATCH)
+                messages_about = await uow.outbox.about([f"fines/{i}" for i in batch])
+            if self._copies is not None:
+                await self._copies.erase(messages_about)
+            async with self._uow() as uow:
                 for fine_id in batch:
                     await uow.fines.erase(fine_id)
                     await uow.letters.erase(fine_id)
@@ -679,7 +729,7 @@ class FineService:
                 return erased
 
     async def transfer_result(
-        self, sender: str, name: str, executed: bool, collected: Money | None, key: str
+        self, sender: str, name: str, outcome: TransferOutcome, collected: Money | None, key: str
     ) -> Fine | None:
         fine_id = parse_name(name, "fine")
         async with self._uow() as uow:
@@ -690,13 +740,7 @@ class FineService:
                 raise FailedPrecondition(
                     "NOT_EXECUTING_STATE", f"{fine.name} was not transferred to {sender}"
                 )
-            now = self._clock()
-            if executed:
-                if collected is not None:
-                    fine.paid = fine.paid + collected
-                fine.move_to(FineState.EXECUTED_ABROAD, now)
-            else:
-                fine.move_to(FineState.TRANSFER_REFUSED, now)
+            fine.executed_abroad(outcome, collected, self._clock())
             await uow.fines.update(fine)
             await uow.commit()
             return fine

@@ -101,6 +101,11 @@ class FineRules(BaseModel):
     # soon as the liable person is known (else IssueNotice sends it).
     notice_partner: str = "fines-agency"
     auto_notice: bool = True
+    # Letters written at once after owner replies (each renders and signs in a thread), and
+    # processes the PDFs are rendered in (0: in threads of this process, which hold its
+    # GIL: give it the cores a letter-heavy process can spare).
+    notice_concurrency: int = Field(default=4, gt=0)
+    render_processes: int = Field(default=0, ge=0)
     # What the letters say: who issues them (and signs them, with the platform's key), where
     # to pay, where to contest and in how many days, and the zone their times are given in.
     issuer: str = "FPS Justice, Crossborder Fines"
