@@ -216,13 +216,14 @@ class SqlOutbox:
             )
         )
 
-    async def about(self, subject_refs: Sequence[str]) -> list[str]:
-        """The ids (envelope ids) of every message written about any of `subject_refs`."""
-        if not subject_refs:
+    async def about(self, resources: Sequence[str]) -> list[str]:
+        """The ids (envelope ids) of every message written about any of `resources` (any
+        version of them): an index probe on (resource, seq)."""
+        if not resources:
             return []
         rows = await _execute(
             self._session,
-            select(_OUTBOX.c.id).where(_OUTBOX.c.subject_ref.in_(list(subject_refs))),
+            select(_OUTBOX.c.id).where(_OUTBOX.c.resource.in_(list(resources))),
         )
         return [row.id for row in rows]
 

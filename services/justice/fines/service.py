@@ -132,8 +132,8 @@ class LetterRepository(Protocol):
 
 
 class FineOutbox(OutboxWriter, Protocol):
-    async def about(self, subject_refs: Sequence[str]) -> list[str]:
-        """The ids of the messages written about any of `subject_refs`."""
+    async def about(self, resources: Sequence[str]) -> list[str]:
+        """The ids of the messages written about any of `resources`."""
 
     async def forget(self, subject_ref: str) -> int:
         """Blank the payloads of the sent messages about `subject_ref`."""
