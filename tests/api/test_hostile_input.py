@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -296,11 +297,16 @@ def test_malformed_and_extreme_requests_never_fail_internally(
             assert code not in FORBIDDEN, (code, details)
 
     check()
+    # The process still answers and serves. Health follows the database and NATS, whose
+    # probes can time out for a moment on a loaded machine: give it a few checks.
     health = health_pb2_grpc.HealthStub(channels["officer-1001"])
-    assert (
-        health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
-        == health_pb2.HealthCheckResponse.SERVING
-    )
+    statuses = []
+    for _ in range(10):
+        statuses.append(health.Check(health_pb2.HealthCheckRequest(), timeout=5).status)
+        if statuses[-1] == health_pb2.HealthCheckResponse.SERVING:
+            break
+        time.sleep(1)
+    assert statuses[-1] == health_pb2.HealthCheckResponse.SERVING, statuses
 
 
 # -- XML attack corpus ------------------------------------------------------------------------

@@ -58,10 +58,10 @@ async def test_a_foreign_plate_asks_its_register_once_per_request() -> None:
     assert len(tables.state.fines) == 1
 
 
-async def test_a_domestic_plate_is_not_looked_up_abroad() -> None:
+async def test_a_domestic_plate_goes_to_the_national_procedure_not_abroad() -> None:
     tables: Tables[FineTables] = Tables(FineTables())
     fine = await _service(tables).register(offence("1ABC123", "BE", when=NOW), "cam-2")
-    assert fine.state is FineState.REGISTERED
+    assert fine.state is FineState.DOMESTIC_PROCEDURE
     assert tables.state.outbox == []
     assert tables.state.lookups == {}
 
