@@ -87,6 +87,7 @@ def build(
                     batch=settings.exchange_relay_batch,
                     receipt_deadline=timedelta(seconds=settings.exchange_receipt_deadline_seconds),
                     idle_seconds=5.0 if listener else RelaySettings.idle_seconds,
+                    lease=timedelta(seconds=settings.exchange_relay_lease_seconds),
                 ),
                 clock,
             )

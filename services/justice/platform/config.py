@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     exchange_inbound: bool = True
     exchange_nats_secret: SecretStr = SecretStr("justice-dev-nats-secret")
     exchange_relay_batch: int = Field(default=512, gt=0, le=10_000)
+    # How long a relay's claim on outbox rows keeps other relays off them: a killed relay's
+    # rows go out again this long after its claim.
+    exchange_relay_lease_seconds: float = Field(default=30.0, ge=1)
     exchange_receipt_deadline_seconds: float = Field(default=24 * 3600.0, gt=0)
     # Evidence object storage: a URL (http://host:port or https://host; its scheme sets TLS
     # and overrides s3_secure) or a bare host:port (TLS as s3_secure says). Empty: no
