@@ -59,8 +59,8 @@ async def test_partner_streams_get_three_replicas(cluster: list[NatsServer]) -> 
         return ["prosecutor-antwerp"]
 
     for attempt in range(2):  # the second link finds the streams and updates them in place
-        bus = Bus(NatsCredentials(cluster[attempt].url))
-        link = NatsLink(bus, partners, stream_replicas=3)
+        bus = Bus(NatsCredentials(cluster[attempt].url), stream_replicas=3)
+        link = NatsLink(bus, partners)
         try:
             deadline = asyncio.get_running_loop().time() + 30
             while True:

@@ -98,7 +98,7 @@ def build(
                 uow, directory, dispatcher, settings.exchange_platform_id, clock
             )
             consumer = InboundConsumer(processor)
-        link = NatsLink(bus, partner_ids, stream_replicas=settings.nats_stream_replicas)
+        link = NatsLink(bus, partner_ids)
         workers = ExchangeWorkers(link, relay, consumer, listener, relay_database)
     service = ExchangeService(
         uow,

@@ -250,7 +250,7 @@ class Settings(BaseSettings):
     # On SIGTERM, how long to keep serving after health says NOT_SERVING, before the
     # shutdown_grace_seconds drain (platform.server.drain says why; 5 s under Kubernetes).
     shutdown_settle_seconds: float = Field(default=0.0, ge=0)
-    # Copies of each partner stream: 3 on a JetStream cluster of three.
+    # Copies of every stream the platform creates: 3 on a JetStream cluster of three.
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     # A plaintext gRPC port carrying only the health service, for Kubernetes' native gRPC
     # probes (the kubelet cannot present a client certificate). Off when empty.
