@@ -139,7 +139,7 @@ async def _database(settings: Settings, resources: AsyncExitStack) -> Database:
 async def _bus(settings: Settings, resources: AsyncExitStack) -> Bus | None:
     if not settings.nats_url:
         return None
-    bus = Bus(platform_credentials(settings))
+    bus = Bus(platform_credentials(settings), stream_replicas=settings.nats_stream_replicas)
     resources.push_async_callback(bus.close)
     # Refused credentials stop the start here; an outage is retried by each user.
     await bus.check()

@@ -77,7 +77,7 @@ async def test_concurrent_writers_never_meet_a_locked_database(database: Databas
             await tx.outbox.add(OutgoingMessage("prosecutor-antwerp", "notice", b"x", f"n/{i}"))
             await tx.session.flush()
             await asyncio.sleep(0)
-            pending = await tx.relay.pending(5)
+            pending = await tx.relay.claim("relay", 5, *(2 * [datetime.now(UTC)]))
             await tx.relay.mark_published([p.id for p in pending[:1]], *(2 * [datetime.now(UTC)]))
             await tx.commit()
 

@@ -11,36 +11,16 @@ import nats.js.errors
 import pytest
 
 from justice.devstack.nats import NatsServer
-from justice.devstack.supervised import LOOPBACK, free_tcp_ports
 from justice.exchange.bus import INBOX_STREAM, OUTBOX_STREAM
 from justice.exchange.workers import NatsLink
 from justice.platform.bus import Bus, NatsCredentials
+from tests.cluster_env import nats_cluster
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
-    routes = free_tcp_ports(3)
-    urls = ", ".join(f'"nats-route://{LOOPBACK}:{port}"' for port in routes)
-    nodes = [
-        NatsServer(
-            tmp_path / f"n{i}",
-            server_name=f"n{i}",  # a cluster needs each node named apart
-            config_text_extra=(
-                f'cluster {{\n  name: "justice"\n  listen: "{LOOPBACK}:{port}"\n'
-                f"  routes: [{urls}]\n}}\n"
-            ),
-        )
-        for i, port in enumerate(routes)
-    ]
-    try:
-        for node in nodes:
-            node.start()
-        for node in nodes:
-            node.wait_ready(timeout=30)
+    with nats_cluster(tmp_path) as nodes:
         yield nodes
-    finally:
-        for node in nodes:
-            node.stop()
 
 
 async def _replicas(link: NatsLink) -> dict[str, int]:
@@ -59,8 +39,8 @@ async def test_partner_streams_get_three_replicas(cluster: list[NatsServer]) -> 
         return ["prosecutor-antwerp"]
 
     for attempt in range(2):  # the second link finds the streams and updates them in place
-        bus = Bus(NatsCredentials(cluster[attempt].url))
-        link = NatsLink(bus, partners, stream_replicas=3)
+        bus = Bus(NatsCredentials(cluster[attempt].url), stream_replicas=3)
+        link = NatsLink(bus, partners)
         try:
             deadline = asyncio.get_running_loop().time() + 30
             while True:

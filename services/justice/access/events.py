@@ -44,6 +44,7 @@ class PersonnelFeed:
                 ["justice.v1.events.access.>"],
                 max_age_seconds=RETENTION_SECONDS,
                 duplicate_window_seconds=DUPLICATE_WINDOW_SECONDS,
+                replicas=bus.stream_replicas,
             ),
             durable(CONSUMER, SUBJECT, ack_wait_seconds=30.0, max_ack_pending=1_000),
             self.apply,

@@ -56,6 +56,7 @@ class AuditStream:
                     [SUBJECTS],
                     max_age_seconds=RETENTION_SECONDS,
                     duplicate_window_seconds=DUPLICATE_WINDOW_SECONDS,
+                    replicas=self._bus.stream_replicas,
                 )
                 await ensure_stream(js, config, update=False)
                 self._js = js

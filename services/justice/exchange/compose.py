@@ -90,6 +90,7 @@ def build(
                     batch=settings.exchange_relay_batch,
                     receipt_deadline=timedelta(seconds=settings.exchange_receipt_deadline_seconds),
                     idle_seconds=5.0 if listener else RelaySettings.idle_seconds,
+                    lease=timedelta(seconds=settings.exchange_relay_lease_seconds),
                 ),
                 clock,
             )
@@ -100,7 +101,7 @@ def build(
                 uow, directory, dispatcher, settings.exchange_platform_id, clock
             )
             consumer = InboundConsumer(processor)
-        link = NatsLink(bus, partner_ids, stream_replicas=settings.nats_stream_replicas)
+        link = NatsLink(bus, partner_ids)
         workers = ExchangeWorkers(link, relay, consumer, listener, relay_database)
     service = ExchangeService(
         uow,

@@ -1,17 +1,19 @@
 """The outbox relay: pending rows to JetStream, marked published on the PubAck.
 
-Each pass signs a batch of pending rows into envelopes, publishes them with
-`publish_async` (the JetStream context bounds the window of unacknowledged publishes) and
-`Nats-Msg-Id` = the row id, waits for the PubAcks, and marks the acknowledged rows
-published in one transaction. A crash anywhere in between only means the next pass
-publishes those rows again, which JetStream's duplicate window (and, beyond it, the
-receiver's idempotency by envelope id) absorbs. While NATS is down rows simply accumulate;
-the backlog is logged and reported by GetRelayStatus.
+Each pass claims a batch of pending rows for `lease` (SqlRelayQueue.claim: other relays
+leave them alone meanwhile, so several relays publish each row once), signs them into
+envelopes, publishes them with `publish_async` (the JetStream context bounds the window of
+unacknowledged publishes) and `Nats-Msg-Id` = the row id, waits for the PubAcks, and marks
+the acknowledged rows published in one transaction. A crash anywhere in between only means
+that once the lease ends a relay publishes those rows again, which JetStream's duplicate
+window (and, beyond it, the receiver's idempotency by envelope id) absorbs. While NATS is
+down rows simply accumulate; the backlog is logged and reported by GetRelayStatus.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -41,6 +43,9 @@ class RelaySettings:
     # queries a second).
     idle_seconds: float = 0.1
     ack_timeout_seconds: float = 5.0
+    # How long a claim keeps other relays off a batch: longer than publishing and marking it
+    # takes (ack_timeout_seconds and a transaction), as short as a dead relay's rows may wait.
+    lease: timedelta = timedelta(seconds=30)
     receipt_deadline: timedelta = timedelta(hours=24)
     sweep_seconds: float = 5.0
     backlog_log_seconds: float = 5.0
@@ -71,6 +76,8 @@ class Relay:
         self._directory = directory
         self._settings = settings
         self._clock = clock
+        # Names this relay's claims on outbox rows.
+        self.identity = time_ordered_uuid()
         self.counters = RelayCounters()
         self._wake = asyncio.Event()
         # Published rows whose acks are being awaited and recorded, and those tasks.
@@ -96,8 +103,12 @@ class Relay:
             raise trouble
         while len(self._in_flight) >= self._settings.batch and self._settling:
             await asyncio.wait(self._settling, return_when=asyncio.FIRST_COMPLETED)
+        now = self._clock()
         async with self._uow() as tx:
-            rows = await tx.relay.pending(self._settings.batch + len(self._in_flight))
+            # The rows in flight are this relay's: claiming them again renews their lease.
+            limit = self._settings.batch + len(self._in_flight)
+            rows = await tx.relay.claim(self.identity, limit, now, now + self._settings.lease)
+            await tx.commit()
         rows = [row for row in rows if row.id not in self._in_flight][: self._settings.batch]
         if not rows:
             return 0
@@ -160,12 +171,21 @@ class Relay:
             await self._record(acked, refused)
             if len(acked) < len(sent):
                 missing = len(sent) - len(acked)
+                done = set(acked)
+                await self._release([row.id for row, _ in sent if row.id not in done])
                 self._trouble = TimeoutError(f"{missing} of {len(sent)} publishes not acked")
         except Exception as error:
             # The rows stay pending and go out again (JetStream drops the duplicates).
             self._trouble = error
         finally:
             self._in_flight.difference_update(ids)
+
+    async def _release(self, ids: list[str] | None = None) -> None:
+        """Hand rows this relay could not publish (all of its rows, without `ids`) back to
+        whichever relay claims next."""
+        async with self._uow() as tx:
+            await tx.relay.release(self.identity, ids)
+            await tx.commit()
 
     async def settled(self) -> None:
         """Wait for the acknowledgements of every batch published so far to be recorded."""
@@ -278,3 +298,5 @@ class Relay:
                 for waiting in waits:
                     waiting.cancel()
         await self.settled()
+        with contextlib.suppress(Exception):  # a dead database: the leases simply end
+            await self._release()

@@ -81,6 +81,10 @@ class OutboxRow(SQLModel, table=True):
     traceparent: str = Field(
         default="", sa_column=Column(String(55), nullable=False, server_default="")
     )
+    # The relay that claimed the row for publishing, and until when (SqlRelayQueue.claim):
+    # other relays leave it alone until then, and take it over once a dead relay's lease ends.
+    claimed_by: str | None = Field(default=None, max_length=36)
+    claimed_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class DeliveryRow(SQLModel, table=True):
@@ -301,14 +305,36 @@ class SqlRelayQueue:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def pending(self, limit: int) -> list[PendingMessage]:
-        query = (
-            select(_OUTBOX)
-            .where(_OUTBOX.c.published_at.is_(None))
+    async def claim(
+        self, relay: str, limit: int, now: datetime, until: datetime
+    ) -> list[PendingMessage]:
+        """Up to `limit` unpublished rows, oldest first, leased to `relay` until `until`: rows
+        no other relay holds a live lease on (this relay's own are leased again).
+
+        On PostgreSQL `FOR UPDATE SKIP LOCKED` lets relays claiming at the same moment pass
+        each other's rows instead of queueing behind them; the lease keeps the rows theirs
+        after this short transaction commits, while they publish. On SQLite the write lock
+        serialises claims (SKIP LOCKED renders as nothing there).
+        """
+        claimable = (
+            _OUTBOX.c.claimed_until.is_(None)
+            | (_OUTBOX.c.claimed_until < now)
+            | (_OUTBOX.c.claimed_by == relay)
+        )
+        candidates = (
+            select(_OUTBOX.c.seq)
+            .where(_OUTBOX.c.published_at.is_(None), claimable)
             .order_by(_OUTBOX.c.seq)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        rows = (await _execute(self._session, query)).all()
+        statement = (
+            update(_OUTBOX)
+            .where(_OUTBOX.c.seq.in_(candidates.scalar_subquery()))
+            .values(claimed_by=relay, claimed_until=until)
+            .returning(_OUTBOX)
+        )
+        rows = sorted((await _execute(self._session, statement)).all(), key=lambda r: r.seq)
         return [
             PendingMessage(
                 id=r.id,
@@ -324,6 +350,17 @@ class SqlRelayQueue:
             )
             for r in rows
         ]
+
+    async def release(self, relay: str, ids: Sequence[str] | None = None) -> None:
+        """Give up `relay`'s leases (on `ids` only, when given): another relay may take those
+        rows at once rather than when the lease ends."""
+        mine = (_OUTBOX.c.claimed_by == relay) & _OUTBOX.c.published_at.is_(None)
+        if ids is not None:
+            mine = mine & _OUTBOX.c.id.in_(ids)
+        await _execute(
+            self._session,
+            update(_OUTBOX).where(mine).values(claimed_by=None, claimed_until=None),
+        )
 
     async def mark_published(self, ids: Sequence[str], now: datetime, deadline: datetime) -> None:
         # A mark lost in a crash only publishes the rows again, which JetStream's duplicate
@@ -379,7 +416,7 @@ class SqlRelayQueue:
             self._session,
             update(_OUTBOX)
             .where(_OUTBOX.c.id == message_id)
-            .values(published_at=None, attempt=attempt),
+            .values(published_at=None, attempt=attempt, claimed_by=None, claimed_until=None),
         )
 
 

@@ -36,12 +36,9 @@ class NatsLink:
         self,
         bus: Bus,
         partner_ids: Callable[[], Awaitable[list[str]]],
-        *,
-        stream_replicas: int = 1,
     ) -> None:
         self._bus = bus
         self._partner_ids = partner_ids
-        self._replicas = stream_replicas
         self._js: JetStreamContext | None = None
         self._ensured: set[str] = set()
         self._swept_at = 0.0
@@ -55,7 +52,7 @@ class NatsLink:
         async with self._lock:
             js = await self._bus.jetstream()
             if js is not self._js:
-                await ensure_streams(js, self._replicas)
+                await ensure_streams(js, self._bus.stream_replicas)
                 self._js = js
                 self._ensured.clear()
                 self._swept_at = 0.0

@@ -183,6 +183,8 @@ class Bus:
 
     The exchange, the audit stream and the personnel feed share it; each asks for the
     JetStream context and compares it with the one it saw to know a connection is new.
+    Each creates its streams with `stream_replicas` copies: 3 on a JetStream cluster of
+    three, 1 on a single server.
     """
 
     def __init__(
@@ -192,8 +194,10 @@ class Bus:
         name: str = "justice",
         publish_window: int = PUBLISH_WINDOW,
         ack_timeout: float = ACK_TIMEOUT_SECONDS,
+        stream_replicas: int = 1,
     ) -> None:
         self.credentials = credentials
+        self.stream_replicas = stream_replicas
         self._name = name
         self._window = publish_window
         self._ack_timeout = ack_timeout

@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     exchange_inbound: bool = True
     exchange_nats_secret: SecretStr = SecretStr("justice-dev-nats-secret")
     exchange_relay_batch: int = Field(default=512, gt=0, le=10_000)
+    # How long a relay's claim on outbox rows keeps other relays off them: a killed relay's
+    # rows go out again this long after its claim.
+    exchange_relay_lease_seconds: float = Field(default=30.0, ge=1)
     exchange_receipt_deadline_seconds: float = Field(default=24 * 3600.0, gt=0)
     # Evidence object storage: a URL (http://host:port or https://host; its scheme sets TLS
     # and overrides s3_secure) or a bare host:port (TLS as s3_secure says). Empty: no
@@ -260,7 +263,7 @@ class Settings(BaseSettings):
     # On SIGTERM, how long to keep serving after health says NOT_SERVING, before the
     # shutdown_grace_seconds drain (platform.server.drain says why; 5 s under Kubernetes).
     shutdown_settle_seconds: float = Field(default=0.0, ge=0)
-    # Copies of each partner stream: 3 on a JetStream cluster of three.
+    # Copies of every stream the platform creates: 3 on a JetStream cluster of three.
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     # A plaintext gRPC port carrying only the health service, for Kubernetes' native gRPC
     # probes (the kubelet cannot present a client certificate). Off when empty.
