@@ -296,6 +296,11 @@ def _plain_reads(database: Database, resources: AsyncExitStack) -> PlainReads:
     return reads
 
 
+def singleton_lock(selected: Collection[str]) -> str:
+    """The name of the leadership lock of processes serving `selected`."""
+    return "justice-singletons:" + ",".join(sorted(selected))
+
+
 def _selected(services: Collection[str] | None) -> frozenset[str]:
     if services is None:
         return frozenset(SERVICES)
@@ -488,7 +493,9 @@ async def _build(
             fines.scheduler.start()
             work.push_async_callback(fines.scheduler.stop)
 
-    leadership = Leadership(database.url, "justice-singletons", lead, changed=metrics.leader.set)
+    # One leader per selection: each `--service` Deployment runs its own services' work.
+    lock = singleton_lock(selected)
+    leadership = Leadership(database.url, lock, lead, changed=metrics.leader.set)
     if candidate:
         await leadership.start()
         resources.push_async_callback(leadership.close)

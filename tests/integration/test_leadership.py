@@ -11,12 +11,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from justice.app import Application, build
+from justice.app import Application, build, singleton_lock
 from justice.audit.witness import TREE_TAIL
 from justice.audit.witness_store import WitnessTransaction
 from justice.devstack.pki import DevPki
 from justice.devstack.testing import PKI_PASSPHRASE
-from justice.platform.config import Settings
+from justice.platform.config import SERVICES, Settings
 from justice.platform.leadership import lock_key
 from tests.databases import postgres_schema
 from tests.eventually import eventually
@@ -70,7 +70,7 @@ def cut_lock_connection(settings: Settings) -> int:
     with psycopg.connect(dsn, autocommit=True) as connection:
         row = connection.execute(
             "SELECT %(key)s::bigint # hashtext(current_schema())",
-            {"key": lock_key("justice-singletons")},
+            {"key": lock_key(singleton_lock(SERVICES))},
         ).fetchone()
         assert row is not None
         key = int(row[0])
