@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from justice.devstack.pki import DevPki
 from justice.devstack.supervised import free_tcp_port
-from tests.benchmarks.platform_process import started_process, wait_serving
+from tests.benchmarks.platform_process import PASSPHRASE, started_process, wait_serving
 from tests.databases import postgres_schema
 from tests.eventually import eventually
 from tests.prometheus_scrape import scrape, value
@@ -20,6 +21,9 @@ pytestmark = pytest.mark.postgres
 
 
 async def test_two_replicas_started_together_both_serve(postgres_url: str, tmp_path: Path) -> None:
+    names = ("a", "b")
+    for name in names:  # beforehand, or the first would be migrating while the second's forms
+        DevPki(tmp_path / name / "pki", PASSPHRASE.encode()).ensure()
     with postgres_schema(postgres_url) as url, ExitStack() as replicas:
         metrics_ports = [free_tcp_port(), free_tcp_port()]
         started = [
@@ -35,7 +39,7 @@ async def test_two_replicas_started_together_both_serve(postgres_url: str, tmp_p
                     )
                 ),
             )
-            for name, metrics in zip(("a", "b"), metrics_ports, strict=True)
+            for name, metrics in zip(names, metrics_ports, strict=True)
         ]
         for state_dir, (port, process) in started:
             await asyncio.to_thread(wait_serving, state_dir / "pki", port, process)
