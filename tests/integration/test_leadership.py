@@ -18,9 +18,9 @@ from justice.devstack.pki import DevPki
 from justice.devstack.testing import PKI_PASSPHRASE
 from justice.platform.config import SERVICES, Settings
 from justice.platform.leadership import lock_key
+from tests.audit_entries import entry
 from tests.databases import postgres_schema
 from tests.eventually import eventually
-from tests.integration.test_audit_chain import entry
 
 pytestmark = pytest.mark.postgres
 
