@@ -19,6 +19,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from sqlalchemy.exc import IntegrityError
 
 from justice import bridges
 from justice.access import compose as access_compose
@@ -44,6 +45,7 @@ from justice.platform.bus import Bus, platform_credentials
 from justice.platform.config import SERVICES, MissingSetting, Settings
 from justice.platform.db import Database, PlainReads, plain_reads
 from justice.platform.health import DependencyHealth
+from justice.platform.leadership import Leadership
 from justice.platform.metrics import Metrics
 from justice.platform.production import refuse_development_settings
 from justice.platform.rpc import error_mapping
@@ -94,6 +96,8 @@ class Application:
     bus: Bus | None
     metrics: Metrics
     health: DependencyHealth
+    # Whether this process runs the singleton work (never, if not a candidate).
+    leadership: Leadership
     # Everything started or opened, closed in reverse order.
     resources: AsyncExitStack
 
@@ -252,10 +256,12 @@ def _custody(
 class Worker:
     """One of the `justice serve --workers N` processes sharing a port.
 
-    Only the first runs the singleton background work: the exchange relay and inbound
-    consumer, the personnel feed, the evidence sweeps and the audit log's followers (detector,
-    stream publisher, tree, checkpoints). The others only serve calls, each with its own audit
-    writer; several writers on one log are safe (see justice.audit.writer).
+    Only the first stands for leadership (justice.platform.leadership): of all such
+    processes sharing a database, the leader runs the singleton background work: the
+    exchange relay and inbound consumer, the personnel feed, the evidence sweeps and the
+    audit log's followers (detector, stream publisher, tree, checkpoints). The others only
+    serve calls, each with its own audit writer; several writers on one log are safe (see
+    justice.audit.writer).
     """
 
     singletons: bool
@@ -288,6 +294,11 @@ def _plain_reads(database: Database, resources: AsyncExitStack) -> PlainReads:
     reads = plain_reads(database.url)
     resources.push_async_callback(reads.close)
     return reads
+
+
+def singleton_lock(selected: Collection[str]) -> str:
+    """The name of the leadership lock of processes serving `selected`."""
+    return "justice-singletons:" + ",".join(sorted(selected))
 
 
 def _selected(services: Collection[str] | None) -> frozenset[str]:
@@ -342,7 +353,8 @@ async def _build(
     worker: Worker | None,
     selected: frozenset[str],
 ) -> Application:
-    singletons = worker is None or worker.singletons
+    # The first `--workers` process of each replica (or the only one) stands for leadership.
+    candidate = worker is None or worker.singletons
     if "evidence" in selected and selected != frozenset(SERVICES) and not settings.s3_endpoint:
         raise MissingSetting("--service evidence needs an S3 endpoint: set JUSTICE_S3_ENDPOINT")
     refuse_development_settings(settings)
@@ -376,7 +388,7 @@ async def _build(
     )
     catalog = _catalog(settings, selected, evidence.service if evidence else None, peers)
     exchange = exchange_compose.build(
-        settings, database, bus, _envelope_keys(settings), clock, background=singletons
+        settings, database, bus, _envelope_keys(settings), clock, background=candidate
     )
     # One set of plain driver connections for the hot reads of reports and custody.
     plain = _plain_reads(database, resources)
@@ -391,8 +403,8 @@ async def _build(
         SqlReportReads(plain),
     )
     access = access_compose.build(settings, database, bus, clock)
-    if singletons and not settings.production:
-        await access.service.enrol(demo_enrolments())
+    if candidate and not settings.production:
+        await _enrol_demo(access.service)
     owners = _owners(
         settings,
         selected,
@@ -455,26 +467,38 @@ async def _build(
         ),
     )
 
-    # The background work, stopped in reverse order by close(); each worker commits its
-    # own calls' audit records, the singletons run in one process only.
-    # Every process writes its own calls' audit records; the background work runs with the
-    # service it belongs to.
-    audit.start(followers=singletons and "audit" in selected)
+    # Every process writes its own calls' audit records; the singleton work (the log's
+    # followers, the relay, feeds, sweeps, schedulers) runs in the one process of the
+    # deployment that leads (justice.platform.leadership): replicas on one PostgreSQL would
+    # otherwise each run it (two Merkle tails racing on one tree).
+    audit.start(followers=False)
     resources.push_async_callback(audit.close)
-    if "exchange" in selected:
-        _start_workers(exchange, settings, resources)
-    if singletons and "access" in selected and access.feed is not None:
-        await access.feed.start()
-        resources.push_async_callback(access.feed.stop)
-    if singletons and "custody" in selected:
-        overdue = asyncio.create_task(custody.maintain(settings.custody_overdue_sweep_seconds))
-        resources.push_async_callback(_cancel, [overdue])
-    if singletons and evidence is not None:
-        evidence.start()
-        resources.push_async_callback(evidence.close)
-    if singletons and "fines" in selected and settings.fines.scheduler_interval_seconds:
-        fines.scheduler.start()
-        resources.push_async_callback(fines.scheduler.stop)
+
+    async def lead(work: AsyncExitStack) -> None:
+        if "audit" in selected:
+            audit.start_followers()
+            work.push_async_callback(audit.stop_followers)
+        if "exchange" in selected:
+            _start_workers(exchange, settings, work)
+        if "access" in selected and access.feed is not None:
+            await access.feed.start()
+            work.push_async_callback(access.feed.stop)
+        if "custody" in selected:
+            overdue = asyncio.create_task(custody.maintain(settings.custody_overdue_sweep_seconds))
+            work.push_async_callback(_cancel, [overdue])
+        if evidence is not None:
+            evidence.start()
+            work.push_async_callback(evidence.close)
+        if "fines" in selected and settings.fines.scheduler_interval_seconds:
+            fines.scheduler.start()
+            work.push_async_callback(fines.scheduler.stop)
+
+    # One leader per selection: each `--service` Deployment runs its own services' work.
+    lock = singleton_lock(selected)
+    leadership = Leadership(database.url, lock, lead, changed=metrics.leader.set)
+    if candidate:
+        await leadership.start()
+        resources.push_async_callback(leadership.close)
     health, watching = monitor(
         settings,
         metrics,
@@ -483,7 +507,7 @@ async def _build(
         exchange.service,
         bus,
         audit.service,
-        endpoints=singletons,
+        endpoints=candidate,
     )
     resources.push_async_callback(_cancel, watching)
     return Application(
@@ -501,8 +525,21 @@ async def _build(
         bus=bus,
         metrics=metrics,
         health=health,
+        leadership=leadership,
         resources=resources,
     )
+
+
+async def _enrol_demo(access: AccessService) -> None:
+    """Enrol the dev principals; replicas starting together may race to insert the same
+    ones, and the loser's second pass finds them there."""
+    for attempt in range(3):
+        try:
+            await access.enrol(demo_enrolments())
+            return
+        except IntegrityError:
+            if attempt == 2:
+                raise
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

@@ -65,6 +65,26 @@ def served_process(
     """`justice serve --workers N [--service S ...]` on the bench database (unless env
     names one), on `port` or a free one; yield its port and process (with N > 1, the
     workers are that process's children). Each selection logs to a file of its own."""
+    with started_process(state_dir, env, workers=workers, services=services, port=port) as (
+        port,
+        process,
+    ):
+        wait_serving(state_dir / "pki", port, process)
+        if workers > 1:
+            _wait_workers(process, port, workers)
+        yield port, process
+
+
+@contextmanager
+def started_process(
+    state_dir: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    workers: int = 1,
+    services: Sequence[str] = (),
+    port: int | None = None,
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """As served_process, but yielded as soon as it is started (not yet serving)."""
     pki = DevPki(state_dir / "pki", PASSPHRASE.encode())
     pki.ensure()
     port = port or free_tcp_port()
@@ -86,9 +106,6 @@ def served_process(
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_serving(pki, port, process)
-            if workers > 1:
-                _wait_workers(process, port, workers)
             yield port, process
         finally:
             process.terminate()
@@ -152,9 +169,10 @@ def _wait_workers(process: subprocess.Popen[bytes], port: int, workers: int) -> 
     raise TimeoutError(f"not all {workers} workers listen")
 
 
-def _wait_serving(pki: DevPki, port: int, process: subprocess.Popen[bytes]) -> None:
+def wait_serving(pki_dir: Path, port: int, process: subprocess.Popen[bytes]) -> None:
+    """Until `process` answers SERVING on `port` (its dev PKI under `pki_dir`)."""
     deadline = time.monotonic() + 60
-    credentials = channel_credentials(pki.root, "officer-1001")
+    credentials = channel_credentials(pki_dir, "officer-1001")
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"justice serve exited with {process.returncode}")

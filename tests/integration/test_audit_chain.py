@@ -26,24 +26,9 @@ from justice.platform.db import Database
 from justice.signing.keyed import KeyStoreSigner
 from justice.signing.keystore import FileKeyStore
 from justice.signing.xades import XadesSigner
+from tests.audit_entries import entry
 
 RECORDS = 300
-
-
-def entry(n: int, principal: str = "officer-1001") -> AuditEntry:
-    return AuditEntry(
-        time=datetime(2025, 3, 4, 10, 0, n % 60, n, tzinfo=UTC),
-        principal=principal,
-        agency="Federal Police",
-        unit="units/pz-antwerpen-a",
-        service="justice.reports.v1.ReportService",
-        method="GetReport",
-        resources=(f"reports/r{n}",),
-        purpose="investigation PV/2025/1",
-        outcome="OK",
-        reason="",
-        peer="ipv4:127.0.0.1:5000",
-    )
 
 
 async def _unit_of(_: str) -> str | None:

@@ -54,26 +54,37 @@ class AuditComponent:
 
     def start(self, *, followers: bool = True) -> None:
         """The writer always; the log's followers (detector, publisher, tree, checkpoints)
-        only in the one process that runs the singletons (justice.app.Worker)."""
+        only in the one process that runs the singletons (justice.platform.leadership)."""
         self.writer.start()
-        if not followers:
-            return
+        if followers:
+            self.start_followers()
+
+    @property
+    def following(self) -> bool:
+        """Whether this process runs the followers."""
+        return self._checkpoints is not None
+
+    def start_followers(self) -> None:
         for tail in self.tails:
             tail.start()
         if self._checkpoints is None:
+            self._stop = asyncio.Event()
             self._checkpoints = asyncio.create_task(
                 self.witnessed.run(self.checkpoint_interval_seconds, self._stop),
                 name="audit-checkpoints",
             )
 
-    async def close(self) -> None:
-        await self.writer.close()
+    async def stop_followers(self) -> None:
         self._stop.set()
         if self._checkpoints is not None:
             await self._checkpoints
             self._checkpoints = None
         for tail in self.tails:
             await tail.close()
+
+    async def close(self) -> None:
+        await self.writer.close()
+        await self.stop_followers()
 
 
 def detection_rules(config: AuditDetection) -> Rules:

@@ -47,10 +47,10 @@ def serve_workers(settings: Settings, workers: int, services: Collection[str] | 
     """`justice serve --workers N`: N processes on one port (SO_REUSEPORT), so every core
     serves; the GIL holds one process to about one core. Returns the exit code.
 
-    The first worker migrates the database, enrols the dev principals and runs the singleton
-    background work (justice.app.Worker); the others start once it serves, on the port it
-    bound (so port 0 works). SIGTERM or SIGINT drains them all; when one worker ends, the
-    rest are stopped too, so a supervisor restarts the whole set.
+    The first worker migrates the database, enrols the dev principals and stands for
+    leadership of the singleton background work (justice.app.Worker); the others start once
+    it serves, on the port it bound (so port 0 works). SIGTERM or SIGINT drains them all;
+    when one worker ends, the rest are stopped too, so a supervisor restarts the whole set.
 
     The workers' metrics meet in a directory of this run (justice.platform.metrics), so the
     first worker's endpoint counts every worker's calls.

@@ -125,6 +125,12 @@ class Metrics:
             registry=r,
             multiprocess_mode=_GAUGE_MODE,
         )
+        self.leader = Gauge(
+            "justice_leader",
+            "1 while this process runs the singleton work (justice.platform.leadership)",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.sample_failures = Counter(
             "justice_metrics_sample_failures", "Samplers that failed (database down?)", registry=r
         )
