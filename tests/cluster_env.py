@@ -5,7 +5,7 @@ replicas); PostgreSQL; two `justice serve` replicas (no workers of their own) ad
 turn; two `justice exchange relay` processes; one `justice exchange inbound`; a partner (the
 SDK) that answers each message with a signed receipt. During the submissions one nats-server
 node, one serve replica and one relay are killed with SIGKILL. Used by
-tests/benchmarks/test_cluster_kill.py (200 reports) and bench_cluster.py (5,000).
+tests/e2e/test_cluster_kill.py (200 reports) and bench_cluster.py (5,000).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The clustered kill test at the issue's size: 5,000 SubmitReport calls through two serve
 replicas while a nats-server node, a replica and a relay are SIGKILLed (tests/cluster_env.py;
-tests/benchmarks/test_cluster_kill.py runs the same with 200 under pytest). PostgreSQL only: several
-processes share the outbox."""
+tests/e2e/test_cluster_kill.py runs the same with 200 in `make test`). PostgreSQL only:
+several processes share the outbox."""
 
 from __future__ import annotations
 

@@ -2,9 +2,8 @@
 in the middle of SubmitReport calls (tests/cluster_env.py sets it up): every report submitted
 reaches the partner once and is DELIVERED once, and every stream has three replicas.
 
-Not in `make test`: five Python processes and three nats-servers take minutes to start on
-a busy 2-core machine. Run it with `pytest tests/benchmarks/test_cluster_kill.py` (REPORTS
-reports); `make bench DATABASES=postgres ONLY=cluster` runs the same with 5,000.
+Part of `make test` with REPORTS reports (about a minute on an idle 2-core machine);
+`make bench DATABASES=postgres ONLY=cluster` runs the same with 5,000.
 """
 
 from __future__ import annotations
