@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select, text
 
-from justice.audit.model import AuditEntry
 from justice.audit.store import append_chained
 from justice.exchange.message import OutgoingMessage
 from justice.exchange.store import ExchangeTransaction, OutboxRow
 from justice.platform.db import Database, DriverConnection, DriverThread, execute
+from tests.audit_entries import entry
 
 WRITERS = 60
 
@@ -162,22 +162,6 @@ async def test_a_queued_writer_can_be_cancelled(database: Database) -> None:
         await write("c")
 
 
-def _audit_entry(n: int) -> AuditEntry:
-    return AuditEntry(
-        time=datetime.now(UTC),
-        principal="officer-1001",
-        agency="Federal Police",
-        unit="units/pz-antwerpen-a",
-        service="justice.reports.v1.ReportService",
-        method="SubmitReport",
-        resources=(f"reports/r{n}",),
-        purpose="",
-        outcome="OK",
-        reason="",
-        peer="ipv4:127.0.0.1:5000",
-    )
-
-
 async def test_audit_batches_queue_with_the_orm_writers(database: Database) -> None:
     # The audit writer's transactions run on a plain driver connection in a thread of their
     # own (DriverThread); they queue on the same writer as the ORM's, so neither side ever
@@ -195,7 +179,7 @@ async def test_audit_batches_queue_with_the_orm_writers(database: Database) -> N
             await tx.commit()
 
     async def audit_batch(i: int) -> None:
-        entries = [_audit_entry(i * 10 + k) for k in range(10)]
+        entries = [entry(i * 10 + k) for k in range(10)]
         await asyncio.sleep(i * 0.002)  # spread over the writes
         await audit.run(lambda connection: append_chained(connection, entries, 0))
 
