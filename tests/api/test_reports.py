@@ -12,7 +12,7 @@ from sqlalchemy import text
 from justice.app import Application
 from justice.reports.v1 import reports_pb2 as pb
 from justice.reports.v1 import reports_pb2_grpc
-from tests.api.conftest import outbox_message
+from tests.api.conftest import ChannelFactory, outbox_message
 from tests.api.rich_status import rich_error
 from tests.builders import PURPOSE, create, draft
 
@@ -248,3 +248,19 @@ async def test_list_filters_and_pages(grpc_stub: Stub) -> None:
             pb.ListReportsRequest(filter="narrative ~ 'x'"), metadata=PURPOSE
         )
     assert rich_error(caught.value).fields.keys() == {"filter"}
+
+
+@pytest.mark.parametrize("case_number", ["CASE\x00", "", "x" * 65])
+async def test_check_case_refuses_a_malformed_case_number(
+    grpc_create_channel: ChannelFactory, case_number: str
+) -> None:
+    # A NUL byte reached PostgreSQL (which cannot store it) and came back as INTERNAL.
+    channel = grpc_create_channel(principal="justice-server")
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await Stub(channel).CheckCase(pb.CheckCaseRequest(case_number=case_number))
+    finally:
+        await channel.close()
+    error = rich_error(caught.value)
+    assert (error.code, error.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELDS")
+    assert error.fields.keys() == {"case_number"}

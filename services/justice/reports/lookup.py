@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from justice.platform.errors import JusticeError
 from justice.platform.listing import Page
-from justice.reports.model import ReportQuery, ReportVersion
+from justice.reports.model import ReportQuery, ReportVersion, check_case_number
 from justice.reports.service import UnitOfWork, parse_name
 
 
@@ -35,6 +35,7 @@ class ReportLookup:
         return found.content.reporting_unit if found else None
 
     async def case_known(self, case_number: str) -> bool:
+        check_case_number(case_number)
         query = ReportQuery(page=Page(1, ""), case_number=case_number)
         async with self._uow() as uow:
             return bool(await uow.reports.list_latest(query))

@@ -216,6 +216,14 @@ def _text(field_name: str, value: str, max_len: int) -> Iterable[FieldViolation]
         yield FieldViolation(field_name, "contains control characters")
 
 
+def check_case_number(case_number: str) -> None:
+    """A case number asked about (CheckCase) has the syntax a stored one has."""
+    if not _CASE_NUMBER.match(case_number):
+        raise InvalidArgument.of(
+            [FieldViolation("case_number", "1-64 of letters, digits and . / _ -")]
+        )
+
+
 def check_content(content: Content, limits: Limits, today: date) -> None:
     """Format rules every draft obeys; raises InvalidArgument listing every bad field."""
     v: list[FieldViolation] = []
