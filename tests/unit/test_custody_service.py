@@ -9,10 +9,19 @@ from decimal import Decimal
 import pytest
 
 from justice.custody.ledger import MESSAGE_TYPE_EVENT, CustodyConfig, Ports, Scope
-from justice.custody.model import Category, ItemState, Person, RawItem, Seizure, Tolerance
+from justice.custody.model import (
+    Category,
+    ItemState,
+    Location,
+    LocationKind,
+    Person,
+    RawItem,
+    Seizure,
+    Tolerance,
+)
 from justice.custody.movements import MovementService
 from justice.custody.service import CustodyService
-from justice.platform.errors import AlreadyExists, FailedPrecondition, PermissionDenied
+from justice.platform.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
 from justice.security.approvals import FourEyes
 from tests.fakes.custody import (
     CustodyTables,
@@ -40,6 +49,9 @@ SEIZURE = Seizure(
     goods_waived=False,
     create_time=NOW,
 )
+
+
+OWN = Scope(OFFICER, in_custody_only=True)
 
 
 def drugs(seal: str) -> RawItem:
@@ -122,3 +134,23 @@ async def test_only_the_custodian_transfers_and_the_chain_grows_by_one() -> None
     with pytest.raises(FailedPrecondition):
         # Already on its way: a second transfer must wait for the receiver's answer.
         await movements.transfer(item.name, "custodian-2002", "", "", Scope(OFFICER))
+
+
+async def test_a_transfer_names_one_of_our_locations_that_may_hold_the_item() -> None:
+    tables: Tables[CustodyTables] = Tables(CustodyTables())
+    for location_id, secure in (("depot.shelf", False), ("depot.vault", True)):
+        tables.state.locations[location_id] = Location(
+            location_id, location_id, location_id, LocationKind.OTHER, "depot", secure, 0, NOW, "x"
+        )
+    ports = _ports(tables, [])
+    _, [item] = await CustodyService(ports).register_seizure(SEIZURE, [drugs("SEAL-4")], "r")
+    movements = MovementService(ports)
+    with pytest.raises(NotFound) as unknown:
+        await movements.transfer(item.name, "custodian-2001", "locations/elsewhere", "", OWN)
+    assert unknown.value.reason == "LOCATION_NOT_FOUND"
+    with pytest.raises(FailedPrecondition) as unfit:
+        await movements.transfer(item.name, "custodian-2001", "locations/depot.shelf", "", OWN)
+    assert unfit.value.reason == "LOCATION_NOT_SECURE"
+    assert [link.event.type for link in tables.state.events[item.name]] == ["SEIZED"]
+    await movements.transfer(item.name, "custodian-2001", "locations/depot.vault", "", OWN)
+    assert tables.state.events[item.name][-1].event.data["location"] == "locations/depot.vault"

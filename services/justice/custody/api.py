@@ -30,6 +30,7 @@ from justice.custody.model import (
     Location,
     LocationKind,
     Money,
+    Outcome,
     Person,
     Quantity,
     RawDenomination,
@@ -115,29 +116,36 @@ def raw_item(message: pb.Item, where: str) -> RawItem:
     )
 
 
+# Domain enum -> proto number, looked up once: Enum.value and EnumTypeWrapper.Value are
+# Python calls, four per item on a listed page.
+_CATEGORY_PB = {c: pb.Category.Value(c.value) for c in Category}
+_STATE_PB = {s: pb.ItemState.Value(s.value) for s in ItemState}
+_DECISION_PB = {d: pb.DecisionKind.Value(d.value) for d in DecisionKind}
+_OUTCOME_PB = {o: pb.Outcome.Value(o.value) for o in Outcome}
+
+
 def item_to_proto(item: Item) -> pb.Item:
     spec = item.spec
+    decision = item.decision
     message = pb.Item(
         name=item.name,
         seizure=f"seizures/{item.seizure_id}",
         case_number=item.case_number,
-        category=pb.Category.Value(item.category.value),
+        category=_CATEGORY_PB[spec.category],
         description=spec.description,
         estimated_value=_money_pb(spec.value),
         photos=list(spec.photos),
         seal=spec.seal,
         count=spec.count,
-        state=pb.ItemState.Value(item.state.value),
+        state=_STATE_PB[item.state],
         on_hold=item.on_hold,
         custodian=item.custodian,
         location=item.location,
         pending_receiver=item.pending_receiver,
         parent=f"items/{item.parent_id}" if item.parent_id else "",
-        decision=pb.DecisionKind.Value(item.decision.kind.value)
-        if item.decision
-        else pb.DECISION_KIND_UNSPECIFIED,
-        decision_reference=item.decision.reference if item.decision else "",
-        outcome=pb.Outcome.Value(item.outcome.value) if item.outcome else pb.OUTCOME_UNSPECIFIED,
+        decision=_DECISION_PB[decision.kind] if decision else pb.DECISION_KIND_UNSPECIFIED,
+        decision_reference=decision.reference if decision else "",
+        outcome=_OUTCOME_PB[item.outcome] if item.outcome else pb.OUTCOME_UNSPECIFIED,
         due_time=timestamp(item.due_time),
         chain_length=item.chain_length,
         chain_head=item.chain_head,

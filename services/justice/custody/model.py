@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -331,7 +331,7 @@ class RawItem:
     electronics: Electronics | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemSpec:
     """A checked item description."""
 
@@ -535,7 +535,7 @@ class Disposal:
     proceeds: Money | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     id: str
     seizure_id: str
@@ -559,7 +559,6 @@ class Item:
     chain_length: int = 0
     chain_head: str = ""
     revision: int = 1
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

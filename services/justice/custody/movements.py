@@ -49,8 +49,16 @@ class MovementService(Ledger):
             v.append(FieldViolation("note", "at most 512 characters"))
         if v:
             raise InvalidArgument.of(v)
+        # A destination, when named, is one of our storage locations (NOT_FOUND otherwise)
+        # that may hold the item; a receiver elsewhere is described in the note.
+        place = None
+        if location:
+            async with self._reads() as uow:
+                place = await self._location(uow, location)
 
         def act(item: Item) -> tuple[str, Mapping[str, str]]:
+            if place is not None:
+                place.admit(item)
             item.transfer(receiver)
             return "TRANSFERRED", {
                 "from": item.custodian,

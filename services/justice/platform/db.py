@@ -21,7 +21,7 @@ from typing import Any, Protocol, Self, TypeVar
 import psycopg
 from alembic import command
 from alembic.config import Config
-from psycopg.rows import dict_row
+from psycopg.rows import RowFactory, dict_row, tuple_row
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -364,6 +364,10 @@ class PlainReads(Protocol):
     async def all(self, sql: str, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every row; for bounded queries only (a page)."""
 
+    async def tuples(self, sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row as a tuple in the SELECT's column order; for bounded queries only. For a
+        hot page that maps rows itself: no dict per row to build (and to collect)."""
+
     async def close(self) -> None: ...
 
 
@@ -400,6 +404,11 @@ class SqliteReads:
 
     async def all(self, sql: str, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [dict(row) for row in self._connect().execute(sql, dict(parameters)).fetchall()]
+
+    async def tuples(self, sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        cursor = self._connect().cursor()
+        cursor.row_factory = None
+        return cursor.execute(sql, dict(parameters)).fetchall()
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -445,12 +454,21 @@ class PostgresReads:
     async def all(self, sql: str, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
         return await self._fetch(sql, parameters, one=False)
 
+    async def tuples(self, sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        return await self._fetch(sql, parameters, one=False, factory=tuple_row)
+
     async def _fetch(
-        self, sql: str, parameters: Mapping[str, Any], *, one: bool
-    ) -> list[dict[str, Any]]:
+        self,
+        sql: str,
+        parameters: Mapping[str, Any],
+        *,
+        one: bool,
+        factory: RowFactory[Any] = dict_row,
+    ) -> list[Any]:
         connection = await self._acquire()
         try:
-            cursor = await connection.execute(self._statement(sql), dict(parameters))  # type: ignore[arg-type]
+            cursor = connection.cursor(row_factory=factory)
+            await cursor.execute(self._statement(sql), dict(parameters))  # type: ignore[arg-type]
             if one:
                 row = await cursor.fetchone()
                 return [row] if row is not None else []

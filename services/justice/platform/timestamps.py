@@ -10,14 +10,19 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from justice.platform.errors import FieldViolation, InvalidArgument
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def timestamp(moment: datetime | None) -> Timestamp | None:
-    """None stays None, so an unset time leaves the proto field unset."""
+    """None stays None, so an unset time leaves the proto field unset. Exact to the
+    microsecond, by datetime arithmetic: Timestamp.FromDatetime took ~5 us here (a time
+    tuple and calendar.timegm), three times per listed item."""
     if moment is None:
         return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
+    if moment.tzinfo is None:
+        moment = moment.astimezone(UTC)  # a naive time is the machine's local time
+    delta = moment - _EPOCH
+    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1_000)
 
 
 def moment(message: Message, field: str, path: str | None = None) -> datetime | None:
