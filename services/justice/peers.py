@@ -24,7 +24,7 @@ import grpc
 from google.protobuf import duration_pb2
 
 from justice.access.v1 import access_pb2, access_pb2_grpc
-from justice.audit.interceptor import PURPOSE_HEADER
+from justice.audit.personal_data import PURPOSE_HEADER
 from justice.evidence.v1 import evidence_pb2, evidence_pb2_grpc
 from justice.exchange.message import Link
 from justice.platform.config import MissingSetting, Settings

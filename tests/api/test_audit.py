@@ -13,7 +13,7 @@ from lxml import etree
 
 from justice.app import Application
 from justice.audit import bundle
-from justice.audit.interceptor import PURPOSE_HEADER
+from justice.audit.personal_data import PURPOSE_HEADER
 from justice.audit.v1 import audit_pb2 as apb
 from justice.audit.v1 import audit_pb2_grpc
 from justice.devstack.pki import DevPki

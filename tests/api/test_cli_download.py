@@ -20,7 +20,7 @@ import grpc
 import pytest
 
 from justice.cli.evidence import IncompleteDownloadError, download_file
-from justice.evidence.api import RANGE_HEADER, SHA256_HEADER, SIZE_HEADER
+from justice.evidence.headers import RANGE_HEADER, SHA256_HEADER, SIZE_HEADER
 from justice.evidence.v1 import evidence_pb2 as pb
 from justice.evidence.v1 import evidence_pb2_grpc
 from tests.plain_server import plain_server

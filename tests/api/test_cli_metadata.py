@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 import pytest
 
-from justice.audit.interceptor import PURPOSE_HEADER
+from justice.audit.personal_data import PURPOSE_HEADER
 from justice.cli.connection import call_metadata, metadata_interceptors
 from tests.plain_server import plain_server
 

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 import justice.app
 from justice.app import build
-from justice.audit.interceptor import PURPOSE_HEADER
+from justice.audit.personal_data import PURPOSE_HEADER
 from justice.devstack.pki import DevPki
 from justice.devstack.seaweed import SeaweedS3
 from justice.platform.config import Settings

@@ -24,6 +24,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from justice.audit.model import AuditEntry
+from justice.audit.personal_data import PURPOSE_HEADER
 from justice.audit.writer import AuditWriter
 from justice.platform.errors import (
     FailedPrecondition,
@@ -36,7 +37,6 @@ from justice.security.identity import current_principal
 
 log = logging.getLogger(__name__)
 
-PURPOSE_HEADER = "x-justice-purpose"
 # A declared purpose or legal basis: a code or short phrase ("investigation PV/2025/1234").
 _PURPOSE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:/#()-]{2,127}$")
 # Resource names are ids: anything else is not recorded, so no payload leaks into the log.

@@ -13,6 +13,9 @@ Not listed, on purpose:
 
 from __future__ import annotations
 
+# The request header that declares the purpose (or legal basis) of a personal-data read.
+PURPOSE_HEADER = "x-justice-purpose"
+
 _REPORTS = "/justice.reports.v1.ReportService/"
 _EVIDENCE = "/justice.evidence.v1.EvidenceService/"
 _AUDIT = "/justice.audit.v1.AuditService/"

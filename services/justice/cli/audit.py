@@ -17,8 +17,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 from rich.table import Table
 
-from justice.audit import bundle
-from justice.audit.service import EXPORT_MAX_RECORDS
 from justice.audit.v1 import audit_pb2 as pb
 from justice.audit.v1 import audit_pb2_grpc
 from justice.cli import rpc
@@ -121,6 +119,8 @@ def export(
     last: Last = 0,
 ) -> None:
     """Write a signed XML bundle of the records (needs --purpose); check it with verify-bundle."""
+    from justice.audit.service import EXPORT_MAX_RECORDS
+
     request = pb.ExportAuditRequest(from_sequence=first, to_sequence=last)
     response = call(ctx, lambda stub: stub.ExportAudit(request))
     if hashlib.sha256(response.signed_xml).hexdigest() != response.sha256:
@@ -149,6 +149,7 @@ def verify_bundle(
     ] = "",
 ) -> None:
     """Check an exported bundle offline, with no server. Exits 1 unless it is good."""
+    from justice.audit import bundle
     from justice.signing.xades import XadesVerifier
 
     obj: CliContext = ctx.find_root().obj

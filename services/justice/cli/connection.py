@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from justice.audit.interceptor import PURPOSE_HEADER
+from justice.audit.personal_data import PURPOSE_HEADER
 from justice.devstack.pki import DevPki
 from justice.platform import rpc, tracing
 from justice.platform.config import Settings

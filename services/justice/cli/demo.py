@@ -16,7 +16,7 @@ from rich.console import Console
 from justice.cli.connection import dev_pki, open_channel
 from justice.cli.custody_demo import custody_scenario
 from justice.cli.fines import write_letters
-from justice.cli.partner import connect as connect_partner
+from justice.cli.partner_connection import connect as connect_partner
 from justice.custody import verify_certificate
 from justice.fines.v1 import fines_pb2 as fpb
 from justice.fines.v1 import fines_pb2_grpc

@@ -32,7 +32,7 @@ from rich.progress import (
 
 from justice.cli import rpc
 from justice.cli.reports import CliContext, show
-from justice.evidence.api import RANGE_HEADER, SHA256_HEADER, SIZE_HEADER
+from justice.evidence.headers import RANGE_HEADER, SHA256_HEADER, SIZE_HEADER
 from justice.evidence.v1 import evidence_pb2 as pb
 from justice.evidence.v1 import evidence_pb2_grpc
 from justice.platform.rpc import ErrorDetails, error_details

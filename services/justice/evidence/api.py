@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 
+from justice.evidence.headers import RANGE_HEADER, SHA256_HEADER, SIZE_HEADER
 from justice.evidence.model import Evidence, Metadata, UploadSession
 from justice.evidence.service import (
     EvidenceQuery,
@@ -26,10 +27,6 @@ from justice.security.rules import Condition, current_access
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
-# Response metadata of DownloadEvidence.
-SHA256_HEADER = "x-evidence-sha256"
-SIZE_HEADER = "x-evidence-size"
-RANGE_HEADER = "x-evidence-range"
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 
 
