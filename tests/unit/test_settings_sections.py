@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
+from typer.testing import CliRunner
 
+from justice.cli.main import app as cli
 from justice.platform.config import (
     AccessSettings,
     AuditSettings,
@@ -18,6 +20,7 @@ from justice.platform.config import (
     FineRules,
     ReportSettings,
     Settings,
+    renamed_variables,
 )
 
 SECTIONS = {
@@ -124,3 +127,31 @@ def test_updated_changes_only_the_named_fields(in_fresh_folder: Path) -> None:
     assert changed.exchange.platform_id == settings.exchange.platform_id
     assert changed.audit is settings.audit
     assert settings.evidence.bucket == EvidenceSettings().bucket  # the original is untouched
+
+
+def test_a_flat_name_from_before_the_sections_is_named_with_its_new_name() -> None:
+    environ = {
+        "JUSTICE_EVIDENCE_BUCKET": "b",
+        "JUSTICE_S3_ENDPOINT": "s3:9000",
+        "JUSTICE_DEV_TOKENS": "false",
+        "JUSTICE_EXCHANGE_NATS_SECRET": "s",
+        # Still the platform's own: not renamed.
+        "JUSTICE_EVIDENCE_ADDRESS": "evidence:50443",
+        "JUSTICE_LISTEN": "127.0.0.1:1",
+        "JUSTICE_EVIDENCE__BUCKET": "b",
+    }
+    assert renamed_variables(environ) == [
+        "JUSTICE_DEV_TOKENS is now JUSTICE_ACCESS__DEV_TOKENS",
+        "JUSTICE_EVIDENCE_BUCKET is now JUSTICE_EVIDENCE__BUCKET",
+        "JUSTICE_EXCHANGE_NATS_SECRET is now JUSTICE_EXCHANGE__NATS_SECRET",
+        "JUSTICE_S3_ENDPOINT is now JUSTICE_EVIDENCE__S3_ENDPOINT",
+    ]
+
+
+def test_the_command_refuses_to_start_on_a_renamed_variable(in_fresh_folder: Path) -> None:
+    # Ignored, the old name would leave the default bucket in place without a word.
+    result = CliRunner().invoke(
+        cli, ["report", "list"], env={"JUSTICE_EVIDENCE_BUCKET": "b", "COLUMNS": "200"}
+    )
+    assert result.exit_code == 2
+    assert "JUSTICE_EVIDENCE_BUCKET is now JUSTICE_EVIDENCE__BUCKET" in result.output

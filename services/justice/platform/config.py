@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import time
 from decimal import Decimal
 from pathlib import Path
@@ -368,3 +369,25 @@ class Settings(BaseSettings):
     @property
     def pki_dir(self) -> Path:
         return self.pki_root or self.state_dir / "pki"
+
+
+def renamed_variables(environ: Mapping[str, str]) -> list[str]:
+    """Flat names of a section's fields from before the sections (JUSTICE_EVIDENCE_BUCKET,
+    JUSTICE_S3_ENDPOINT, JUSTICE_DEV_TOKENS) found in `environ`, each with its new name.
+
+    pydantic-settings ignores a name it does not know: such a variable would leave the
+    default in place (another bucket, the dev NATS secret) without a word, so the entry point
+    refuses to start on one."""
+    prefix = str(Settings.model_config.get("env_prefix", "")).upper()
+    delimiter = str(Settings.model_config.get("env_nested_delimiter", ""))
+    found = []
+    for section, field in Settings.model_fields.items():
+        model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        for name in model.model_fields:
+            new = f"{prefix}{section}{delimiter}{name}".upper()
+            for old in sorted({f"{prefix}{section}_{name}".upper(), f"{prefix}{name}".upper()}):
+                if old in environ and old.removeprefix(prefix).lower() not in Settings.model_fields:
+                    found.append(f"{old} is now {new}")
+    return sorted(found)
