@@ -146,9 +146,9 @@ async def clustered_platform(state: Path, database_url: str) -> AsyncIterator[To
                 "JUSTICE_NATS_URL": node.url,
                 "JUSTICE_NATS_USER": PLATFORM_USER,
                 "JUSTICE_NATS_PASSWORD": derive_password(SECRET, PLATFORM_USER),
-                "JUSTICE_EXCHANGE_NATS_SECRET": SECRET.decode(),
+                "JUSTICE_EXCHANGE__NATS_SECRET": SECRET.decode(),
                 "JUSTICE_NATS_STREAM_REPLICAS": str(REPLICAS),
-                "JUSTICE_EXCHANGE_RELAY_LEASE_SECONDS": str(LEASE_SECONDS),
+                "JUSTICE_EXCHANGE__RELAY_LEASE_SECONDS": str(LEASE_SECONDS),
                 "JUSTICE_SHUTDOWN_GRACE_SECONDS": "1",
                 **env,
             }
@@ -168,8 +168,8 @@ async def clustered_platform(state: Path, database_url: str) -> AsyncIterator[To
                 nats[i],
                 ["serve"],
                 JUSTICE_LISTEN=f"127.0.0.1:{port}",
-                JUSTICE_EXCHANGE_RELAY="false",
-                JUSTICE_EXCHANGE_INBOUND="false",
+                JUSTICE_EXCHANGE__RELAY="false",
+                JUSTICE_EXCHANGE__INBOUND="false",
             )
 
         # The replicas and workers talk to nodes 0 and 1; node 2, which holds a replica of

@@ -20,7 +20,7 @@ from justice.evidence.model import Metadata
 from justice.evidence.service import EvidenceService
 from justice.evidence.store import EvidenceTransaction
 from justice.platform.blobs import S3Blobs
-from justice.platform.config import Settings
+from justice.platform.config import EvidenceSettings
 from justice.platform.db import Database
 
 MiB = 1024 * 1024
@@ -78,12 +78,12 @@ def evidence_service(
     **overrides: object,
 ) -> EvidenceService:
     """A service on buckets of its own (evi-<suffix>), alerts stored in `database` if asked."""
-    settings = Settings(
-        evidence_bucket=f"evi-{suffix}",
-        evidence_staging_bucket=f"evi-stage-{suffix}",
-        evidence_part_bytes=5 * MiB,
+    settings = EvidenceSettings(
+        bucket=f"evi-{suffix}",
+        staging_bucket=f"evi-stage-{suffix}",
+        part_bytes=5 * MiB,
         # Small enough that 10,000 parts of 5 MiB cover it (larger maxima grow the part).
-        evidence_max_upload_bytes=1024 * MiB,
+        max_upload_bytes=1024 * MiB,
         **overrides,  # type: ignore[arg-type]
     )
     return EvidenceService(

@@ -59,9 +59,12 @@ def exchange_settings(
         "shutdown_grace_seconds": 1.0,
         # Every platform component connects as the platform user, named in the URL.
         "nats_url": platform_url(nats),
-        "exchange_nats_secret": SECRET.decode(),
-        **overrides,
+        "exchange": {"nats_secret": SECRET.decode()},
     }
+    for name, value in overrides.items():
+        # A section's fields join the ones set here (exchange={"relay": False} keeps the secret).
+        given = values.get(name)
+        values[name] = {**given, **value} if isinstance(given, dict) else value
     return Settings(**values)
 
 
@@ -130,7 +133,7 @@ def platform_env(settings: Settings, nats: NatsServer, state_dir: Path) -> dict[
         "JUSTICE_LISTEN": "127.0.0.1:0",
         "JUSTICE_KEY_PASSPHRASE": PKI_PASSPHRASE.decode(),
         "JUSTICE_NATS_URL": platform_url(nats),
-        "JUSTICE_EXCHANGE_NATS_SECRET": SECRET.decode(),
+        "JUSTICE_EXCHANGE__NATS_SECRET": SECRET.decode(),
     }
 
 

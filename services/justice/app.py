@@ -38,6 +38,7 @@ from justice.evidence.service import EvidenceService, SweepSummary
 from justice.exchange import compose as exchange_compose
 from justice.exchange.api import ReceiptBundle
 from justice.fines import compose as fines_compose
+from justice.fines.service import MessageCopies
 from justice.monitoring import monitor
 from justice.peers import Peers, RemoteEvidence, RemoteReports, RemoteUnits
 from justice.platform.blobs import S3Blobs
@@ -151,13 +152,13 @@ async def _bus(settings: Settings, resources: AsyncExitStack) -> Bus | None:
 
 
 def _blobs(settings: Settings, resources: AsyncExitStack) -> S3Blobs | None:
-    if not settings.s3_endpoint:
+    if not settings.evidence.s3_endpoint:
         return None
     blobs = S3Blobs(
-        settings.s3_endpoint,
-        settings.s3_access_key,
-        settings.s3_secret_key.get_secret_value(),
-        secure=settings.s3_secure,
+        settings.evidence.s3_endpoint,
+        settings.evidence.s3_access_key,
+        settings.evidence.s3_secret_key.get_secret_value(),
+        secure=settings.evidence.s3_secure,
     )
     resources.callback(blobs.close)
     return blobs
@@ -210,19 +211,19 @@ def xades_signer(settings: Settings, clock: Callable[[], datetime]) -> XadesSign
 
 
 def checkpoint_settings(settings: Settings) -> audit_compose.CheckpointSettings:
-    """The checkpoint key from JUSTICE_AUDIT_CHECKPOINT_KEY (PEM, under the key passphrase),
-    else the dev PKI's; witnesses from JUSTICE_AUDIT_WITNESSES (vkeys)."""
+    """The checkpoint key from JUSTICE_AUDIT__CHECKPOINT_KEY (PEM, under the key passphrase),
+    else the dev PKI's; witnesses from JUSTICE_AUDIT__WITNESSES (vkeys)."""
     passphrase = settings.key_passphrase.get_secret_value().encode()
-    if settings.audit_checkpoint_key is not None:
-        key = load_pem_private_key(settings.audit_checkpoint_key.read_bytes(), password=passphrase)
+    if settings.audit.checkpoint_key is not None:
+        key = load_pem_private_key(settings.audit.checkpoint_key.read_bytes(), password=passphrase)
         if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError("JUSTICE_AUDIT_CHECKPOINT_KEY must be an Ed25519 key")
+            raise ValueError("JUSTICE_AUDIT__CHECKPOINT_KEY must be an Ed25519 key")
     else:
         key = DevPki(settings.pki_dir, passphrase).checkpoint_key()
     return audit_compose.CheckpointSettings(
-        signer=NoteSigner(settings.audit_origin, key),
-        witnesses=[NoteVerifier.parse(vkey) for vkey in settings.audit_witnesses],
-        interval_seconds=settings.audit_checkpoint_interval_seconds,
+        signer=NoteSigner(settings.audit.origin, key),
+        witnesses=[NoteVerifier.parse(vkey) for vkey in settings.audit.witnesses],
+        interval_seconds=settings.audit.checkpoint_interval_seconds,
     )
 
 
@@ -241,11 +242,31 @@ def _custody(
         signer=signer,
         verifier=_verifier(settings),
         pdf_signer=pdf_signer,
-        four_eyes=FourEyes(clock, timedelta(seconds=settings.approval_ttl_seconds)),
+        four_eyes=FourEyes(clock, timedelta(seconds=settings.access.approval_ttl_seconds)),
         alerts=bridges.CustodyAlerts(alarms, clock),
         annotate=annotate,
         clock=clock,
         config=custody_compose.config_of(settings),
+    )
+
+
+def _fines(
+    settings: Settings,
+    database: Database,
+    clock: Callable[[], datetime],
+    signer: KeyStoreSigner,
+    pdf_signer: PadesSigner,
+    copies: MessageCopies | None = None,
+) -> fines_compose.FinesComponent:
+    """Fine letters are signed as the platform, under the exchange's sender id."""
+    return fines_compose.build(
+        settings.fines,
+        database,
+        clock,
+        signer,
+        pdf_signer,
+        copies,
+        platform_id=settings.exchange.platform_id,
     )
 
 
@@ -315,7 +336,7 @@ def _catalog(
 ) -> EvidenceCatalog:
     """What reports check and share attachments through: the evidence service here, or over
     gRPC when it runs apart."""
-    lifetime = timedelta(seconds=settings.evidence_share_max_seconds)
+    lifetime = timedelta(seconds=settings.evidence.share_max_seconds)
     if evidence is not None:
         return bridges.EvidenceAttachments(evidence, lifetime)
     if "evidence" in selected or "reports" not in selected:
@@ -341,7 +362,7 @@ def _owners(
         reports if "reports" in selected else RemoteReports(peers),
         attached
         if "evidence" in selected
-        else RemoteEvidence(peers, timedelta(seconds=settings.evidence_share_max_seconds)),
+        else RemoteEvidence(peers, timedelta(seconds=settings.evidence.share_max_seconds)),
         bridges.UnitIds(access if "access" in selected else RemoteUnits(peers)),
     )
 
@@ -355,8 +376,14 @@ async def _build(
 ) -> Application:
     # The first `--workers` process of each replica (or the only one) stands for leadership.
     candidate = worker is None or worker.singletons
-    if "evidence" in selected and selected != frozenset(SERVICES) and not settings.s3_endpoint:
-        raise MissingSetting("--service evidence needs an S3 endpoint: set JUSTICE_S3_ENDPOINT")
+    if (
+        "evidence" in selected
+        and selected != frozenset(SERVICES)
+        and not settings.evidence.s3_endpoint
+    ):
+        raise MissingSetting(
+            "--service evidence needs an S3 endpoint: set JUSTICE_EVIDENCE__S3_ENDPOINT"
+        )
     refuse_development_settings(settings)
     database = await _database(settings, resources)
     bus = await _bus(settings, resources)
@@ -375,7 +402,7 @@ async def _build(
     alarms = audit_compose.alarms(database, bus, clock)
     evidence = (
         await evidence_compose.build(
-            settings,
+            settings.evidence,
             database,
             blobs,
             clock,
@@ -388,12 +415,12 @@ async def _build(
     )
     catalog = _catalog(settings, selected, evidence.service if evidence else None, peers)
     exchange = exchange_compose.build(
-        settings, database, bus, _envelope_keys(settings), clock, background=candidate
+        settings.exchange, database, bus, _envelope_keys(settings), clock, background=candidate
     )
     # One set of plain driver connections for the hot reads of reports and custody.
     plain = _plain_reads(database, resources)
     reports = reports_compose.build(
-        settings,
+        settings.reports,
         database,
         signer,
         _verifier(settings),
@@ -402,7 +429,7 @@ async def _build(
         ReceiptBundle(exchange.service),
         SqlReportReads(plain),
     )
-    access = access_compose.build(settings, database, bus, clock)
+    access = access_compose.build(settings.access, database, bus, clock)
     if candidate and not settings.production:
         await _enrol_demo(access.service)
     owners = _owners(
@@ -414,23 +441,21 @@ async def _build(
         peers,
     )
     audit = audit_compose.build(
-        settings, database, bus, signer, clock, owners.unit_of, checkpoint_settings(settings)
+        settings.audit, database, bus, signer, clock, owners.unit_of, checkpoint_settings(settings)
     )
     # One PAdES signer for seizure receipts and fine letters.
     pdf_signer = PadesSigner(keys)
     custody = _custody(settings, database, plain, signer, pdf_signer, alarms, clock)
     reports.inbound.register(exchange.dispatcher)
     custody.register(exchange.dispatcher)
-    fines = fines_compose.build(
-        settings, database, clock, signer, pdf_signer, exchange.stream_erasure
-    )
+    fines = _fines(settings, database, clock, signer, pdf_signer, exchange.stream_erasure)
     resources.push_async_callback(fines.service.close)
     fines.inbound.register(exchange.dispatcher)
 
     tokens = None
-    if settings.dev_tokens and not settings.production:
+    if settings.access.dev_tokens and not settings.production:
         tokens = DevTokens.from_file(
-            settings.pki_dir / "token.key", timedelta(seconds=settings.dev_token_max_seconds)
+            settings.pki_dir / "token.key", timedelta(seconds=settings.access.dev_token_max_seconds)
         )
     mounts = [
         part.mount
@@ -484,7 +509,7 @@ async def _build(
             await access.feed.start()
             work.push_async_callback(access.feed.stop)
         if "custody" in selected:
-            overdue = asyncio.create_task(custody.maintain(settings.custody_overdue_sweep_seconds))
+            overdue = asyncio.create_task(custody.maintain(settings.custody.overdue_sweep_seconds))
             work.push_async_callback(_cancel, [overdue])
         if evidence is not None:
             evidence.start()
@@ -559,7 +584,7 @@ def _start_workers(
 async def build_exchange_workers(
     settings: Settings, clock: Callable[[], datetime] = _utc_now
 ) -> ExchangeProcess:
-    """The exchange's relay and/or inbound consumer (as `exchange_relay`/`exchange_inbound`
+    """The exchange's relay and/or inbound consumer (as `exchange.relay`/`exchange.inbound`
     say) with the domains' inbound handlers: no gRPC port, no evidence, no audit trail."""
     resources = AsyncExitStack()
     try:
@@ -567,13 +592,15 @@ async def build_exchange_workers(
         bus = await _bus(settings, resources)
         if bus is None:
             raise RuntimeError("no NATS configured (JUSTICE_NATS_URL)")
-        exchange = exchange_compose.build(settings, database, bus, _envelope_keys(settings), clock)
-        if settings.exchange_inbound:
+        exchange = exchange_compose.build(
+            settings.exchange, database, bus, _envelope_keys(settings), clock
+        )
+        if settings.exchange.inbound:
             # Partners' answers about reports and custody decisions; none touches evidence.
             keys = _keys(settings)
             signer = KeyStoreSigner(keys, xades_signer(settings, clock))
             reports = reports_compose.build(
-                settings, database, signer, _verifier(settings), clock, bridges.NoEvidence()
+                settings.reports, database, signer, _verifier(settings), clock, bridges.NoEvidence()
             )
             reports.inbound.register(exchange.dispatcher)
             alarms = audit_compose.alarms(database, bus, clock)
@@ -581,7 +608,7 @@ async def build_exchange_workers(
             plain = _plain_reads(database, resources)
             custody = _custody(settings, database, plain, signer, pdf_signer, alarms, clock)
             custody.register(exchange.dispatcher)
-            fines = fines_compose.build(settings, database, clock, signer, pdf_signer)
+            fines = _fines(settings, database, clock, signer, pdf_signer)
             resources.push_async_callback(fines.service.close)
             fines.inbound.register(exchange.dispatcher)
         _start_workers(exchange, settings, resources)
@@ -597,8 +624,10 @@ async def evidence_sweep(settings: Settings) -> SweepSummary:
         database = await _database(settings, resources)
         blobs = _blobs(settings, resources)
         if blobs is None:
-            raise RuntimeError("no S3 endpoint configured (JUSTICE_S3_ENDPOINT)")
-        part = await evidence_compose.build(settings, database, blobs, _utc_now, bridges.NoCases())
+            raise RuntimeError("no S3 endpoint configured (JUSTICE_EVIDENCE__S3_ENDPOINT)")
+        part = await evidence_compose.build(
+            settings.evidence, database, blobs, _utc_now, bridges.NoCases()
+        )
         return await part.service.sweep()
 
 
@@ -613,5 +642,5 @@ async def bootstrap_storage(settings: Settings) -> None:
     async with AsyncExitStack() as resources:
         blobs = _blobs(settings, resources)
         if blobs is None:
-            raise RuntimeError("no S3 endpoint configured (JUSTICE_S3_ENDPOINT)")
-        await evidence_compose.storage(blobs, evidence_compose.evidence_config(settings))
+            raise RuntimeError("no S3 endpoint configured (JUSTICE_EVIDENCE__S3_ENDPOINT)")
+        await evidence_compose.storage(blobs, evidence_compose.evidence_config(settings.evidence))

@@ -128,8 +128,8 @@ class Peers:
         if self._credentials is None:
             settings = self._settings
             clients = settings.pki_dir / "clients"
-            cert = settings.service_cert or clients / f"{settings.exchange_platform_id}.pem"
-            key = settings.service_key or clients / f"{settings.exchange_platform_id}.key"
+            cert = settings.service_cert or clients / f"{settings.exchange.platform_id}.pem"
+            key = settings.service_key or clients / f"{settings.exchange.platform_id}.key"
             self._credentials = grpc.ssl_channel_credentials(
                 self._trust.read_bytes(), key.read_bytes(), cert.read_bytes()
             )

@@ -29,20 +29,27 @@ from justice.reports.v1 import reports_pb2_grpc
 ChannelFactory = Callable[..., grpc.aio.Channel]
 
 
-def with_evidence(settings: Settings, s3: SeaweedS3, **overrides: object) -> Settings:
+def with_evidence(
+    settings: Settings,
+    s3: SeaweedS3,
+    evidence: dict[str, object] | None = None,
+    **overrides: object,
+) -> Settings:
     """Settings on the test S3 server, with buckets of their own (the evidence service is
-    mounted only with S3)."""
+    mounted only with S3); `evidence` changes more of the evidence section, `overrides` the
+    platform's own settings."""
     suffix = uuid.uuid4().hex[:10]
-    return settings.model_copy(
-        update={
+    on_s3 = settings.updated(
+        evidence={
             "s3_endpoint": s3.endpoint,
             "s3_access_key": s3.access_key,
             "s3_secret_key": SecretStr(s3.secret_key),
-            "evidence_bucket": f"ev-{suffix}",
-            "evidence_staging_bucket": f"ev-stage-{suffix}",
-            **overrides,
+            "bucket": f"ev-{suffix}",
+            "staging_bucket": f"ev-stage-{suffix}",
+            **(evidence or {}),
         }
     )
+    return on_s3.model_copy(update=overrides)
 
 
 async def outbox_message(application: Application, subject_ref: str) -> Any:

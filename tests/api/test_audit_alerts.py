@@ -45,14 +45,12 @@ def alert_nats(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> I
 
 @pytest.fixture(scope="module")
 def settings(settings: Settings, alert_nats: NatsServer) -> Settings:
-    return settings.model_copy(
-        update={
-            "nats_url": alert_nats.url,
-            "exchange_relay": False,
-            "exchange_inbound": False,
+    return settings.updated(
+        exchange={"relay": False, "inbound": False},
+        audit={
             # Small thresholds, so a test-sized misuse trips them; duty round the clock but in
             # the leaking officer's unit, which is off duty right now.
-            "audit_detection": AuditDetection(
+            "detection": AuditDetection(
                 window_seconds=WINDOW,
                 spike_factor=3.0,
                 spike_min_calls=12,
@@ -65,8 +63,8 @@ def settings(settings: Settings, alert_nats: NatsServer) -> Settings:
                 duty_hours_by_unit={"unit-m": (_hour(2), _hour(3))},
                 unit_bound_agencies=["Test Agency"],
             ),
-        }
-    )
+        },
+    ).model_copy(update={"nats_url": alert_nats.url})
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ def witness_keys() -> dict[str, NoteSigner]:
 
 @pytest.fixture(scope="module")
 def settings(settings: Settings, witness_keys: dict[str, NoteSigner]) -> Settings:
-    return settings.model_copy(update={"audit_witnesses": [k.vkey for k in witness_keys.values()]})
+    return settings.updated(audit={"witnesses": [k.vkey for k in witness_keys.values()]})
 
 
 @pytest.fixture(scope="module")

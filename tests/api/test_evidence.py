@@ -66,9 +66,7 @@ def settings(settings: Settings, s3_server: SeaweedS3) -> Settings:
     return with_evidence(
         settings,
         s3_server,
-        evidence_part_bytes=PART,
-        evidence_max_upload_bytes=300 * MiB,
-        evidence_share_max_seconds=3600,
+        {"part_bytes": PART, "max_upload_bytes": 300 * MiB, "share_max_seconds": 3600},
     )
 
 
@@ -147,10 +145,10 @@ async def test_200_mb_upload_reads_back_from_s3_with_the_same_sha256(
     evidence = await stub.UploadEvidence(stream())
     assert evidence.size_bytes == size
     assert evidence.sha256 == digest.hexdigest()
-    assert read_back(s3, settings.evidence_bucket, evidence.sha256) == (evidence.sha256, size)
-    stat = s3.stat_object(settings.evidence_bucket, content_key(evidence.sha256))
+    assert read_back(s3, settings.evidence.bucket, evidence.sha256) == (evidence.sha256, size)
+    stat = s3.stat_object(settings.evidence.bucket, content_key(evidence.sha256))
     retention = s3.get_object_retention(
-        settings.evidence_bucket, content_key(evidence.sha256), version_id=stat.version_id
+        settings.evidence.bucket, content_key(evidence.sha256), version_id=stat.version_id
     )
     assert retention is not None
     assert retention.mode == "COMPLIANCE"
@@ -168,8 +166,8 @@ async def test_same_content_twice_is_one_object_and_two_records(
     third = await upload(stub, data, declared_sha256=sha)
     assert len({first.name, second.name, third.name}) == 3
     assert first.sha256 == second.sha256 == third.sha256 == sha
-    assert len(versions(s3, settings.evidence_bucket, content_key(sha))) == 1
-    assert list(s3.list_objects(settings.evidence_staging_bucket, recursive=True)) == []
+    assert len(versions(s3, settings.evidence.bucket, content_key(sha))) == 1
+    assert list(s3.list_objects(settings.evidence.staging_bucket, recursive=True)) == []
 
 
 @pytest.mark.usefixtures("case_report")
@@ -181,11 +179,11 @@ async def test_undeclared_upload_lands_at_its_content_address_locked(
     assert evidence.sha256 == hashlib.sha256(data).hexdigest()
     assert evidence.retention_mode == pb.GOVERNANCE
     key = content_key(evidence.sha256)
-    assert read_back(s3, settings.evidence_bucket, evidence.sha256) == (
+    assert read_back(s3, settings.evidence.bucket, evidence.sha256) == (
         evidence.sha256,
         len(data),
     )
-    retention = s3.get_object_retention(settings.evidence_bucket, key)
+    retention = s3.get_object_retention(settings.evidence.bucket, key)
     assert retention is not None
     assert retention.mode == "GOVERNANCE"
 
@@ -254,7 +252,7 @@ async def test_cut_upload_resumes_from_the_committed_offset(
     resume = pb.UploadEvidenceRequest(resume=pb.ResumeUpload(upload=name, offset=offset))
     evidence = await stub.UploadEvidence(requests(resume, data[offset:]))
     assert evidence.sha256 == sha
-    assert read_back(s3, settings.evidence_bucket, sha) == (sha, len(data))
+    assert read_back(s3, settings.evidence.bucket, sha) == (sha, len(data))
     assert (
         await count(
             application, "SELECT count(*) FROM evidence_upload WHERE upload_id = :u", u=m.request_id
@@ -298,8 +296,8 @@ async def test_declared_hash_mismatch_leaves_no_object_and_no_record(
 
     actual = hashlib.sha256(data).hexdigest()
     for sha in (declared, actual):
-        assert versions(s3, settings.evidence_bucket, content_key(sha)) == []
-    uploads = s3._list_multipart_uploads(settings.evidence_bucket).uploads
+        assert versions(s3, settings.evidence.bucket, content_key(sha)) == []
+    uploads = s3._list_multipart_uploads(settings.evidence.bucket).uploads
     assert [u for u in uploads if u.object_name == content_key(declared)] == []
     assert (
         await count(
@@ -339,14 +337,14 @@ async def test_the_s3_server_refuses_deleting_or_replacing_a_locked_version(
     data = os.urandom(1000)
     evidence = await upload(stub, data)
     key = content_key(evidence.sha256)
-    [version] = versions(s3, settings.evidence_bucket, key)
+    [version] = versions(s3, settings.evidence.bucket, key)
     with pytest.raises(S3Error) as refused:
-        s3.remove_object(settings.evidence_bucket, key, version_id=version)
+        s3.remove_object(settings.evidence.bucket, key, version_id=version)
     assert refused.value.code == "AccessDenied"
     # Writing the key again only adds a version; the evidence version is untouched, and
     # the service reads the version it recorded.
-    s3.put_object(settings.evidence_bucket, key, io.BytesIO(b"forged"), 6)
-    got = s3.get_object(settings.evidence_bucket, key, version_id=version).read()
+    s3.put_object(settings.evidence.bucket, key, io.BytesIO(b"forged"), 6)
+    got = s3.get_object(settings.evidence.bucket, key, version_id=version).read()
     assert got == data
     stream = stub.DownloadEvidence(pb.DownloadEvidenceRequest(name=evidence.name), metadata=PURPOSE)
     assert b"".join([r.chunk async for r in stream]) == data
@@ -422,12 +420,12 @@ async def test_legal_hold_is_set_and_released_on_the_s3_object(
             pb.SetLegalHoldRequest(name=evidence.name)
         )
         assert held.legal_hold
-        assert s3.is_object_legal_hold_enabled(settings.evidence_bucket, key)
+        assert s3.is_object_legal_hold_enabled(settings.evidence.bucket, key)
         released = await evidence_pb2_grpc.EvidenceServiceStub(prosecutor).ReleaseLegalHold(
             pb.ReleaseLegalHoldRequest(name=evidence.name)
         )
         assert not released.legal_hold
-        assert not s3.is_object_legal_hold_enabled(settings.evidence_bucket, key)
+        assert not s3.is_object_legal_hold_enabled(settings.evidence.bucket, key)
     finally:
         await supervisor.close()
         await prosecutor.close()
@@ -549,7 +547,7 @@ async def test_bad_uploads_are_refused_with_reasons(
         stub, _messages(metadata(metadata=meta(report="reports/nosuchreport")), chunk)
     )
     assert (code, reason) == (invalid, "UNKNOWN_REPORT")
-    big = pb.UploadEvidenceRequest(chunk=b"x" * (settings.evidence_max_chunk_bytes + 1))
+    big = pb.UploadEvidenceRequest(chunk=b"x" * (settings.evidence.max_chunk_bytes + 1))
     assert (await _status(stub, _messages(metadata(metadata=meta()), big)))[:2] == (
         invalid,
         "CHUNK_TOO_LARGE",
@@ -564,7 +562,7 @@ async def test_bad_uploads_are_refused_with_reasons(
     assert {"metadata.media_type", "metadata.request_id", "metadata.declared_sha256"} <= set(fields)
     code, reason, _ = await _status(
         stub,
-        _messages(metadata(metadata=meta(declared_size=settings.evidence_max_upload_bytes + 1))),
+        _messages(metadata(metadata=meta(declared_size=settings.evidence.max_upload_bytes + 1))),
     )
     assert (code, reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "UPLOAD_TOO_LARGE")
     assert await count(application, "SELECT count(*) FROM evidence") == before
@@ -785,13 +783,13 @@ async def test_a_stream_ending_short_of_its_declared_size_stays_resumable(
     details = rich_error(cut.value)
     assert details.reason == "UPLOAD_INCOMPLETE"
     assert details.metadata["committed_offset"] == str(PART)
-    assert versions(s3, settings.evidence_bucket, content_key(sha)) == []
+    assert versions(s3, settings.evidence.bucket, content_key(sha)) == []
 
     name = f"uploads/{m.request_id}"
     resume = pb.UploadEvidenceRequest(resume=pb.ResumeUpload(upload=name, offset=PART))
     evidence = await stub.UploadEvidence(requests(resume, data[PART:]))
     assert evidence.sha256 == sha
-    assert read_back(s3, settings.evidence_bucket, sha) == (sha, len(data))
+    assert read_back(s3, settings.evidence.bucket, sha) == (sha, len(data))
 
 
 class _CuttableLink:
@@ -865,7 +863,7 @@ async def test_cli_upload_resumes_after_the_connection_really_drops(
         await channel.close()
         proxy.close()
     assert evidence.sha256 == sha
-    assert read_back(s3, settings.evidence_bucket, sha) == (sha, len(data))
+    assert read_back(s3, settings.evidence.bucket, sha) == (sha, len(data))
     # It went on from whole committed parts, not from zero.
     assert resumed
     assert resumed[-1] > 0

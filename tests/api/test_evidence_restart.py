@@ -54,7 +54,7 @@ async def test_an_upload_resumes_after_the_server_restarts(
     settings: Settings, s3_server: SeaweedS3, pki: DevPki, declare_sha256: bool
 ) -> None:
     settings = with_evidence(
-        settings, s3_server, evidence_part_bytes=5 * MiB, evidence_max_upload_bytes=300 * MiB
+        settings, s3_server, {"part_bytes": 5 * MiB, "max_upload_bytes": 300 * MiB}
     )
     data = os.urandom(12 * MiB + 5)
     sha = hashlib.sha256(data).hexdigest()
@@ -91,5 +91,5 @@ async def test_an_upload_resumes_after_the_server_restarts(
         await _stopped(after)
     assert evidence.sha256 == sha
     assert evidence.size_bytes == len(data)
-    stored = s3_server.client().get_object(settings.evidence_bucket, content_key(sha))
+    stored = s3_server.client().get_object(settings.evidence.bucket, content_key(sha))
     assert hashlib.sha256(stored.read()).hexdigest() == sha

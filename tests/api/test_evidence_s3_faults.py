@@ -1,7 +1,7 @@
 """Issue 14's six cases through the real gRPC server, on Ceph's radosgw 16.2, where they were
 found: each answers its documented status and ErrorInfo reason, never INTERNAL.
 
-The evidence service talks to radosgw through JUSTICE_S3_ENDPOINT given as a URL (case 5).
+The evidence service talks to radosgw through JUSTICE_EVIDENCE__S3_ENDPOINT given as a URL (case 5).
 What S3 holds is read with boto3, not through the platform.
 """
 
@@ -57,7 +57,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def settings(settings: Settings, rgw_server: CephRgw) -> Settings:
     return with_evidence(
-        settings, rgw_server, s3_endpoint=rgw_server.url, evidence_part_bytes=5 * MiB
+        settings, rgw_server, {"s3_endpoint": rgw_server.url, "part_bytes": 5 * MiB}
     )
 
 
@@ -94,7 +94,7 @@ async def test_1_a_multipart_upload_is_locked_as_get_evidence_reports(
 ) -> None:
     data = os.urandom(11 * MiB)
     evidence = await upload(stub, data, declared_sha256=hashlib.sha256(data).hexdigest())
-    held = _s3_retention(s3, settings.evidence_bucket, evidence.sha256)
+    held = _s3_retention(s3, settings.evidence.bucket, evidence.sha256)
     got = await stub.GetEvidence(pb.GetEvidenceRequest(name=evidence.name), metadata=PURPOSE)
     assert pb.RetentionMode.Name(got.retention_mode) == held["Mode"] == "COMPLIANCE"
     assert got.retain_until.ToDatetime(tzinfo=UTC) == held["RetainUntilDate"]
@@ -116,7 +116,9 @@ async def unlockable(
     to an upload when S3 does not keep the lock)."""
     suffix = uuid.uuid4().hex[:8]
     config = replace(
-        evidence_config(settings), bucket=f"nolock-{suffix}", staging_bucket=f"nolock-st-{suffix}"
+        evidence_config(settings.evidence),
+        bucket=f"nolock-{suffix}",
+        staging_bucket=f"nolock-st-{suffix}",
     )
     for bucket in (config.bucket, config.staging_bucket):
         s3.create_bucket(Bucket=bucket)
@@ -188,7 +190,7 @@ async def test_2_a_second_upload_reads_radosgw_nanosecond_retention(
     sha = hashlib.sha256(data).hexdigest()
     first = await upload(stub, data, declared_sha256=sha)
     again = await upload(stub, data, declared_sha256=sha, category="serious-crime")
-    held = _s3_retention(s3, settings.evidence_bucket, sha)
+    held = _s3_retention(s3, settings.evidence.bucket, sha)
     assert again.retain_until.ToDatetime(tzinfo=UTC) == held["RetainUntilDate"]
     assert again.retain_until.ToDatetime() > first.retain_until.ToDatetime()
     # The first record now reports the longer lock S3 holds, too.
@@ -205,7 +207,7 @@ async def test_3_an_undeclared_upload_pins_the_version_radosgw_does_not_name(
     key = content_key(evidence.sha256)
     [version] = [
         v["VersionId"]
-        for v in s3.list_object_versions(Bucket=settings.evidence_bucket, Prefix=key)["Versions"]
+        for v in s3.list_object_versions(Bucket=settings.evidence.bucket, Prefix=key)["Versions"]
     ]
     recorded = await count(
         application, "SELECT count(*) FROM evidence WHERE version_id = :v", v=version
@@ -242,9 +244,9 @@ async def test_4_a_missing_version_is_data_loss_with_an_alert(
     data = os.urandom(4000)
     evidence = await upload(stub, data, category="traffic")
     key = content_key(evidence.sha256)
-    version = s3.head_object(Bucket=settings.evidence_bucket, Key=key)["VersionId"]
+    version = s3.head_object(Bucket=settings.evidence.bucket, Key=key)["VersionId"]
     s3.delete_object(
-        Bucket=settings.evidence_bucket, Key=key, VersionId=version, BypassGovernanceRetention=True
+        Bucket=settings.evidence.bucket, Key=key, VersionId=version, BypassGovernanceRetention=True
     )
     download = stub.DownloadEvidence(
         pb.DownloadEvidenceRequest(name=evidence.name), metadata=PURPOSE
@@ -267,7 +269,7 @@ async def test_4_a_missing_version_is_data_loss_with_an_alert(
 
 
 async def test_5_the_s3_endpoint_may_be_a_url(application: Application, settings: Settings) -> None:
-    assert settings.s3_endpoint.startswith("http://")
+    assert settings.evidence.s3_endpoint.startswith("http://")
     assert application.evidence is not None
 
 
@@ -292,7 +294,7 @@ async def test_6_releasing_a_hold_never_set_is_no_hold_not_an_error(
         )
         assert held.legal_hold
         key = content_key(evidence.sha256)
-        answer = s3.get_object_legal_hold(Bucket=settings.evidence_bucket, Key=key)
+        answer = s3.get_object_legal_hold(Bucket=settings.evidence.bucket, Key=key)
         assert answer["LegalHold"]["Status"] == "ON"
     finally:
         await prosecutor.close()
@@ -311,7 +313,7 @@ async def test_the_service_does_not_start_on_a_bucket_without_object_lock(
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     with pytest.raises(BucketNotWriteOnce) as refused:
-        await build(settings.model_copy(update={"evidence_bucket": bucket}))
+        await build(settings.updated(evidence={"bucket": bucket}))
     assert refused.value.metadata == {"bucket": bucket, "property": "object_lock"}
     [line] = [r.getMessage() for r in caplog.records if "evidence service not started" in r.message]
     assert bucket in line

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import SecretStr
 
 from justice.app import Application
 from justice.devstack.nats import NatsServer
@@ -47,10 +48,9 @@ def nats(exchange_nats: NatsServer) -> NatsServer:
 @pytest.fixture(scope="module")
 def settings(settings: Settings, s3_server: SeaweedS3, nats: NatsServer) -> Settings:
     return with_evidence(
-        settings,
+        settings.updated(exchange={"nats_secret": SecretStr(SECRET.decode())}),
         s3_server,
         nats_url=platform_url(nats),
-        exchange_nats_secret=SECRET.decode(),
         metrics_listen="127.0.0.1:0",
         metrics_sample_seconds=0.2,
         health_check_seconds=0.2,

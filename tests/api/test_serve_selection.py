@@ -74,7 +74,7 @@ async def test_only_the_named_services_answer(settings: Settings, pki: DevPki) -
 async def test_a_missing_peer_address_or_s3_endpoint_stops_the_start(settings: Settings) -> None:
     with pytest.raises(MissingSetting, match="JUSTICE_EVIDENCE_ADDRESS"):
         await build(settings, services={"reports"})
-    with pytest.raises(MissingSetting, match="JUSTICE_S3_ENDPOINT"):
+    with pytest.raises(MissingSetting, match="JUSTICE_EVIDENCE__S3_ENDPOINT"):
         await build(settings, services={"evidence"})
     with pytest.raises(ValueError, match="known: reports, evidence"):
         await build(settings, services={"reports", "nope"})

@@ -202,10 +202,10 @@ def main() -> list[Figure]:
             bucket = f"bench-direct-{secrets.token_hex(4)}"
             s3.client().make_bucket(bucket, object_lock=True)
             env = {
-                "JUSTICE_S3_ENDPOINT": s3.endpoint,
-                "JUSTICE_S3_ACCESS_KEY": s3.access_key,
-                "JUSTICE_S3_SECRET_KEY": s3.secret_key,
-                "JUSTICE_EVIDENCE_SWEEP_INTERVAL_SECONDS": "0",
+                "JUSTICE_EVIDENCE__S3_ENDPOINT": s3.endpoint,
+                "JUSTICE_EVIDENCE__S3_ACCESS_KEY": s3.access_key,
+                "JUSTICE_EVIDENCE__S3_SECRET_KEY": s3.secret_key,
+                "JUSTICE_EVIDENCE__SWEEP_INTERVAL_SECONDS": "0",
             }
             with served_platform(root / "state", env) as port:
                 puts, uploads, growth, download = asyncio.run(

@@ -222,7 +222,7 @@ def _backend(backend: str, database_url: str, env: dict[str, str]) -> list[Figur
             env = {
                 **env,
                 "JUSTICE_NATS_URL": platform_url(server),
-                "JUSTICE_EXCHANGE_NATS_SECRET": SECRET.decode(),
+                "JUSTICE_EXCHANGE__NATS_SECRET": SECRET.decode(),
             }
             url = database_url or f"sqlite+aiosqlite:///{state / 'justice.db'}"
             with served_platform(state, env) as port:

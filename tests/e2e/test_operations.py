@@ -85,11 +85,11 @@ async def served(
         "JUSTICE_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
         "JUSTICE_SHUTDOWN_GRACE_SECONDS": "20",
         "JUSTICE_SHUTDOWN_SETTLE_SECONDS": "1",
-        "JUSTICE_S3_ENDPOINT": s3_server.endpoint,
-        "JUSTICE_S3_ACCESS_KEY": s3_server.access_key,
-        "JUSTICE_S3_SECRET_KEY": s3_server.secret_key,
-        "JUSTICE_EVIDENCE_BUCKET": f"ops-{suffix}",
-        "JUSTICE_EVIDENCE_STAGING_BUCKET": f"ops-stage-{suffix}",
+        "JUSTICE_EVIDENCE__S3_ENDPOINT": s3_server.endpoint,
+        "JUSTICE_EVIDENCE__S3_ACCESS_KEY": s3_server.access_key,
+        "JUSTICE_EVIDENCE__S3_SECRET_KEY": s3_server.secret_key,
+        "JUSTICE_EVIDENCE__BUCKET": f"ops-{suffix}",
+        "JUSTICE_EVIDENCE__STAGING_BUCKET": f"ops-stage-{suffix}",
     }
     log = base / "serve.log"
     process = start_cli(env, log, "serve")

@@ -57,11 +57,11 @@ async def test_reports_check_and_share_evidence_served_by_another_process(
             "JUSTICE_DATABASE_URL": database_url,
             "JUSTICE_REPORTS_ADDRESS": f"127.0.0.1:{reports_port}",
             "JUSTICE_EVIDENCE_ADDRESS": f"127.0.0.1:{evidence_port}",
-            "JUSTICE_S3_ENDPOINT": s3_server.endpoint,
-            "JUSTICE_S3_ACCESS_KEY": s3_server.access_key,
-            "JUSTICE_S3_SECRET_KEY": s3_server.secret_key,
-            "JUSTICE_EVIDENCE_BUCKET": f"apart-{suffix}",
-            "JUSTICE_EVIDENCE_STAGING_BUCKET": f"apart-stage-{suffix}",
+            "JUSTICE_EVIDENCE__S3_ENDPOINT": s3_server.endpoint,
+            "JUSTICE_EVIDENCE__S3_ACCESS_KEY": s3_server.access_key,
+            "JUSTICE_EVIDENCE__S3_SECRET_KEY": s3_server.secret_key,
+            "JUSTICE_EVIDENCE__BUCKET": f"apart-{suffix}",
+            "JUSTICE_EVIDENCE__STAGING_BUCKET": f"apart-stage-{suffix}",
             "JUSTICE_SHUTDOWN_GRACE_SECONDS": "1",
         }
         # One after the other: the first migrates the schema and enrols the dev principals.

@@ -179,4 +179,4 @@ async def test_signed_checkpoints_are_published_on_their_subject(
         await client.close()
     assert (last.data or b"").decode() == note
     key = NoteVerifier.parse(platform.audit.witnessed.vkey)
-    assert open_checkpoint(note, key).origin == platform.settings.audit_origin
+    assert open_checkpoint(note, key).origin == platform.settings.audit.origin

@@ -55,7 +55,7 @@ def own_settings(
         listen="127.0.0.1:0",
         key_passphrase=PKI_PASSPHRASE.decode(),
         shutdown_grace_seconds=1.0,
-        audit_witnesses=[key.vkey for key in witness_keys.values()],
+        audit={"witnesses": [key.vkey for key in witness_keys.values()]},
     )
 
 
@@ -277,5 +277,5 @@ async def test_forking_the_log_for_two_partners_is_detected(
 
 def test_checkpoint_key_comes_from_the_dev_pki(own_settings: Settings) -> None:
     vkey = checkpoint_settings(own_settings).signer.vkey
-    assert vkey.startswith(f"{own_settings.audit_origin}+")
-    assert NoteVerifier.parse(vkey).name == own_settings.audit_origin
+    assert vkey.startswith(f"{own_settings.audit.origin}+")
+    assert NoteVerifier.parse(vkey).name == own_settings.audit.origin

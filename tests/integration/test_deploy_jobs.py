@@ -38,11 +38,11 @@ def test_bootstrap_storage_creates_a_locked_bucket(s3_server: SeaweedS3, tmp_pat
     bucket = f"boot-{uuid.uuid4().hex[:10]}"
     env = _env(
         tmp_path,
-        JUSTICE_S3_ENDPOINT=s3_server.endpoint,
-        JUSTICE_S3_ACCESS_KEY=s3_server.access_key,
-        JUSTICE_S3_SECRET_KEY=s3_server.secret_key,
-        JUSTICE_EVIDENCE_BUCKET=bucket,
-        JUSTICE_EVIDENCE_STAGING_BUCKET=f"{bucket}-staging",
+        JUSTICE_EVIDENCE__S3_ENDPOINT=s3_server.endpoint,
+        JUSTICE_EVIDENCE__S3_ACCESS_KEY=s3_server.access_key,
+        JUSTICE_EVIDENCE__S3_SECRET_KEY=s3_server.secret_key,
+        JUSTICE_EVIDENCE__BUCKET=bucket,
+        JUSTICE_EVIDENCE__STAGING_BUCKET=f"{bucket}-staging",
     )
     result = run_cli(env, "bootstrap-storage")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -55,4 +55,4 @@ def test_bootstrap_storage_creates_a_locked_bucket(s3_server: SeaweedS3, tmp_pat
 def test_bootstrap_storage_without_s3_names_the_setting(tmp_path: Path) -> None:
     result = run_cli(_env(tmp_path), "bootstrap-storage")
     assert result.returncode == 2
-    assert "JUSTICE_S3_ENDPOINT" in result.stdout
+    assert "JUSTICE_EVIDENCE__S3_ENDPOINT" in result.stdout

@@ -44,7 +44,7 @@ from tests.evidence_env import (
     rows,
 )
 
-# Category -> (mode, days), as Settings.evidence_retention has them by default.
+# Category -> (mode, days), as Settings.evidence.retention has them by default.
 CATEGORIES = {
     "standard": (RetentionMode.COMPLIANCE, 10 * 365),
     "serious-crime": (RetentionMode.COMPLIANCE, 30 * 365),
@@ -66,7 +66,7 @@ def target(request: pytest.FixtureRequest) -> S3Target:
 
 @pytest.fixture(scope="module")
 def blobs(target: S3Target) -> Iterator[S3Blobs]:
-    # A URL, as JUSTICE_S3_ENDPOINT may now be given.
+    # A URL, as JUSTICE_EVIDENCE__S3_ENDPOINT may now be given.
     store = S3Blobs(f"http://{target.endpoint}", target.access_key, target.secret_key)
     yield store
     store.close()

@@ -46,7 +46,7 @@ async def platform(pki: DevPki, tmp_path: Path) -> AsyncIterator[tuple[Applicati
         nats,
         tmp_path / "state",
         f"sqlite+aiosqlite:///{tmp_path / 'justice.db'}",
-        exchange_relay=False,  # the relay runs in its own process, which the test kills
+        exchange={"relay": False},  # the relay runs in its own process, which the test kills
     )
     app = await build(settings)
     try:

@@ -62,7 +62,7 @@ async def _count(app: Application, query: object) -> int:
 async def test_consumer_killed_mid_batch_applies_nothing_twice(
     pki: DevPki, nats_server_ex: NatsServer, tmp_path: Path
 ) -> None:
-    app = await _app(pki, nats_server_ex, tmp_path, exchange_relay=False, exchange_inbound=False)
+    app = await _app(pki, nats_server_ex, tmp_path, exchange={"relay": False, "inbound": False})
     # No workers run in this process; the streams are made here, as `justice serve` would.
     platform = await nats.connect(platform_url(nats_server_ex))
     await bus.ensure_streams(platform.jetstream())

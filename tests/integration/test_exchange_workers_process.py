@@ -37,7 +37,7 @@ async def test_the_workers_bind_no_port_and_touch_no_storage(
             database_url,
             # Serving gRPC would fail on this port, evidence on this S3: neither is built.
             listen=f"127.0.0.1:{taken.getsockname()[1]}",
-            s3_endpoint=f"127.0.0.1:{dead_s3}",
+            evidence={"s3_endpoint": f"127.0.0.1:{dead_s3}"},
         )
         process = await build_exchange_workers(settings)
         try:

@@ -15,15 +15,16 @@ def test_the_dev_stack_credentials_are_used_when_settings_name_no_s3(tmp_path: P
     assert with_dev_s3(settings) == settings  # no dev stack ran here: unchanged
     made = S3Credentials.load_or_create(tmp_path / "s3" / "credentials.json")
     found = with_dev_s3(settings)
-    assert found.s3_endpoint == "127.0.0.1:18999"
-    assert found.s3_access_key == made.access_key
-    assert isinstance(found.s3_secret_key, SecretStr)
-    assert found.s3_secret_key.get_secret_value() == made.secret_key
+    assert found.evidence.s3_endpoint == "127.0.0.1:18999"
+    assert found.evidence.s3_access_key == made.access_key
+    assert isinstance(found.evidence.s3_secret_key, SecretStr)
+    assert found.evidence.s3_secret_key.get_secret_value() == made.secret_key
 
 
 def test_configured_s3_wins(tmp_path: Path) -> None:
     S3Credentials.load_or_create(tmp_path / "s3" / "credentials.json")
     settings = Settings(
-        state_dir=tmp_path, s3_endpoint="s3.example:9000", s3_access_key="k", s3_secret_key="s"
+        state_dir=tmp_path,
+        evidence={"s3_endpoint": "s3.example:9000", "s3_access_key": "k", "s3_secret_key": "s"},
     )
     assert with_dev_s3(settings) == settings

@@ -9,6 +9,8 @@ from typing import Any
 import helm_python as helm
 import pytest
 
+from tests.settings_env import unknown_settings
+
 CHART = Path(__file__).parents[2] / "charts" / "justice-exchange"
 PRODUCTION = CHART / "ci" / "production-values.yaml"
 GRPC_SERVICES = ("reports", "evidence", "access", "audit", "exchange", "custody", "fines")
@@ -161,7 +163,7 @@ def test_production_values_reach_the_manifests(chart: helm.Chart) -> None:
     settings = next(iter(of_kind(manifests, "ConfigMap").values()))["data"]
     assert settings["JUSTICE_PRODUCTION"] == "true"
     assert settings["JUSTICE_PKCS11_MODULE"] == "/opt/hsm/lib/libcs_pkcs11_R3.so"
-    assert settings["JUSTICE_AUDIT_BATCH_MAX"] == "2000"
+    assert settings["JUSTICE_AUDIT__BATCH_MAX"] == "2000"
     deployments = of_kind(manifests, "Deployment")
     # Autoscaled services leave their replica count to the HPA.
     assert "replicas" not in deployments["justice-justice-exchange-reports"]["spec"]
@@ -221,7 +223,26 @@ def test_timestamps_revocation_and_checkpoint_key_come_from_named_secrets(
     settings = next(iter(of_kind(manifests, "ConfigMap").values()))["data"]
     assert settings["JUSTICE_TSA_URL"] == "https://tsa.justice.internal/rfc3161"
     assert settings["JUSTICE_SIGNING_CRL"] == "/etc/justice/revocation/crl.pem"
-    assert settings["JUSTICE_AUDIT_CHECKPOINT_KEY"] == "/etc/justice/audit/checkpoint.key"
+    assert settings["JUSTICE_AUDIT__CHECKPOINT_KEY"] == "/etc/justice/audit/checkpoint.key"
     pod = of_kind(manifests, "Deployment")["justice-justice-exchange-audit"]["spec"]["template"]
     secrets = {v["secret"]["secretName"] for v in pod["spec"]["volumes"] if "secret" in v}
     assert {"prod-justice-crl", "prod-justice-checkpoint"} <= secrets
+
+
+def _environment_names(manifests: list[dict[str, Any]]) -> list[str]:
+    names = []
+    for config in of_kind(manifests, "ConfigMap").values():
+        names += list(config.get("data") or {})
+    for _, spec in pod_specs(manifests):
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            names += [variable["name"] for variable in container.get("env", [])]
+    return names
+
+
+@VALUES
+def test_every_variable_the_chart_sets_is_a_setting(
+    chart: helm.Chart, values: dict[str, Any] | None
+) -> None:
+    names = _environment_names(render(chart, values))
+    assert "JUSTICE_EVIDENCE__BUCKET" in names
+    assert unknown_settings(names) == []

@@ -16,6 +16,7 @@ from justice.devstack.binaries import find_binary
 from justice.devstack.pki import DevPki
 from justice.exchange.nats_config import derive_password, render_authorization
 from tests.cli_process import run_cli
+from tests.settings_env import unknown_settings
 
 INFRA = Path(__file__).parents[2] / "infra"
 COMPONENTS = {
@@ -68,7 +69,7 @@ def test_platform_credentials_match_the_generated_users(tmp_path: Path) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("JUSTICE_")},
         "JUSTICE_STATE_DIR": str(tmp_path),
-        "JUSTICE_EXCHANGE_NATS_SECRET": "infra-secret",
+        "JUSTICE_EXCHANGE__NATS_SECRET": "infra-secret",
     }
     result = run_cli(env, "exchange", "platform-credentials")
     assert result.returncode == 0, result.stderr
@@ -121,3 +122,12 @@ def test_compose_holds_no_secret_value(compose: dict[str, object]) -> None:
         for key, value in (service.get("environment") or {}).items():
             if re.search(r"PASSWORD|SECRET|PASSPHRASE|ACCESS_KEY|DATABASE_URL|NATS_URL", key):
                 assert "${" in str(value), f"{name}: {key} is written in the file"
+
+
+def test_every_variable_compose_sets_is_a_setting(compose: dict[str, object]) -> None:
+    services = compose["services"]
+    assert isinstance(services, dict)
+    # What the containers read; example.env holds compose's own variables (JUSTICE_IMAGE).
+    names = [key for service in services.values() for key in service.get("environment") or {}]
+    assert "JUSTICE_EVIDENCE__S3_ENDPOINT" in names
+    assert unknown_settings(names) == []

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from justice.platform.config import Settings
+from justice.platform.config import ExchangeSettings, Settings
 from justice.platform.production import (
     ProductionRefused,
     refusals,
@@ -26,8 +26,8 @@ def production(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "production": True,
         "key_passphrase": "a-real-passphrase",
-        "exchange_nats_secret": "a-real-nats-secret",
-        "dev_tokens": False,
+        "exchange": {"nats_secret": "a-real-nats-secret"},
+        "access": {"dev_tokens": False},
         "require_client_cert": True,
         "database_url": POSTGRES,
         **overrides,
@@ -54,13 +54,15 @@ def test_dev_key_passphrase_is_refused() -> None:
 
 def test_dev_nats_secret_is_refused() -> None:
     settings = production(
-        exchange_nats_secret=Settings.model_fields["exchange_nats_secret"].default
+        exchange={"nats_secret": ExchangeSettings.model_fields["nats_secret"].default}
     )
-    assert refused_settings(settings) == ["JUSTICE_EXCHANGE_NATS_SECRET"]
+    assert refused_settings(settings) == ["JUSTICE_EXCHANGE__NATS_SECRET"]
 
 
 def test_dev_tokens_are_refused() -> None:
-    assert refused_settings(production(dev_tokens=True)) == ["JUSTICE_DEV_TOKENS"]
+    assert refused_settings(production(access={"dev_tokens": True})) == [
+        "JUSTICE_ACCESS__DEV_TOKENS"
+    ]
 
 
 def test_optional_client_certificates_are_refused() -> None:
@@ -84,8 +86,8 @@ def test_the_error_names_every_refused_setting() -> None:
     message = str(refused.value)
     for setting in (
         "JUSTICE_KEY_PASSPHRASE",
-        "JUSTICE_EXCHANGE_NATS_SECRET",
-        "JUSTICE_DEV_TOKENS",
+        "JUSTICE_EXCHANGE__NATS_SECRET",
+        "JUSTICE_ACCESS__DEV_TOKENS",
         "JUSTICE_DATABASE_URL",
     ):
         assert setting in message

@@ -4,22 +4,12 @@ default relative state dir `.justice` would mean something else (issue 8, point 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from justice.devstack.stack import DevStack
 from justice.platform.config import Settings
-
-
-@pytest.fixture
-def in_fresh_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A clean working directory and no JUSTICE_* variables, as on a fresh clone."""
-    for name in [n for n in os.environ if n.startswith("JUSTICE_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def test_the_default_state_dir_is_resolved_against_the_starting_folder(

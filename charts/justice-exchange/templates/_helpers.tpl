@@ -45,7 +45,7 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 hook Jobs' env, which run before the ConfigMap exists). */}}
 {{- define "justice-exchange.settings" -}}
 JUSTICE_PRODUCTION: "true"
-JUSTICE_DEV_TOKENS: "false"
+JUSTICE_ACCESS__DEV_TOKENS: "false"
 JUSTICE_REQUIRE_CLIENT_CERT: "true"
 JUSTICE_STATE_DIR: /var/lib/justice
 JUSTICE_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.grpcPort) | quote }}
@@ -56,10 +56,10 @@ JUSTICE_TLS_CERT: /etc/justice/tls/tls.crt
 JUSTICE_TLS_KEY: /etc/justice/tls/tls.key
 JUSTICE_TLS_CLIENT_CA: /etc/justice/tls/ca.crt
 JUSTICE_PKI_ROOT: /etc/justice/pki
-JUSTICE_S3_ENDPOINT: {{ .Values.s3Endpoint | quote }}
-JUSTICE_S3_SECURE: {{ .Values.s3Secure | quote }}
-JUSTICE_EVIDENCE_BUCKET: {{ .Values.evidenceBucket | quote }}
-JUSTICE_EVIDENCE_STAGING_BUCKET: {{ .Values.evidenceStagingBucket | quote }}
+JUSTICE_EVIDENCE__S3_ENDPOINT: {{ .Values.s3Endpoint | quote }}
+JUSTICE_EVIDENCE__S3_SECURE: {{ .Values.s3Secure | quote }}
+JUSTICE_EVIDENCE__BUCKET: {{ .Values.evidenceBucket | quote }}
+JUSTICE_EVIDENCE__STAGING_BUCKET: {{ .Values.evidenceStagingBucket | quote }}
 JUSTICE_KEY_STORE: {{ .Values.keyStore | quote }}
 {{- if eq .Values.keyStore "pkcs11" }}
 JUSTICE_PKCS11_MODULE: {{ .Values.pkcs11Module | quote }}
@@ -73,7 +73,7 @@ JUSTICE_TSA_URL: {{ . | quote }}
 JUSTICE_SIGNING_CRL: /etc/justice/revocation/crl.pem
 {{- end }}
 {{- if .Values.auditCheckpointKeySecretName }}
-JUSTICE_AUDIT_CHECKPOINT_KEY: /etc/justice/audit/checkpoint.key
+JUSTICE_AUDIT__CHECKPOINT_KEY: /etc/justice/audit/checkpoint.key
 {{- end }}
 {{- /* Each service runs in its own Deployment (serve --service) and reaches the others
 through their Services, presenting the service certificate. */}}
@@ -84,8 +84,8 @@ JUSTICE_{{ upper $peer }}_ADDRESS: {{ printf "%s-%s:%d" $fullname $peer (int $.V
 JUSTICE_SERVICE_CERT: /etc/justice/service/tls.crt
 JUSTICE_SERVICE_KEY: /etc/justice/service/tls.key
 JUSTICE_NATS_STREAM_REPLICAS: {{ .Values.natsStreamReplicas | quote }}
-JUSTICE_EXCHANGE_PLATFORM_ID: {{ .Values.exchangePlatformId | quote }}
-JUSTICE_DEFAULT_PROSECUTOR: {{ .Values.defaultProsecutor | quote }}
+JUSTICE_EXCHANGE__PLATFORM_ID: {{ .Values.exchangePlatformId | quote }}
+JUSTICE_REPORTS__DEFAULT_PROSECUTOR: {{ .Values.defaultProsecutor | quote }}
 JUSTICE_SHUTDOWN_GRACE_SECONDS: {{ .Values.shutdownGraceSeconds | quote }}
 JUSTICE_SHUTDOWN_SETTLE_SECONDS: {{ .Values.shutdownSettleSeconds | quote }}
 {{- range $key, $value := .Values.extraSettings }}
@@ -99,11 +99,11 @@ JUSTICE_SHUTDOWN_SETTLE_SECONDS: {{ .Values.shutdownSettleSeconds | quote }}
   valueFrom: {secretKeyRef: {name: {{ .Values.databaseSecretName | quote }}, key: url}}
 - name: JUSTICE_NATS_URL
   valueFrom: {secretKeyRef: {name: {{ .Values.natsSecretName | quote }}, key: url}}
-- name: JUSTICE_EXCHANGE_NATS_SECRET
+- name: JUSTICE_EXCHANGE__NATS_SECRET
   valueFrom: {secretKeyRef: {name: {{ .Values.natsSecretName | quote }}, key: partnerSecret}}
-- name: JUSTICE_S3_ACCESS_KEY
+- name: JUSTICE_EVIDENCE__S3_ACCESS_KEY
   valueFrom: {secretKeyRef: {name: {{ .Values.s3SecretName | quote }}, key: accessKey}}
-- name: JUSTICE_S3_SECRET_KEY
+- name: JUSTICE_EVIDENCE__S3_SECRET_KEY
   valueFrom: {secretKeyRef: {name: {{ .Values.s3SecretName | quote }}, key: secretKey}}
 - name: JUSTICE_KEY_PASSPHRASE
   valueFrom: {secretKeyRef: {name: {{ .Values.signingSecretName | quote }}, key: passphrase}}
@@ -236,8 +236,8 @@ spec:
             {{- include "justice-exchange.secretEnv" $root | nindent 12 }}
             {{- if .grpc }}
             # The relay and the inbound consumer run in Deployments of their own.
-            - {name: JUSTICE_EXCHANGE_RELAY, value: "false"}
-            - {name: JUSTICE_EXCHANGE_INBOUND, value: "false"}
+            - {name: JUSTICE_EXCHANGE__RELAY, value: "false"}
+            - {name: JUSTICE_EXCHANGE__INBOUND, value: "false"}
             {{- end }}
           readinessProbe:
             grpc: {port: {{ $root.Values.probePort }}, service: ""}

@@ -13,7 +13,7 @@ from justice.access.service import AccessService
 from justice.access.store import AccessTransaction
 from justice.access.v1 import access_pb2, access_pb2_grpc
 from justice.platform.bus import Bus
-from justice.platform.config import Settings
+from justice.platform.config import AccessSettings
 from justice.platform.db import Database
 from justice.platform.server import Mount
 from justice.security.approvals import FourEyes
@@ -32,7 +32,7 @@ class AccessComponent:
 
 
 def build(
-    settings: Settings, database: Database, bus: Bus | None, clock: Callable[[], datetime]
+    settings: AccessSettings, database: Database, bus: Bus | None, clock: Callable[[], datetime]
 ) -> AccessComponent:
     service = AccessService(
         uow=lambda: AccessTransaction(database.sessions),

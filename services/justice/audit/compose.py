@@ -26,7 +26,7 @@ from justice.audit.witness import TREE_TAIL, WitnessedLog
 from justice.audit.witness_store import TreeReader, WitnessTransaction
 from justice.audit.writer import AuditWriter
 from justice.platform.bus import Bus
-from justice.platform.config import AuditDetection, Settings
+from justice.platform.config import AuditDetection, AuditSettings
 from justice.platform.db import Database
 from justice.platform.server import Mount
 
@@ -106,7 +106,7 @@ def detection_rules(config: AuditDetection) -> Rules:
 
 
 def build(
-    settings: Settings,
+    settings: AuditSettings,
     database: Database,
     bus: Bus | None,
     signer: Signer,
@@ -124,9 +124,9 @@ def build(
     service = AuditService(
         uow=uow,
         signer=signer,
-        signer_id=settings.audit_signer,
+        signer_id=settings.signer,
         clock=clock,
-        detector=Detector(detection_rules(settings.audit_detection), unit_of, clock),
+        detector=Detector(detection_rules(settings.detection), unit_of, clock),
         publish_alerts=stream.publish_alerts if stream else None,
     )
     # The detector follows in batches of up to a quarter second of records; alerts are
@@ -148,7 +148,7 @@ def build(
         for tail in tails:
             tail.notify()
 
-    writer = AuditWriter(database, max_batch=settings.audit_batch_max, on_commit=committed)
+    writer = AuditWriter(database, max_batch=settings.batch_max, on_commit=committed)
     mount = Mount.of(
         audit_pb2.DESCRIPTOR.services_by_name["AuditService"],
         audit_pb2_grpc.add_AuditServiceServicer_to_server,

@@ -155,7 +155,7 @@ def verify_bundle(
     obj: CliContext = ctx.find_root().obj
     anchors = x509.load_pem_x509_certificates((ca or obj.settings.pki_dir / "ca.pem").read_bytes())
     verdict = XadesVerifier(anchors).verify(file.read_bytes())
-    result = bundle.check(verdict, signer or obj.settings.audit_signer)
+    result = bundle.check(verdict, signer or obj.settings.audit.signer)
     if (
         result.ok
         and after_hash

@@ -141,7 +141,7 @@ _ANSWER_SECONDS = 60
 
 async def _with_prosecutor(settings: Settings, done: Callable[[], Awaitable[str | None]]) -> str:
     """Run the prosecutor simulator (the partner SDK) until `done` says what it did."""
-    client = await connect_partner(settings, settings.default_prosecutor)
+    client = await connect_partner(settings, settings.reports.default_prosecutor)
     stop = asyncio.Event()
     listener = asyncio.create_task(
         listen(client, ProsecutorSimulator(client).handle, ProcessedLog(), stop)

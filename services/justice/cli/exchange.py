@@ -57,7 +57,7 @@ def _workers(ctx: typer.Context, relay: bool, inbound: bool) -> None:
     if not settings.nats_url:
         console.print("[red]JUSTICE_NATS_URL is not set[/red]")
         raise typer.Exit(2)
-    only = settings.model_copy(update={"exchange_relay": relay, "exchange_inbound": inbound})
+    only = settings.updated(exchange={"relay": relay, "inbound": inbound})
     asyncio.run(_run_workers(only))
 
 
@@ -96,7 +96,7 @@ def nats_config(
                 found = await tx.partners.list(10_000, "")
         finally:
             await database.close()
-        return render_for(found, settings.exchange_nats_secret.get_secret_value().encode())
+        return render_for(found, settings.exchange.nats_secret.get_secret_value().encode())
 
     text = asyncio.run(partners())
     if out is None:
@@ -116,7 +116,7 @@ def partner_credentials(ctx: typer.Context, partner: str) -> None:
 
     settings: Settings = ctx.find_root().obj.settings
     user = nats_user_of(partner)
-    secret = settings.exchange_nats_secret.get_secret_value().encode()
+    secret = settings.exchange.nats_secret.get_secret_value().encode()
     typer.echo(f"user={user}\npassword={derive_password(secret, user)}")
     typer.echo(f"inbox_prefix={partner_inbox_prefix(partner)}")
 
@@ -124,11 +124,11 @@ def partner_credentials(ctx: typer.Context, partner: str) -> None:
 @app.command("platform-credentials")
 def platform_credentials(ctx: typer.Context) -> None:
     """The platform's own NATS user and password (for JUSTICE_NATS_URL), derived like the
-    partners' from JUSTICE_EXCHANGE_NATS_SECRET."""
+    partners' from JUSTICE_EXCHANGE__NATS_SECRET."""
     from justice.exchange.nats_config import PLATFORM_USER, derive_password
 
     settings: Settings = ctx.find_root().obj.settings
-    secret = settings.exchange_nats_secret.get_secret_value().encode()
+    secret = settings.exchange.nats_secret.get_secret_value().encode()
     typer.echo(f"user={PLATFORM_USER}\npassword={derive_password(secret, PLATFORM_USER)}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 
 from justice.cli import audit, custody, evidence, exchange, fines, partner, reports
-from justice.platform.config import SERVICES, MissingSetting, Settings
+from justice.platform.config import SERVICES, MissingSetting, Settings, renamed_variables
 from justice.platform.logs import configure_logging
 from justice.platform.tracing import configure_tracing
 
@@ -63,6 +64,10 @@ def main(
         typer.Option(envvar="JUSTICE_PURPOSE", help="Why you read personal data (audited)"),
     ] = "",
 ) -> None:
+    renamed = renamed_variables(os.environ)
+    if renamed:
+        console.print(f"[red]renamed settings: {'; '.join(renamed)}[/red]", soft_wrap=True)
+        raise typer.Exit(2)
     # Settings are read once, here, and handed down; an option wins over the environment.
     given: dict[str, Any] = {"listen": listen, "state_dir": state_dir, "pki_root": pki_root}
     settings = Settings(**{k: v for k, v in given.items() if v is not None})

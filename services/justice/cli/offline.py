@@ -82,7 +82,7 @@ def verify_audit_record_file(
     try:
         proof.ParseFromString(path.read_bytes())
         log = NoteVerifier.parse(log_key or checkpoint_settings(settings).signer.vkey)
-        required = [NoteVerifier.parse(v) for v in (witnesses or settings.audit_witnesses)]
+        required = [NoteVerifier.parse(v) for v in (witnesses or settings.audit.witnesses)]
         head = verify_record(
             record_from_proto(proof.record),
             proof.tree_size,

@@ -26,12 +26,12 @@ console = Console()
 
 def partner_config(settings: Settings, partner: str) -> PartnerConfig:
     user = nats_user_of(partner)
-    secret = settings.exchange_nats_secret.get_secret_value().encode()
+    secret = settings.exchange.nats_secret.get_secret_value().encode()
     url = settings.nats_url or f"nats://127.0.0.1:{settings.dev_nats_port}"
     return PartnerConfig(
         partner,
         NatsCredentials(url, user, derive_password(secret, user), partner_inbox_prefix(partner)),
-        platform_id=settings.exchange_platform_id,
+        platform_id=settings.exchange.platform_id,
     )
 
 
@@ -42,7 +42,7 @@ async def connect(settings: Settings, partner: str) -> PartnerClient:
     envelope_keys = FileKeyStore(settings.pki_dir / "envelope", passphrase)
     report_keys = FileKeyStore(settings.pki_dir / "signing", passphrase)
     anchors = x509.load_pem_x509_certificates((settings.pki_dir / "ca.pem").read_bytes())
-    platform = settings.exchange_platform_id
+    platform = settings.exchange.platform_id
     return await PartnerClient.connect(
         partner_config(settings, partner),
         envelope_keys.identity(partner),

@@ -153,7 +153,7 @@ def _show(
         "Try it:\n"
         f"  grpcurl -cacert {pki.ca_path} -cert {cert} -key {key} localhost:{port} list\n"
         "  .venv/bin/justice demo --out demo-output\n"
-        f"  .venv/bin/justice partner listen --partner {settings.default_prosecutor}"
+        f"  .venv/bin/justice partner listen --partner {settings.reports.default_prosecutor}"
         " --simulate-prosecutor\n"
         "Ctrl-C stops everything; data stays in the state dir."
     )

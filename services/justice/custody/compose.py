@@ -71,12 +71,12 @@ class CustodyParts:
 
 def config_of(settings: Settings) -> CustodyConfig:
     return CustodyConfig(
-        tolerance=Tolerance(weight_grams=settings.custody_weight_tolerance_grams),
-        notice_threshold=settings.custody_notice_threshold_eur,
-        central_agency=settings.custody_central_agency,
-        events_partner=settings.custody_events_partner or settings.default_prosecutor,
-        prosecutor=settings.default_prosecutor,
-        signer_id=settings.audit_signer,
+        tolerance=Tolerance(weight_grams=settings.custody.weight_tolerance_grams),
+        notice_threshold=settings.custody.notice_threshold_eur,
+        central_agency=settings.custody.central_agency,
+        events_partner=settings.custody.events_partner or settings.reports.default_prosecutor,
+        prosecutor=settings.reports.default_prosecutor,
+        signer_id=settings.audit.signer,
     )
 
 

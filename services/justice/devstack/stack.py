@@ -45,7 +45,7 @@ class DevStack:
         self.pki = DevPki(settings.pki_dir, settings.key_passphrase.get_secret_value().encode())
         self.credentials = S3Credentials.load_or_create(state / "s3" / "credentials.json")
         # Each partner gets its own NATS user, confined to its own subjects, as in production.
-        self._nats_secret = settings.exchange_nats_secret.get_secret_value().encode()
+        self._nats_secret = settings.exchange.nats_secret.get_secret_value().encode()
         self.nats = NatsServer(
             state / "nats",
             port=nats_port,
@@ -70,16 +70,19 @@ class DevStack:
         except BaseException:
             self.stop()
             raise
-        return self.settings.model_copy(
-            update={
-                "nats_url": self.settings.nats_url or self.platform_nats_url,
-                "s3_endpoint": self.settings.s3_endpoint or self.s3.endpoint,
-                "s3_access_key": self.settings.s3_access_key or self.credentials.access_key,
+        evidence = self.settings.evidence
+        started = self.settings.updated(
+            evidence={
+                "s3_endpoint": evidence.s3_endpoint or self.s3.endpoint,
+                "s3_access_key": evidence.s3_access_key or self.credentials.access_key,
                 # model_copy does not validate: keep the secret a SecretStr.
                 "s3_secret_key": SecretStr(
-                    self.settings.s3_secret_key.get_secret_value() or self.credentials.secret_key
+                    evidence.s3_secret_key.get_secret_value() or self.credentials.secret_key
                 ),
             }
+        )
+        return started.model_copy(
+            update={"nats_url": self.settings.nats_url or self.platform_nats_url}
         )
 
     @property
@@ -105,15 +108,15 @@ def with_dev_s3(settings: Settings) -> Settings:
     Unchanged when an endpoint is configured or no dev stack ever ran in this state dir.
     """
     path = settings.state_dir / "s3" / "credentials.json"
-    if settings.s3_endpoint or not path.exists():
+    if settings.evidence.s3_endpoint or not path.exists():
         return settings
     credentials = S3Credentials.load_or_create(path)
-    return settings.model_copy(
-        update={
+    return settings.updated(
+        evidence={
             "s3_endpoint": f"127.0.0.1:{settings.dev_s3_port}",
-            "s3_access_key": settings.s3_access_key or credentials.access_key,
+            "s3_access_key": settings.evidence.s3_access_key or credentials.access_key,
             "s3_secret_key": SecretStr(
-                settings.s3_secret_key.get_secret_value() or credentials.secret_key
+                settings.evidence.s3_secret_key.get_secret_value() or credentials.secret_key
             ),
         }
     )

@@ -18,30 +18,30 @@ from justice.evidence.service import EvidenceService
 from justice.evidence.store import EvidenceTransaction
 from justice.evidence.v1 import evidence_pb2, evidence_pb2_grpc
 from justice.platform.blobs import S3Blobs
-from justice.platform.config import Settings
+from justice.platform.config import EvidenceSettings
 from justice.platform.db import Database
 from justice.platform.server import Mount
 
 log = logging.getLogger(__name__)
 
 
-def evidence_config(settings: Settings) -> EvidenceConfig:
+def evidence_config(settings: EvidenceSettings) -> EvidenceConfig:
     return EvidenceConfig(
-        bucket=settings.evidence_bucket,
-        staging_bucket=settings.evidence_staging_bucket,
+        bucket=settings.bucket,
+        staging_bucket=settings.staging_bucket,
         retention={
             name: RetentionRule(RetentionMode(rule.mode), timedelta(days=rule.days))
-            for name, rule in settings.evidence_retention.items()
+            for name, rule in settings.retention.items()
         },
-        default_category=settings.evidence_default_category,
-        share_default=timedelta(seconds=settings.evidence_share_default_seconds),
-        share_max=timedelta(seconds=settings.evidence_share_max_seconds),
-        max_upload_bytes=settings.evidence_max_upload_bytes,
-        max_chunk_bytes=settings.evidence_max_chunk_bytes,
-        part_bytes=settings.evidence_part_bytes,
-        parts_in_flight=settings.evidence_parts_in_flight,
-        upload_ttl=timedelta(seconds=settings.evidence_upload_ttl_seconds),
-        sign_rehash_max_bytes=settings.evidence_sign_rehash_max_bytes,
+        default_category=settings.default_category,
+        share_default=timedelta(seconds=settings.share_default_seconds),
+        share_max=timedelta(seconds=settings.share_max_seconds),
+        max_upload_bytes=settings.max_upload_bytes,
+        max_chunk_bytes=settings.max_chunk_bytes,
+        part_bytes=settings.part_bytes,
+        parts_in_flight=settings.parts_in_flight,
+        upload_ttl=timedelta(seconds=settings.upload_ttl_seconds),
+        sign_rehash_max_bytes=settings.sign_rehash_max_bytes,
     )
 
 
@@ -82,7 +82,7 @@ async def storage(blobs: S3Blobs, config: EvidenceConfig) -> None:
 
 
 async def build(
-    settings: Settings,
+    settings: EvidenceSettings,
     database: Database,
     blobs: S3Blobs,
     clock: Callable[[], datetime],
@@ -110,6 +110,6 @@ async def build(
     return EvidenceComponent(
         service,
         mount,
-        sweep_every=settings.evidence_sweep_interval_seconds,
-        expire_every=min(300.0, settings.evidence_upload_ttl_seconds),
+        sweep_every=settings.sweep_interval_seconds,
+        expire_every=min(300.0, settings.upload_ttl_seconds),
     )

@@ -19,7 +19,7 @@ from justice.exchange.stream_erasure import StreamErasure
 from justice.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from justice.exchange.workers import ExchangeWorkers, NatsLink
 from justice.platform.bus import Bus
-from justice.platform.config import Settings
+from justice.platform.config import ExchangeSettings
 from justice.platform.db import Database
 from justice.platform.notify import Listener
 from justice.platform.notify import supported as notifications_supported
@@ -40,7 +40,7 @@ class ExchangeComponent:
 
 
 def build(
-    settings: Settings,
+    settings: ExchangeSettings,
     database: Database,
     bus: Bus | None,
     envelope_keys: KeyStore,
@@ -48,7 +48,7 @@ def build(
     *,
     background: bool = True,
 ) -> ExchangeComponent:
-    """The relay runs when `exchange_relay` is set, the consumer when `exchange_inbound` is;
+    """The relay runs when `relay` is set, the consumer when `inbound` is;
     neither without `background` (a `--workers` process other than the first)."""
 
     def uow() -> ExchangeTransaction:
@@ -57,9 +57,7 @@ def build(
     running = background and bus is not None
     # The relay reads, marks and looks partners up through a small pool of its own: queued
     # behind requests waiting for the shared pool, partners' messages stalled under load.
-    relay_database = (
-        Database(database.url, pool_size=2) if running and settings.exchange_relay else None
-    )
+    relay_database = Database(database.url, pool_size=2) if running and settings.relay else None
 
     def relay_uow() -> ExchangeTransaction:
         return ExchangeTransaction((relay_database or database).sessions)
@@ -67,7 +65,7 @@ def build(
     directory = PartnerDirectory(relay_uow)
     dispatcher = Dispatcher()
     workers = None
-    if running and bus is not None and (settings.exchange_relay or settings.exchange_inbound):
+    if running and bus is not None and (settings.relay or settings.inbound):
 
         async def partner_ids() -> list[str]:
             async with uow() as tx:
@@ -75,31 +73,29 @@ def build(
 
         relay = None
         listener = None
-        if settings.exchange_relay:
+        if settings.relay:
             # Other processes' outbox commits wake the relay on PostgreSQL; the poll stays
             # only as a safety net there.
             if notifications_supported(database.url):
                 listener = Listener(database.url, OUTBOX_CHANNEL)
             # The platform's own P-256 envelope key, loaded once.
-            key = envelope_keys.identity(settings.exchange_platform_id).key
+            key = envelope_keys.identity(settings.platform_id).key
             relay = Relay(
                 relay_uow,
-                EnvelopeSigner(settings.exchange_platform_id, key),
+                EnvelopeSigner(settings.platform_id, key),
                 directory,
                 RelaySettings(
-                    batch=settings.exchange_relay_batch,
-                    receipt_deadline=timedelta(seconds=settings.exchange_receipt_deadline_seconds),
+                    batch=settings.relay_batch,
+                    receipt_deadline=timedelta(seconds=settings.receipt_deadline_seconds),
                     idle_seconds=5.0 if listener else RelaySettings.idle_seconds,
-                    lease=timedelta(seconds=settings.exchange_relay_lease_seconds),
+                    lease=timedelta(seconds=settings.relay_lease_seconds),
                 ),
                 clock,
             )
             database.on_commit(OUTBOX_WRITTEN, relay.nudge)
         consumer = None
-        if settings.exchange_inbound:
-            processor = InboundProcessor(
-                uow, directory, dispatcher, settings.exchange_platform_id, clock
-            )
+        if settings.inbound:
+            processor = InboundProcessor(uow, directory, dispatcher, settings.platform_id, clock)
             consumer = InboundConsumer(processor)
         link = NatsLink(bus, partner_ids)
         workers = ExchangeWorkers(link, relay, consumer, listener, relay_database)

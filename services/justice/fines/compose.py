@@ -22,7 +22,7 @@ from justice.fines.service import (
 )
 from justice.fines.store import FineTransaction
 from justice.fines.v1 import fines_pb2, fines_pb2_grpc
-from justice.platform.config import Settings
+from justice.platform import config
 from justice.platform.db import Database
 from justice.platform.server import Mount
 
@@ -36,8 +36,7 @@ class FinesComponent:
     scheduler: DeadlineScheduler
 
 
-def rules(settings: Settings) -> FineRules:
-    f = settings.fines
+def rules(f: config.FineRules) -> FineRules:
     return FineRules(
         tariff=Tariff(f.tariff, f.currency),
         deadlines=Deadlines(
@@ -68,28 +67,29 @@ def rules(settings: Settings) -> FineRules:
 
 
 def build(
-    settings: Settings,
+    f: config.FineRules,
     database: Database,
     clock: Callable[[], datetime],
     xml_signer: XmlSigner,
     pdf_signer: PdfSigner,
     copies: MessageCopies | None = None,
+    *,
+    platform_id: str,
 ) -> FinesComponent:
-    """Letters are signed with the platform's key (exchange_platform_id), like its envelopes.
+    """Letters are signed with the platform's key (`platform_id`), like its envelopes.
     `copies` erases the bus's copies of an erased fine's messages (the exchange's)."""
-    f = settings.fines
     letters = NoticeRenderer(
         LetterSettings(f.issuer, f.payee_iban, f.contest_days, f.timezone),
         f.font,
         pdf_signer,
         xml_signer,
-        settings.exchange_platform_id,
+        platform_id,
         f.render_processes,
     )
     service = FineService(
         lambda: FineTransaction(database.sessions),
         clock,
-        rules(settings),
+        rules(f),
         letters,
         copies,
         f.notice_concurrency,

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _resolved(path: Path | None) -> Path | None:
+    # Resolved once, against the directory the command was started in: child processes
+    # (nats-server, weed) run in their own folders, where a relative path means something
+    # else.
+    return None if path is None else path.expanduser().resolve()
 
 
 class EvidenceRetention(BaseModel):
@@ -126,6 +134,123 @@ class MissingSetting(RuntimeError):
     """A selected service needs a setting that is not set; the message names it."""
 
 
+class ReportSettings(BaseModel):
+    """The reports domain (justice.reports): JUSTICE_REPORTS__<FIELD>."""
+
+    narrative_max_chars: int = Field(default=100_000, gt=0)
+    # Partner id that receives submitted reports when the request names none (and custody's
+    # events when custody names no partner of its own).
+    default_prosecutor: str = "prosecutor-antwerp"
+
+
+class EvidenceSettings(BaseModel):
+    """The evidence domain (justice.evidence) and its object storage: JUSTICE_EVIDENCE__<FIELD>."""
+
+    # Object storage: a URL (http://host:port or https://host; its scheme sets TLS and
+    # overrides s3_secure) or a bare host:port (TLS as s3_secure says). Empty: no evidence
+    # service.
+    s3_endpoint: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_secure: bool = False
+    # A write-once (object lock + versioning) bucket, and a plain one for uploads whose hash
+    # is only known at the end (they are copied to their content address).
+    bucket: str = "justice-evidence"
+    staging_bucket: str = "justice-evidence-staging"
+    # Retention per evidence category, applied at upload; the longest one wins on dedup.
+    retention: dict[str, EvidenceRetention] = Field(
+        default_factory=lambda: {
+            "standard": EvidenceRetention(mode="COMPLIANCE", days=10 * 365),
+            "serious-crime": EvidenceRetention(mode="COMPLIANCE", days=30 * 365),
+            "traffic": EvidenceRetention(mode="GOVERNANCE", days=2 * 365),
+        }
+    )
+    default_category: str = "standard"
+    share_default_seconds: int = Field(default=15 * 60, gt=0)
+    # S3 presigned URLs cannot live longer than 7 days.
+    share_max_seconds: int = Field(default=24 * 3600, gt=0, le=7 * 24 * 3600)
+    # No hard cap is a goal; this guards the disk.
+    max_upload_bytes: int = Field(default=64 * 1024**3, gt=0)
+    # Below the platform's max_message_bytes, so our limit answers before gRPC's own.
+    max_chunk_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # S3 part size (grown until 10,000 parts cover the max), and part buffers per upload
+    # (parts uploading at once, the filling one included): 24 MiB by default, whatever
+    # the file size.
+    part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    parts_in_flight: int = Field(default=3, ge=2, le=8)
+    sweep_interval_seconds: float = Field(default=24 * 3600, ge=0)
+    upload_ttl_seconds: float = Field(default=24 * 3600, gt=0)
+    # SignReport re-hashes attachments up to this size; larger ones rely on the sweep.
+    sign_rehash_max_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+
+
+class ExchangeSettings(BaseModel):
+    """Partner exchange (justice.exchange): JUSTICE_EXCHANGE__<FIELD>.
+
+    The platform's sender id (also its signing identity), whether `justice serve` runs the
+    outbox relay and the inbound consumer itself (when nats_url is set), the secret partner
+    NATS passwords are derived from, and how long a partner has to send its receipt."""
+
+    platform_id: str = "justice-server"
+    relay: bool = True
+    inbound: bool = True
+    nats_secret: SecretStr = SecretStr("justice-dev-nats-secret")
+    relay_batch: int = Field(default=512, gt=0, le=10_000)
+    # How long a relay's claim on outbox rows keeps other relays off them: a killed relay's
+    # rows go out again this long after its claim.
+    relay_lease_seconds: float = Field(default=30.0, ge=1)
+    receipt_deadline_seconds: float = Field(default=24 * 3600.0, gt=0)
+
+
+class AuditSettings(BaseModel):
+    """The audit log (justice.audit): JUSTICE_AUDIT__<FIELD>."""
+
+    # The platform identity that signs exports, the group-commit size.
+    signer: str = "justice-server"
+    batch_max: int = Field(default=1_000, gt=0)
+    # The witnessed log: its checkpoints' origin line, the Ed25519 key that signs them (the
+    # dev PKI's checkpoint.key when unset), how often one is signed and published, and the
+    # witnesses' verifier keys (c2sp.org/signed-note vkeys named by partner id).
+    origin: str = "justice-exchange.local/audit"
+    checkpoint_key: Path | None = None
+    checkpoint_interval_seconds: float = Field(default=60.0, gt=0)
+    witnesses: list[str] = Field(default_factory=list)
+    detection: AuditDetection = Field(default_factory=AuditDetection)
+
+    @field_validator("checkpoint_key", mode="after")
+    @classmethod
+    def _absolute(cls, path: Path | None) -> Path | None:
+        return _resolved(path)
+
+
+class AccessSettings(BaseModel):
+    """Who may do what (justice.access, justice.security): JUSTICE_ACCESS__<FIELD>."""
+
+    # Grants of these roles need a second ACCESS_ADMIN to approve (four eyes).
+    four_eyes_roles: frozenset[str] = frozenset({"ACCESS_ADMIN", "AUDITOR", "CUSTODY_SUPERVISOR"})
+    approval_ttl_seconds: float = Field(default=72 * 3600, gt=0)
+    # How stale an identity lookup may be; revocation takes effect within this bound.
+    identity_cache_seconds: float = Field(default=1.0, ge=0, le=1.0)
+    # Dev mode only: signed short-lived bearer tokens (CLI convenience), never in production.
+    dev_tokens: bool = True
+    dev_token_max_seconds: int = Field(default=900, gt=0, le=3600)
+
+
+class CustodySettings(BaseModel):
+    """Seized goods (justice.custody): JUSTICE_CUSTODY__<FIELD>.
+
+    Seizures worth more (EUR) are notified to the central seizure agency partner (BE:
+    COIV/OCSC); every custody event goes to the events partner (default: the reports'
+    default prosecutor) carrying the chain head; weight lost beyond the tolerance on
+    acceptance raises an alert; how often overdue check-outs are looked for."""
+
+    notice_threshold_eur: Decimal = Field(default=Decimal("2500"), ge=0)
+    central_agency: str = "central-seizure-agency"
+    events_partner: str = ""
+    weight_tolerance_grams: Decimal = Field(default=Decimal("1"), ge=0)
+    overdue_sweep_seconds: float = Field(default=300.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JUSTICE_", env_nested_delimiter="__")
 
@@ -163,91 +288,8 @@ class Settings(BaseSettings):
     nats_tls_ca: Path | None = None
     nats_tls_cert: Path | None = None
     nats_tls_key: Path | None = None
-    # Partner exchange: the platform's sender id (also its signing identity), whether
-    # `justice serve` runs the outbox relay and the inbound consumer itself (when nats_url
-    # is set), the secret partner NATS passwords are derived from, and how long a partner
-    # has to send its receipt.
-    exchange_platform_id: str = "justice-server"
-    exchange_relay: bool = True
-    exchange_inbound: bool = True
-    exchange_nats_secret: SecretStr = SecretStr("justice-dev-nats-secret")
-    exchange_relay_batch: int = Field(default=512, gt=0, le=10_000)
-    # How long a relay's claim on outbox rows keeps other relays off them: a killed relay's
-    # rows go out again this long after its claim.
-    exchange_relay_lease_seconds: float = Field(default=30.0, ge=1)
-    exchange_receipt_deadline_seconds: float = Field(default=24 * 3600.0, gt=0)
-    # Evidence object storage: a URL (http://host:port or https://host; its scheme sets TLS
-    # and overrides s3_secure) or a bare host:port (TLS as s3_secure says). Empty: no
-    # evidence service.
-    s3_endpoint: str = ""
-    s3_access_key: str = ""
-    s3_secret_key: SecretStr = SecretStr("")
-    s3_secure: bool = False
-    narrative_max_chars: int = Field(default=100_000, gt=0)
-    # Partner id that receives submitted reports when the request names none.
-    default_prosecutor: str = "prosecutor-antwerp"
     # Production: client certificates always required, no dev tokens, no demo principals.
     production: bool = False
-    # Grants of these roles need a second ACCESS_ADMIN to approve (four eyes).
-    four_eyes_roles: frozenset[str] = frozenset({"ACCESS_ADMIN", "AUDITOR", "CUSTODY_SUPERVISOR"})
-    approval_ttl_seconds: float = Field(default=72 * 3600, gt=0)
-    # Seized goods: seizures worth more (EUR) are notified to the central seizure agency
-    # partner (BE: COIV/OCSC); every custody event goes to the events partner (default: the
-    # default prosecutor) carrying the chain head; weight lost beyond the tolerance on
-    # acceptance raises an alert; how often overdue check-outs are looked for.
-    custody_notice_threshold_eur: Decimal = Field(default=Decimal("2500"), ge=0)
-    custody_central_agency: str = "central-seizure-agency"
-    custody_events_partner: str = ""
-    custody_weight_tolerance_grams: Decimal = Field(default=Decimal("1"), ge=0)
-    custody_overdue_sweep_seconds: float = Field(default=300.0, gt=0)
-    # How stale an identity lookup may be; revocation takes effect within this bound.
-    identity_cache_seconds: float = Field(default=1.0, ge=0, le=1.0)
-    # Dev mode only: signed short-lived bearer tokens (CLI convenience), never in production.
-    dev_tokens: bool = True
-    dev_token_max_seconds: int = Field(default=900, gt=0, le=3600)
-
-    # Evidence: a write-once (object lock + versioning) bucket, and a plain one for uploads
-    # whose hash is only known at the end (they are copied to their content address).
-    evidence_bucket: str = "justice-evidence"
-    evidence_staging_bucket: str = "justice-evidence-staging"
-    # Retention per evidence category, applied at upload; the longest one wins on dedup.
-    evidence_retention: dict[str, EvidenceRetention] = Field(
-        default_factory=lambda: {
-            "standard": EvidenceRetention(mode="COMPLIANCE", days=10 * 365),
-            "serious-crime": EvidenceRetention(mode="COMPLIANCE", days=30 * 365),
-            "traffic": EvidenceRetention(mode="GOVERNANCE", days=2 * 365),
-        }
-    )
-    evidence_default_category: str = "standard"
-    evidence_share_default_seconds: int = Field(default=15 * 60, gt=0)
-    # S3 presigned URLs cannot live longer than 7 days.
-    evidence_share_max_seconds: int = Field(default=24 * 3600, gt=0, le=7 * 24 * 3600)
-    # No hard cap is a goal; this guards the disk.
-    evidence_max_upload_bytes: int = Field(default=64 * 1024**3, gt=0)
-    # Below max_message_bytes, so our limit answers before gRPC's own.
-    evidence_max_chunk_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
-    # S3 part size (grown until 10,000 parts cover the max), and part buffers per upload
-    # (parts uploading at once, the filling one included): 24 MiB by default, whatever
-    # the file size.
-    evidence_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
-    evidence_parts_in_flight: int = Field(default=3, ge=2, le=8)
-    evidence_sweep_interval_seconds: float = Field(default=24 * 3600, ge=0)
-    evidence_upload_ttl_seconds: float = Field(default=24 * 3600, gt=0)
-    # SignReport re-hashes attachments up to this size; larger ones rely on the sweep.
-    evidence_sign_rehash_max_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
-
-    # Audit: the platform identity that signs exports, the group-commit size, the rules.
-    audit_signer: str = "justice-server"
-    audit_batch_max: int = Field(default=1_000, gt=0)
-    # The witnessed log: its checkpoints' origin line, the Ed25519 key that signs them (the
-    # dev PKI's checkpoint.key when unset), how often one is signed and published, and the
-    # witnesses' verifier keys (c2sp.org/signed-note vkeys named by partner id).
-    audit_origin: str = "justice-exchange.local/audit"
-    audit_checkpoint_key: Path | None = None
-    audit_checkpoint_interval_seconds: float = Field(default=60.0, gt=0)
-    audit_witnesses: list[str] = Field(default_factory=list)
-    audit_detection: AuditDetection = Field(default_factory=AuditDetection)
-
     # Deployment. Where signing keys live: files in the state dir (dev), or an HSM over
     # PKCS#11 whose PIN is read from a file (a mounted Secret), never from the environment.
     key_store: Literal["file", "pkcs11"] = "file"
@@ -271,7 +313,7 @@ class Settings(BaseSettings):
     # Services running apart (`justice serve --service NAME`): where each peer a selected
     # service uses answers when it is not in this process (host:port, e.g. a Kubernetes
     # Service name), the service certificate presented to it (mTLS, SERVICE role; the dev
-    # PKI's client certificate of exchange_platform_id when unset; its server certificate
+    # PKI's client certificate of exchange.platform_id when unset; its server certificate
     # is checked against tls_client_ca), and how long one peer call may take.
     reports_address: str = ""
     evidence_address: str = ""
@@ -284,6 +326,13 @@ class Settings(BaseSettings):
     # An OTLP/gRPC collector (e.g. http://otel-collector:4317) that receives the traces; none
     # is exported when empty (spans still get ids, which the JSON log lines carry).
     otlp_endpoint: str = ""
+    # The domains' own settings, one section each (JUSTICE_<SECTION>__<FIELD>).
+    reports: ReportSettings = Field(default_factory=ReportSettings)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
+    custody: CustodySettings = Field(default_factory=CustodySettings)
     fines: FineRules = Field(default_factory=FineRules)
 
     @field_validator(
@@ -292,6 +341,7 @@ class Settings(BaseSettings):
         "tls_cert",
         "tls_key",
         "tls_client_ca",
+        "signing_crl",
         "pkcs11_pin_file",
         "service_cert",
         "service_key",
@@ -299,10 +349,17 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
-        # Resolved once, against the directory the command was started in: child processes
-        # (nats-server, weed) run in their own folders, where a relative path means
-        # something else.
-        return None if path is None else path.expanduser().resolve()
+        return _resolved(path)
+
+    def updated(self, **sections: dict[str, Any]) -> Settings:
+        """A copy with fields of the named sections changed, e.g.
+        `updated(evidence={"bucket": name})` (like model_copy: the values are not validated)."""
+        return self.model_copy(
+            update={
+                name: getattr(self, name).model_copy(update=changes)
+                for name, changes in sections.items()
+            }
+        )
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -312,3 +369,25 @@ class Settings(BaseSettings):
     @property
     def pki_dir(self) -> Path:
         return self.pki_root or self.state_dir / "pki"
+
+
+def renamed_variables(environ: Mapping[str, str]) -> list[str]:
+    """Flat names of a section's fields from before the sections (JUSTICE_EVIDENCE_BUCKET,
+    JUSTICE_S3_ENDPOINT, JUSTICE_DEV_TOKENS) found in `environ`, each with its new name.
+
+    pydantic-settings ignores a name it does not know: such a variable would leave the
+    default in place (another bucket, the dev NATS secret) without a word, so the entry point
+    refuses to start on one."""
+    prefix = str(Settings.model_config.get("env_prefix", "")).upper()
+    delimiter = str(Settings.model_config.get("env_nested_delimiter", ""))
+    found = []
+    for section, field in Settings.model_fields.items():
+        model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        for name in model.model_fields:
+            new = f"{prefix}{section}{delimiter}{name}".upper()
+            for old in sorted({f"{prefix}{section}_{name}".upper(), f"{prefix}{name}".upper()}):
+                if old in environ and old.removeprefix(prefix).lower() not in Settings.model_fields:
+                    found.append(f"{old} is now {new}")
+    return sorted(found)

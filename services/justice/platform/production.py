@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import BaseModel
+
 from justice.platform.config import Settings
 
 __all__ = ["ProductionRefused", "Refusal", "refusals", "refuse_development_settings"]
@@ -32,13 +34,20 @@ class ProductionRefused(Exception):
 
 
 def _env(field: str) -> str:
-    return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
+    """The environment variable of a field, a section's named `section.field`."""
+    delimiter = Settings.model_config.get("env_nested_delimiter") or "__"
+    name = field.replace(".", delimiter)
+    return f"{Settings.model_config.get('env_prefix', '')}{name}".upper()
 
 
 def _is_default(settings: Settings, field: str) -> bool:
     # Compared with the declared default, so the dev value is written in one place only.
-    default = Settings.model_fields[field].default
-    value = getattr(settings, field)
+    owner: BaseModel = settings
+    *sections, name = field.split(".")
+    for section in sections:
+        owner = getattr(owner, section)
+    default = type(owner).model_fields[name].get_default(call_default_factory=True)
+    value = getattr(owner, name)
     return bool(value.get_secret_value() == default.get_secret_value())
 
 
@@ -47,11 +56,11 @@ def refusals(settings: Settings) -> list[Refusal]:
     if not settings.production:
         return []
     found = []
-    for secret in ("key_passphrase", "exchange_nats_secret"):
+    for secret in ("key_passphrase", "exchange.nats_secret"):
         if _is_default(settings, secret):
             found.append(Refusal(_env(secret), "is the development default"))
-    if settings.dev_tokens:
-        found.append(Refusal(_env("dev_tokens"), "dev bearer tokens must be off (false)"))
+    if settings.access.dev_tokens:
+        found.append(Refusal(_env("access.dev_tokens"), "dev bearer tokens must be off (false)"))
     if not settings.require_client_cert:
         found.append(
             Refusal(_env("require_client_cert"), "client certificates must be required (true)")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from justice.platform.config import Settings
+from justice.platform.config import ReportSettings
 from justice.platform.db import Database
 from justice.platform.server import Mount
 from justice.reports.api import DeliveryReceipts, ReportApi
@@ -43,7 +43,7 @@ def lookup(database: Database) -> ReportLookup:
 
 
 def build(
-    settings: Settings,
+    settings: ReportSettings,
     database: Database,
     signer: Signer,
     verifier: Verifier,
