@@ -264,3 +264,19 @@ async def test_check_case_refuses_a_malformed_case_number(
     error = rich_error(caught.value)
     assert (error.code, error.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELDS")
     assert error.fields.keys() == {"case_number"}
+
+
+async def test_a_nul_character_in_any_text_field_is_refused_before_the_handler(
+    grpc_stub: Stub, application: Application
+) -> None:
+    # PostgreSQL cannot store NUL: without this check the query failed and the call ended
+    # INTERNAL (hypothesis found it in GetLocation, CheckCase). The path names the field.
+    before = await count_rows(application, "report_version")
+    report = draft()
+    report.persons[0].family_name = "Jans\x00sens"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await grpc_stub.CreateReport(pb.CreateReportRequest(report=report, request_id="nul"))
+    error = rich_error(caught.value)
+    assert (error.code, error.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELDS")
+    assert error.fields.keys() == {"report.persons[0].family_name"}
+    assert await count_rows(application, "report_version") == before

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from justice.platform import errors
@@ -96,6 +98,28 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return parse
 
 
+def _nul_fields(message: Message, prefix: str = "") -> Iterator[str]:
+    """Paths of the text fields holding a NUL character: no text of ours has one, and
+    PostgreSQL cannot store it (it would fail the query, not the request)."""
+    for field, value in message.ListFields():
+        path = prefix + field.name
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            for key, item in value.items():
+                where = f"{path}[{key!r}]"
+                if any(isinstance(text, str) and "\x00" in text for text in (key, item)):
+                    yield where
+                if isinstance(item, Message):
+                    yield from _nul_fields(item, where + ".")
+            continue
+        items = value if field.is_repeated else (value,)
+        if field.type == FieldDescriptor.TYPE_STRING:
+            yield from (path for item in items if "\x00" in item)
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            for i, item in enumerate(items):
+                index = f"[{i}]" if field.is_repeated else ""
+                yield from _nul_fields(item, f"{path}{index}.")
+
+
 def _check(request: Any) -> Any:
     if request is _MALFORMED:
         raise errors.InvalidArgument(
@@ -103,6 +127,12 @@ def _check(request: Any) -> Any:
             "the request is not a valid protobuf message of the expected type",
             violations=[errors.FieldViolation("request", "does not parse")],
         )
+    if isinstance(request, Message):
+        bad = list(_nul_fields(request))
+        if bad:
+            raise errors.InvalidArgument.of(
+                [errors.FieldViolation(path, "contains a NUL character") for path in bad]
+            )
     return request
 
 
