@@ -12,7 +12,7 @@ from typing import Protocol
 from justice.fines import document, pdf
 from justice.fines.letter import LetterKind, LetterSettings, compose
 from justice.fines.model import Fine
-from justice.fines.service import LetterDocuments
+from justice.fines.ports import LetterDocuments
 
 
 class XmlSigner(Protocol):
