@@ -100,7 +100,11 @@ def build(
             processor = InboundProcessor(
                 uow, directory, dispatcher, settings.exchange_platform_id, clock
             )
-            consumer = InboundConsumer(processor)
+            consumer = InboundConsumer(
+                processor,
+                batch=settings.exchange_inbound_batch,
+                concurrency=settings.exchange_inbound_concurrency,
+            )
         link = NatsLink(bus, partner_ids)
         workers = ExchangeWorkers(link, relay, consumer, listener, relay_database)
     service = ExchangeService(

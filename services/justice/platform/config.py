@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     exchange_inbound: bool = True
     exchange_nats_secret: SecretStr = SecretStr("justice-dev-nats-secret")
     exchange_relay_batch: int = Field(default=512, gt=0, le=10_000)
+    # The inbound consumer's fetch: up to this many messages, this many senders at once.
+    exchange_inbound_batch: int = Field(default=128, gt=0, le=10_000)
+    exchange_inbound_concurrency: int = Field(default=8, gt=0, le=256)
     # How long a relay's claim on outbox rows keeps other relays off them: a killed relay's
     # rows go out again this long after its claim.
     exchange_relay_lease_seconds: float = Field(default=30.0, ge=1)
