@@ -480,6 +480,8 @@ async def _build(
             work.push_async_callback(audit.stop_followers)
         if "exchange" in selected:
             _start_workers(exchange, settings, work)
+            if settings.exchange_inbound:
+                fines.service.warm_letters()  # owner replies arrive here: letters follow
         if "access" in selected and access.feed is not None:
             await access.feed.start()
             work.push_async_callback(access.feed.stop)
@@ -584,6 +586,7 @@ async def build_exchange_workers(
             fines = fines_compose.build(settings, database, clock, signer, pdf_signer)
             resources.push_async_callback(fines.service.close)
             fines.inbound.register(exchange.dispatcher)
+            fines.service.warm_letters()
         _start_workers(exchange, settings, resources)
     except BaseException:
         await resources.aclose()

@@ -100,6 +100,9 @@ class Letters(Protocol):
     """Renders and signs a letter (fines.notice.NoticeRenderer)."""
 
     async def render(self, fine: Fine, kind: LetterKind) -> LetterDocuments: ...
+    def warm(self) -> None:
+        """Get ready for letters soon to come (start the renderers), without waiting."""
+
     async def close(self) -> None: ...
 
 

@@ -323,6 +323,11 @@ class FineService:
                 return sent
             after = waiting[-1].fine_id
 
+    def warm_letters(self) -> None:
+        """This process answers owner replies (it runs the inbound consumer): the letter
+        renderers start now, not with the first letter."""
+        self._letters.warm()
+
     async def close(self) -> None:
         """Stops the letters still in the queue; the scheduler's sweep writes them later."""
         await self._notices.close()
