@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -177,8 +178,20 @@ class InboundProcessor:
         self._platform_id = platform_id
         self._clock = clock
 
-    async def process(self, data: bytes, subject: str, stream_seq: int) -> str:
+    async def processed_among(self, keys: Collection[str]) -> set[str]:
+        """Which of these envelopes (`processed_key`) were processed: one read transaction
+        for a fetched batch instead of one per message."""
+        if not keys:
+            return set()
+        async with self._uow() as tx:
+            return await tx.processed.seen_among(keys)
+
+    async def process(
+        self, data: bytes, subject: str, stream_seq: int, *, checked: bool = False
+    ) -> str:
         """Apply one message from a partner's outbox; returns the outcome (for logs/tests).
+        `checked`: the caller found it unprocessed (`processed_among`) just before, so the
+        read is not repeated; the claims still keep a duplicate from acting twice.
 
         Raises only for transient trouble (database down), so the message is offered again.
         """
@@ -220,9 +233,10 @@ class InboundProcessor:
                 in_reply_to,
             )
             return refused.problem.value
-        async with self._uow() as tx:
-            if await tx.processed.seen(processed_key(sender, envelope.id)):
-                return "DUPLICATE"
+        if not checked:
+            async with self._uow() as tx:
+                if await tx.processed.seen(processed_key(sender, envelope.id)):
+                    return "DUPLICATE"
         if envelope.type == RECEIPT:
             return await self._receipt(envelope, data, known.partner.certificate_pem)
         return await self._business(envelope, data)
@@ -420,20 +434,26 @@ class InboundProcessor:
             await tx.commit()
 
 
-def _lane_of(msg: Msg) -> tuple[str, str]:
+@dataclass(frozen=True)
+class _Route:
+    lane: tuple[str, str]
+    key: str  # processed_key, "" when the envelope cannot be read
+
+
+def _route(msg: Msg) -> _Route:
     """A reply (an owner lookup's answer) is about the one message of ours it answers: its
     lane is that message's, so the replies of one partner to different requests run side
     by side, and copies of one reply share a lane. Everything else a partner sends (and
     its receipts) stays in its sender's lane, in stream order."""
     sender, message_type = _subject_parts(msg.subject)
-    if message_type and message_type != RECEIPT:
-        try:
-            in_reply_to = envelopes.parse(msg.data).in_reply_to
-        except EnvelopeRefused:
-            in_reply_to = ""  # the processor refuses it, in the sender's lane
-        if in_reply_to:
-            return sender, in_reply_to
-    return sender, ""
+    try:
+        envelope = envelopes.parse(msg.data)
+    except EnvelopeRefused:
+        return _Route((sender, ""), "")  # the processor refuses it, in the sender's lane
+    key = processed_key(sender, envelope.id)
+    if message_type != RECEIPT and envelope.in_reply_to:
+        return _Route((sender, envelope.in_reply_to), key)
+    return _Route((sender, ""), key)
 
 
 class InboundConsumer:
@@ -469,33 +489,42 @@ class InboundConsumer:
         self._retry_delay = retry_delay_seconds
         self.processed = 0
 
-    async def handle(self, msg: Msg) -> None:
+    async def handle(self, msg: Msg, *, checked: bool = False) -> None:
         # The partner's headers continue the trace its message (a receipt) answers.
         _, message_type = _subject_parts(msg.subject)
         with tracing.continued(
             f"inbound {message_type or '?'}", msg.headers, kind=tracing.SpanKind.CONSUMER
         ):
-            await self._handle(msg)
+            await self._handle(msg, checked)
 
     async def handle_batch(self, msgs: Sequence[Msg]) -> None:
-        """One fetched batch in lanes (`_lane_of`), `concurrency` lanes at a time."""
-        lanes: dict[tuple[str, str], list[Msg]] = {}
-        for msg in msgs:
-            lanes.setdefault(_lane_of(msg), []).append(msg)
-        if len(lanes) == 1:
-            await self._lane(msgs)
-            return
+        """One fetched batch: the ones already processed found in one query and acked, the
+        others in lanes (`_route`), `concurrency` lanes at a time."""
+        routes = [_route(msg) for msg in msgs]
+        keys = Counter(r.key for r in routes if r.key)
+        done = await self._processor.processed_among(list(keys))
+        lanes: dict[tuple[str, str], list[tuple[Msg, bool]]] = {}
+        for msg, route in zip(msgs, routes, strict=True):
+            if route.key in done:
+                await msg.ack()  # a redelivery of what was applied: nothing to do
+                self.processed += 1
+                continue
+            # A copy of a message in the same batch is checked again when its turn comes.
+            checked = bool(route.key) and keys[route.key] == 1
+            lanes.setdefault(route.lane, []).append((msg, checked))
         await asyncio.gather(*(self._lane(lane) for lane in lanes.values()))
 
-    async def _lane(self, msgs: Sequence[Msg]) -> None:
+    async def _lane(self, msgs: Sequence[tuple[Msg, bool]]) -> None:
         async with self._slots:
-            for msg in msgs:
-                await self.handle(msg)
+            for msg, checked in msgs:
+                await self.handle(msg, checked=checked)
 
-    async def _handle(self, msg: Msg) -> None:
+    async def _handle(self, msg: Msg, checked: bool) -> None:
         meta = msg.metadata
         try:
-            await self._processor.process(msg.data, msg.subject, meta.sequence.stream)
+            await self._processor.process(
+                msg.data, msg.subject, meta.sequence.stream, checked=checked
+            )
         except Exception as error:
             if meta.num_delivered >= self._max_attempts:
                 log.error("inbound: giving up on stream seq %d: %s", meta.sequence.stream, error)

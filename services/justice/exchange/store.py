@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -290,6 +290,15 @@ class SqlInbox:
 
     async def seen(self, key: str) -> bool:
         return await self._session.get(ProcessedRow, (self._scope, key)) is not None
+
+    async def seen_among(self, keys: Collection[str]) -> set[str]:
+        """Which of `keys` were processed: one query for a whole batch."""
+        if not keys:
+            return set()
+        statement = select(col(ProcessedRow.key)).where(
+            col(ProcessedRow.scope) == self._scope, col(ProcessedRow.key).in_(list(keys))
+        )
+        return set((await self._session.exec(statement)).all())
 
     async def claim(self, key: str) -> bool:
         found = await self._session.get(ProcessedRow, (self._scope, key))
