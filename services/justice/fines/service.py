@@ -6,6 +6,7 @@ clock, rules) from fines.compose. A fine's move and the message it causes commit
 
 from __future__ import annotations
 
+import copy
 import re
 import secrets
 import time
@@ -171,7 +172,7 @@ class FineService:
         self._rules = rules
         self._letters = letters
         self._copies = copies
-        self._notices = NoticeQueue(self.notice_identified, notice_concurrency)
+        self._notices = NoticeQueue(self._notice_for, notice_concurrency)
 
     @property
     def rules(self) -> FineRules:
@@ -207,8 +208,12 @@ class FineService:
             # letters): never a cross-border lookup.
             if detection.registration_country == self._rules.partners.home_country:
                 fine.move_to(FineState.DOMESTIC_PROCEDURE, now)
+            else:
+                # Moved before it is written: one INSERT, not an INSERT and an UPDATE (each
+                # statement is a wait on the event loop the inbound work shares).
+                fine.move_to(FineState.OWNER_REQUESTED, now)
             await uow.fines.add(fine)
-            if fine.state is FineState.REGISTERED:
+            if fine.state is FineState.OWNER_REQUESTED:
                 await self._request_owner(uow, fine, attempt=1, now=now)
             await uow.commit()
             return fine
@@ -276,7 +281,8 @@ class FineService:
                 await uow.fines.count_lookup(fine.fine_id, failed=True)
             await uow.commit()
         if identified and self._rules.auto_notice:
-            self._notices.submit(fine.fine_id)
+            # A copy: the queue's letter changes it, the caller keeps what was committed.
+            self._notices.submit(fine.fine_id, copy.deepcopy(fine))
         return fine
 
     async def notice_identified(self, fine_id: str) -> Fine | None:
@@ -286,7 +292,12 @@ class FineService:
         nothing to send: already sent, changed, or no catalogue fits (IssueNotice then)."""
         async with self._uow() as uow:
             fine = await uow.fines.get(fine_id)
-        if fine is None or fine.state is not FineState.OWNER_IDENTIFIED:
+        return None if fine is None else await self._notice_for(fine)
+
+    async def _notice_for(self, fine: Fine) -> Fine | None:
+        """`notice_identified` for a fine as read (or as the owner reply committed it: the
+        queue needs no read of its own); the write checks it has not changed since."""
+        if fine.state is not FineState.OWNER_IDENTIFIED:
             return None
         now = self._clock()
         if fine.due_escalation(now, self._rules.deadlines) is Escalation.TIME_BAR:
