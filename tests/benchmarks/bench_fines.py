@@ -18,12 +18,14 @@ with the queue, PDFs in threads: 0.44, 0.33; with two renderer processes: 0.63, 
 0.37. This process's CPU per fine, less at the mercy of the load: 363 ms before, 265-269
 ms after (renderer processes not counted), against 121-146 ms per report.
 
-2 Dec, load 3.7-5.9: before this branch's changes (SQLite only) 0.65 under py-spy, 88.9 ms
-per fine against 43.7 per report. With PAdES prepared in the renderers, the renderers
-started with the consumer, the warm-up and the inbound lanes (replies in the lane of the
-request they answer), three runs each: SQLite 0.57, 0.33, 0.41 (7.4-11.6 fines/s against
-18-25 reports/s), PostgreSQL 0.30, 0.40, 0.48 (6.1-7.4 against 15-24); 43-72 ms of this
-process's CPU per fine, 23-51 per report.
+2 Dec: before this branch's changes (SQLite only, load ~5) 0.65 under py-spy, 88.9 ms per
+fine against 43.7 per report; with PAdES prepared in the renderers (load ~8) 0.30 on SQLite,
+0.48 on PostgreSQL. With also the renderers started with the consumer, the warm-up and the
+inbound lanes, at load 3.7-5.9: SQLite 0.57, 0.33, 0.41, PostgreSQL 0.30, 0.40, 0.48. With
+also the batch's processed check in one query and a statement less in RegisterOffence and
+in the letter, at load 2.9-4.4: SQLite 0.40, 0.44, 0.50 (9.0-10.2 fines/s against 20.4-23.6
+reports/s), PostgreSQL 0.33, 0.25, 0.29 (6.3-6.9 against 21.1-25.4); 53-61 ms of this
+process's CPU per fine, 25-43 per report.
 """
 
 from __future__ import annotations
