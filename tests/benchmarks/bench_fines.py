@@ -25,7 +25,9 @@ inbound lanes, at load 3.7-5.9: SQLite 0.57, 0.33, 0.41, PostgreSQL 0.30, 0.40, 
 also the batch's processed check in one query and a statement less in RegisterOffence and
 in the letter, at load 2.9-4.4: SQLite 0.40, 0.44, 0.50 (9.0-10.2 fines/s against 20.4-23.6
 reports/s), PostgreSQL 0.33, 0.25, 0.29 (6.3-6.9 against 21.1-25.4); 53-61 ms of this
-process's CPU per fine, 25-43 per report.
+process's CPU per fine, 25-43 per report. PostgreSQL, inbound lanes 1 against 8 at once
+(JUSTICE_EXCHANGE_INBOUND_CONCURRENCY, interleaved, load 5.9-7.4): 0.40, 0.36 against 0.40,
+0.30, so the lanes' concurrency is not what holds the fines back there.
 """
 
 from __future__ import annotations
