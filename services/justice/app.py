@@ -38,7 +38,7 @@ from justice.evidence.service import EvidenceService, SweepSummary
 from justice.exchange import compose as exchange_compose
 from justice.exchange.api import ReceiptBundle
 from justice.fines import compose as fines_compose
-from justice.fines.service import MessageCopies
+from justice.fines.ports import MessageCopies
 from justice.monitoring import monitor
 from justice.peers import Peers, RemoteEvidence, RemoteReports, RemoteUnits
 from justice.platform.blobs import S3Blobs
@@ -505,6 +505,8 @@ async def _build(
             work.push_async_callback(audit.stop_followers)
         if "exchange" in selected:
             _start_workers(exchange, settings, work)
+            if settings.exchange.inbound:
+                fines.service.warm_letters()  # owner replies arrive here: letters follow
         if "access" in selected and access.feed is not None:
             await access.feed.start()
             work.push_async_callback(access.feed.stop)
@@ -611,6 +613,7 @@ async def build_exchange_workers(
             fines = _fines(settings, database, clock, signer, pdf_signer)
             resources.push_async_callback(fines.service.close)
             fines.inbound.register(exchange.dispatcher)
+            fines.service.warm_letters()
         _start_workers(exchange, settings, resources)
     except BaseException:
         await resources.aclose()

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from justice.exchange.message import OutgoingMessage
 from justice.fines.model import Fine, FineState, Lookup, LookupPhase, Payment
-from justice.fines.service import FineFigures, FineQuery, LetterDocuments
+from justice.fines.ports import FineFigures, FineQuery, LetterDocuments
 from tests.fakes.exchange import InMemoryInbox, InMemoryOutbox
 from tests.fakes.unit_of_work import InMemoryUnitOfWork, Keyed
 

@@ -16,7 +16,7 @@ from justice.devstack.nats import NatsServer
 from justice.devstack.pki import DevPki
 from justice.exchange import bus
 from justice.exchange.envelope import EnvelopeSigner, new_envelope_id
-from justice.exchange.inbound import InboundMessage
+from justice.exchange.inbound import InboundConsumer, InboundMessage
 from justice.exchange.model import Direction
 from justice.exchange.store import DeadLetterQuery, OutboxRow, ProcessedRow
 from justice.partner.client import PartnerClient
@@ -35,7 +35,7 @@ from tests.exchange_env import (
 )
 
 PROSECUTOR = "prosecutor-antwerp"
-SENDS = frozenset({"report_acknowledged", "report_rejected", "explode"})
+SENDS = frozenset({"report_acknowledged", "report_rejected", "explode", "slow", "go"})
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +44,11 @@ def nats_server_ex(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsSer
         yield server
 
 
-async def _app(pki: DevPki, nats_server: NatsServer, tmp: Path, **kw: object) -> Application:
-    settings = exchange_settings(
-        pki, nats_server, tmp / "state", f"sqlite+aiosqlite:///{tmp / 'justice.db'}", **kw
-    )
+async def _app(
+    pki: DevPki, nats_server: NatsServer, tmp: Path, url: str = "", **kw: object
+) -> Application:
+    url = url or f"sqlite+aiosqlite:///{tmp / 'justice.db'}"
+    settings = exchange_settings(pki, nats_server, tmp / "state", url, **kw)
     application = await build(settings)
     assert application.exchange is not None
     await application.exchange.service.create_partner(partner_record(pki, PROSECUTOR, send=SENDS))
@@ -110,6 +111,17 @@ async def test_consumer_killed_mid_batch_applies_nothing_twice(
         await app.close()
 
 
+async def _raw_partner(server: NatsServer, partner_id: str) -> nats.NATS:
+    """A partner's own NATS connection, to publish what its SDK would not."""
+    credentials = partner_credentials(server, partner_id)
+    return await nats.connect(
+        server.url,
+        user=credentials.user,
+        password=credentials.password,
+        inbox_prefix=credentials.inbox_prefix,
+    )
+
+
 async def _between(app: Application, query: object, low: int, high: int) -> bool:
     return low <= await _count(app, query) < high
 
@@ -138,13 +150,7 @@ async def test_poison_messages_are_refused_and_the_consumer_carries_on(
 
     app.exchange.dispatcher.register("explode", explode)
     name = await submitted_report(app)
-    credentials = partner_credentials(nats_server_ex, PROSECUTOR)
-    raw = await nats.connect(
-        nats_server_ex.url,
-        user=credentials.user,
-        password=credentials.password,
-        inbox_prefix=credentials.inbox_prefix,
-    )
+    raw = await _raw_partner(nats_server_ex, PROSECUTOR)
     client: PartnerClient = await partner_side(pki).connect(nats_server_ex, PROSECUTOR)
     try:
         js = raw.jetstream()
@@ -188,3 +194,96 @@ async def test_poison_messages_are_refused_and_the_consumer_carries_on(
     finally:
         await raw.close()
         await client.close()
+
+
+COURT = "court-brussels"
+
+
+async def test_a_batch_is_handled_in_lanes_once_each_without_waiting_on_a_slow_sender(
+    pki: DevPki, nats_server_ex: NatsServer, tmp_path: Path, database_url: str
+) -> None:
+    """One fetch: a prosecutor's slow reply, its duplicated acknowledgements and a failing
+    message, and the two messages the slow one waits for: the court's, and the prosecutor's
+    reply to another request. Each runs in a lane of its own beside the slow one's (one
+    message at a time, the slow one waited its 5 s out); every acknowledgement applies once,
+    the failing message is dead-lettered, nothing is left."""
+    app = await _app(pki, nats_server_ex, tmp_path, database_url)
+    assert app.exchange is not None
+    assert app.exchange.workers is not None
+    workers = app.exchange.workers
+    assert workers.consumer is not None
+    # The app's own consumer stops, so that everything below sits in the stream first and
+    # arrives in one fetch.
+    workers.request_stop()
+    await workers.wait()
+    await app.exchange.service.create_partner(partner_record(pki, COURT, send=frozenset({"go"})))
+    released = {COURT: asyncio.Event(), PROSECUTOR: asyncio.Event()}
+    waited: list[bool] = []
+
+    async def slow(message: InboundMessage) -> None:
+        try:
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in released.values())), 5.0)
+            waited.append(True)
+        except TimeoutError:
+            waited.append(False)
+
+    async def go(message: InboundMessage) -> None:
+        released[message.sender].set()
+
+    async def explode(message: InboundMessage) -> None:
+        raise RuntimeError("handler bug")
+
+    app.exchange.dispatcher.register("slow", slow)
+    app.exchange.dispatcher.register("go", go)
+    app.exchange.dispatcher.register("explode", explode)
+    prosecutor = await partner_side(pki).connect(nats_server_ex, PROSECUTOR)
+    court = await partner_side(pki).connect(nats_server_ex, COURT)
+    raw = await _raw_partner(nats_server_ex, PROSECUTOR)
+    stop = asyncio.Event()
+    consumer = InboundConsumer(workers.consumer._processor, concurrency=4, max_attempts=1)
+    try:
+        names = [await submitted_report(app) for _ in range(10)]
+        await prosecutor.send("slow", b"", in_reply_to="request-a")
+        signer = partner_side(pki).keys.identity(PROSECUTOR).key
+        for name in names:
+            envelope = EnvelopeSigner(PROSECUTOR, signer).seal(
+                envelope_id=new_envelope_id(),
+                message_type="report_acknowledged",
+                recipient="justice-server",
+                created_at=datetime.now(UTC),
+                payload=reports_pb2.ReportAcknowledgement(report=name).SerializeToString(),
+            )
+            subject = f"justice.v1.partner.{PROSECUTOR}.outbox.report_acknowledged"
+            for copy in range(2):  # the same envelope twice, past the duplicate window
+                await raw.jetstream().publish(
+                    subject,
+                    envelope.SerializeToString(),
+                    headers={"Nats-Msg-Id": f"{envelope.id}.{copy}"},
+                )
+        await prosecutor.send("explode", b"boom")
+        await court.send("go", b"")
+        await prosecutor.send("go", b"", in_reply_to="request-b")
+        run = asyncio.create_task(consumer.run(workers.link.jetstream, stop))
+        await eventually(lambda: _handled(consumer, 1 + 2 * len(names) + 3), within=30)
+        stop.set()
+        await run
+        assert waited == [True]
+        assert {(await app.reports.get(n)).state for n in names} == {ReportState.ACKNOWLEDGED}
+        reports_applied = (
+            select(func.count()).select_from(ProcessedRow).where(ProcessedRow.scope == "reports")  # type: ignore[arg-type]
+        )
+        assert await _count(app, reports_applied) == len(names)
+        letters = await app.exchange.service.list_dead_letters(
+            DeadLetterQuery(size=50, direction=Direction.INBOUND)
+        )
+        assert [x.reason for x in letters] == ["PROCESSING_FAILED"]
+    finally:
+        stop.set()
+        await raw.close()
+        await prosecutor.close()
+        await court.close()
+        await app.close()
+
+
+async def _handled(consumer: InboundConsumer, count: int) -> bool:
+    return consumer.processed >= count

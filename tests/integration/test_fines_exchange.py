@@ -12,11 +12,14 @@ from pathlib import Path
 import nats as nats_client
 import pytest
 from nats.js.errors import NotFoundError
+from sqlmodel import select
 
 from justice.app import Application, build
 from justice.devstack.nats import NatsServer
 from justice.devstack.pki import DevPki
 from justice.exchange.bus import INBOX_STREAM, OUTBOX_STREAM
+from justice.exchange.model import Direction
+from justice.exchange.store import DeadLetterQuery, OutboxRow
 from justice.fines.model import (
     Address,
     FineState,
@@ -29,6 +32,8 @@ from justice.fines.model import (
     TransferOutcome,
 )
 from justice.fines.service import (
+    MESSAGE_TYPE_LOOKUP,
+    MESSAGE_TYPE_LOOKUP_REPLY,
     MESSAGE_TYPE_PAYMENT,
     MESSAGE_TYPE_TRANSFER,
     MESSAGE_TYPE_TRANSFER_RESULT,
@@ -38,7 +43,7 @@ from justice.platform.config import FineRules
 from justice.platform.errors import FailedPrecondition
 from justice.platform.timestamps import timestamp
 from tests.eventually import eventually
-from tests.exchange_env import exchange_settings, nats_with_partners, platform_url
+from tests.exchange_env import exchange_settings, nats_with_partners, partner_side, platform_url
 from tests.fines_env import (
     EXECUTING_NL,
     MAIL_HOUSE,
@@ -405,3 +410,64 @@ async def test_closed_fines_lose_personal_data_after_retention_and_statistics_st
     for secret in [*names, *in_streams, "Damrak", "AB123C", "LE999S", "WVWZZZ1KZ6W000001"]:
         assert secret not in dump, secret
         assert secret.encode().hex() not in dump.lower(), secret
+
+
+async def test_a_refused_reply_about_an_erased_fine_keeps_no_name_in_its_dead_letter(
+    app: Application,
+    partners: FinePartners,
+    clock: Clock,
+    tmp_path: Path,
+    nats: NatsServer,
+    pki: DevPki,
+) -> None:
+    """A register's reply the platform refuses (no lookup of ours, no address) is kept as a dead
+    letter, byte for byte, and is about the fine whose lookup it answers: the fine's erasure
+    blanks it, and the database keeps no name."""
+    service = app.fines.service
+    fine = await service.register(offence("AB123C"), "")
+    await eventually(lambda: _state(app, fine.name, FineState.NOTICE_SENT), what="notice")
+    async with app.database.sessions() as session:
+        request_id = (
+            await session.exec(
+                select(OutboxRow.id).where(
+                    OutboxRow.resource == fine.name,
+                    OutboxRow.message_type == MESSAGE_TYPE_LOOKUP,
+                )
+            )
+        ).one()
+    secret = "Zbigniew Tajemniczy"
+    reply = pb.OwnerLookupReply(
+        lookup_id="no-such-lookup",
+        holder=pb.Person(kind=pb.NATURAL, name=secret),
+    )
+    register = await partner_side(pki).connect(nats, "vehicle-register-nl")
+    try:
+        await register.send(MESSAGE_TYPE_LOOKUP_REPLY, reply.SerializeToString(), request_id)
+    finally:
+        await register.close()
+    exchange = app.exchange
+    assert exchange is not None
+
+    async def refused() -> bool:
+        letters = await exchange.service.list_dead_letters(
+            DeadLetterQuery(size=50, direction=Direction.INBOUND)
+        )
+        return any(x.partner == "vehicle-register-nl" for x in letters)
+
+    await eventually(refused, what="dead letter")
+    kept = _dump(tmp_path / "justice.db")
+    assert secret in kept or secret.encode().hex() in kept.lower()
+    noticed = await service.get(fine.name)
+    await service.register_payment(
+        "dead-letter-tx", noticed.payment_reference, noticed.outstanding, noticed.create_time
+    )
+    clock.advance(days=31)
+    await app.fines.scheduler.tick()
+    assert (await service.get(fine.name)).state is FineState.CLOSED
+    clock.advance(days=366)
+    await app.fines.scheduler.tick()
+    assert (await service.get(fine.name)).holder is None
+    dump = _dump(tmp_path / "justice.db")
+    assert secret not in dump
+    assert secret.encode().hex() not in dump.lower()
+    assert secret.encode() not in await _streams(nats)

@@ -9,11 +9,11 @@ import pytest
 
 from justice.fines.letter import LetterKind
 from justice.fines.model import Fine, FineState, LookupPhase, Tariff
+from justice.fines.ports import LetterDocuments
 from justice.fines.service import (
     MESSAGE_TYPE_LOOKUP,
     FineRules,
     FineService,
-    LetterDocuments,
 )
 from justice.platform.config import Settings
 from justice.platform.errors import InvalidArgument

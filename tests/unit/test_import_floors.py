@@ -24,8 +24,6 @@ ADAPTERS = frozenset(
     {"grpc", "sqlalchemy", "sqlmodel", "nats", "minio"}
     | {f"justice.platform.{name}" for name in ("blobs", "db", "bus", "notify", "server")}
 )
-# Stores that still import their service for query values (moved with the fines rework).
-STORES_IMPORTING_SERVICE = frozenset({"justice.fines.store"})
 
 
 def _sources() -> Iterator[tuple[str, Path]]:
@@ -128,7 +126,7 @@ def test_a_store_imports_no_service() -> None:
     found = sorted(
         f"{m} imports {t}"
         for m, path in _sources()
-        if m.endswith(".store") and _floor(m) in DOMAINS and m not in STORES_IMPORTING_SERVICE
+        if m.endswith(".store") and _floor(m) in DOMAINS
         for t in imports_of(path)
         if t.startswith(f"justice.{_floor(m)}.service")
     )

@@ -96,7 +96,9 @@ def build(
         consumer = None
         if settings.inbound:
             processor = InboundProcessor(uow, directory, dispatcher, settings.platform_id, clock)
-            consumer = InboundConsumer(processor)
+            consumer = InboundConsumer(
+                processor, batch=settings.inbound_batch, concurrency=settings.inbound_concurrency
+            )
         link = NatsLink(bus, partner_ids)
         workers = ExchangeWorkers(link, relay, consumer, listener, relay_database)
     service = ExchangeService(

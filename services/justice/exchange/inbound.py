@@ -11,14 +11,20 @@ with its receipt and delivery updates; a domain handler claims the envelope id i
 transaction, together with its own effect. A redelivered message therefore finds both
 claims taken and changes nothing. A message that cannot be read, is not signed by its
 sender, or is not allowed gets a REJECTED receipt and a dead letter, and is acknowledged:
-it never blocks or crashes the consumer.
+it never blocks or crashes the consumer. A handler's ABORTED (a concurrent change) or
+UNAVAILABLE is not a refusal: the message is offered again.
+
+The consumer fetches a batch and handles it in lanes, one per sender, several at once
+(`InboundConsumer`): on the fines benchmark one sender's message no longer waits behind
+another's database round trips.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -36,7 +42,13 @@ from justice.exchange.registry import PartnerDirectory
 from justice.exchange.store import ExchangeTransaction, time_ordered_uuid
 from justice.exchange.v1 import exchange_pb2 as pb
 from justice.platform import tracing
-from justice.platform.errors import FieldViolation, InvalidArgument, JusticeError
+from justice.platform.errors import (
+    Aborted,
+    FieldViolation,
+    InvalidArgument,
+    JusticeError,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +178,20 @@ class InboundProcessor:
         self._platform_id = platform_id
         self._clock = clock
 
-    async def process(self, data: bytes, subject: str, stream_seq: int) -> str:
+    async def processed_among(self, keys: Collection[str]) -> set[str]:
+        """Which of these envelopes (`processed_key`) were processed: one read transaction
+        for a fetched batch instead of one per message."""
+        if not keys:
+            return set()
+        async with self._uow() as tx:
+            return await tx.processed.seen_among(keys)
+
+    async def process(
+        self, data: bytes, subject: str, stream_seq: int, *, checked: bool = False
+    ) -> str:
         """Apply one message from a partner's outbox; returns the outcome (for logs/tests).
+        `checked`: the caller found it unprocessed (`processed_among`) just before, so the
+        read is not repeated; the claims still keep a duplicate from acting twice.
 
         Raises only for transient trouble (database down), so the message is offered again.
         """
@@ -193,17 +217,26 @@ class InboundProcessor:
         except EnvelopeRefused as refused:
             # Unreadable messages are keyed by their stream position: still processed once.
             key = f"seq:{stream_seq}"
-            envelope_id = ""
+            envelope_id = in_reply_to = ""
             if refused.problem not in (Problem.MALFORMED, Problem.TOO_LARGE):
-                envelope_id = envelopes.parse(data).id
+                unverified = envelopes.parse(data)
+                envelope_id, in_reply_to = unverified.id, unverified.in_reply_to
                 key = processed_key(sender, envelope_id)
             await self._refuse(
-                key, sender, envelope_id, subject_type, refused.problem.value, refused.detail, data
+                key,
+                sender,
+                envelope_id,
+                subject_type,
+                refused.problem.value,
+                refused.detail,
+                data,
+                in_reply_to,
             )
             return refused.problem.value
-        async with self._uow() as tx:
-            if await tx.processed.seen(processed_key(sender, envelope.id)):
-                return "DUPLICATE"
+        if not checked:
+            async with self._uow() as tx:
+                if await tx.processed.seen(processed_key(sender, envelope.id)):
+                    return "DUPLICATE"
         if envelope.type == RECEIPT:
             return await self._receipt(envelope, data, known.partner.certificate_pem)
         return await self._business(envelope, data)
@@ -220,6 +253,7 @@ class InboundProcessor:
                 "UNSUPPORTED_MESSAGE_TYPE",
                 f"the platform handles no {envelope.type}",
                 data,
+                envelope.in_reply_to,
             )
             return "UNSUPPORTED_MESSAGE_TYPE"
         message = InboundMessage(
@@ -235,6 +269,10 @@ class InboundProcessor:
         )
         try:
             await handler(message)
+        except (Aborted, Unavailable):
+            # A concurrent change or a dependency down: not the partner's fault. Raised, so
+            # the consumer offers the message again instead of refusing it.
+            raise
         except JusticeError as refusal:
             await self._refuse(
                 key,
@@ -244,6 +282,7 @@ class InboundProcessor:
                 refusal.reason,
                 refusal.message,
                 data,
+                envelope.in_reply_to,
             )
             return refusal.reason
         async with self._uow() as tx:
@@ -265,6 +304,7 @@ class InboundProcessor:
                 Problem.MALFORMED.value,
                 "the payload is not a justice.exchange.v1.Receipt",
                 data,
+                envelope.in_reply_to,
             )
             return Problem.MALFORMED.value
         entries = {e.envelope_id: e for e in receipt.entries}
@@ -332,9 +372,10 @@ class InboundProcessor:
         """Give up on a message that keeps failing: dead letter and REJECTED receipt."""
         sender, subject_type = _subject_parts(subject)
         try:
-            envelope_id = envelopes.parse(data).id
+            unverified = envelopes.parse(data)
+            envelope_id, in_reply_to = unverified.id, unverified.in_reply_to
         except EnvelopeRefused:
-            envelope_id = ""
+            envelope_id = in_reply_to = ""
         await self._refuse(
             processed_key(sender, envelope_id) if envelope_id else f"seq:{stream_seq}",
             sender,
@@ -343,6 +384,7 @@ class InboundProcessor:
             "PROCESSING_FAILED",
             error,
             data,
+            in_reply_to,
         )
 
     def _receipt_to(
@@ -365,6 +407,7 @@ class InboundProcessor:
         reason: str,
         detail: str,
         data: bytes,
+        in_reply_to: str = "",
     ) -> None:
         log.warning("inbound: refused a %s from %s: %s", message_type or "?", sender or "?", reason)
         async with self._uow() as tx:
@@ -381,6 +424,8 @@ class InboundProcessor:
                     detail=detail,
                     create_time=self._clock(),
                     data=data,
+                    # A reply is about what it answers: erased with it (SqlOutbox.forget).
+                    resource=await tx.outbox.resource_of(in_reply_to),
                 )
             )
             # A receipt needs an addressee the registry knows; the subject names it.
@@ -389,35 +434,97 @@ class InboundProcessor:
             await tx.commit()
 
 
+@dataclass(frozen=True)
+class _Route:
+    lane: tuple[str, str]
+    key: str  # processed_key, "" when the envelope cannot be read
+
+
+def _route(msg: Msg) -> _Route:
+    """A reply (an owner lookup's answer) is about the one message of ours it answers: its
+    lane is that message's, so the replies of one partner to different requests run side
+    by side, and copies of one reply share a lane. Everything else a partner sends (and
+    its receipts) stays in its sender's lane, in stream order."""
+    sender, message_type = _subject_parts(msg.subject)
+    try:
+        envelope = envelopes.parse(msg.data)
+    except EnvelopeRefused:
+        return _Route((sender, ""), "")  # the processor refuses it, in the sender's lane
+    key = processed_key(sender, envelope.id)
+    if message_type != RECEIPT and envelope.in_reply_to:
+        return _Route((sender, envelope.in_reply_to), key)
+    return _Route((sender, ""), key)
+
+
 class InboundConsumer:
-    """Pulls `justice-inbound` and hands each message to the processor, then acks it."""
+    """Pulls `justice-inbound` a batch at a time and hands each message to the processor,
+    then acks it.
+
+    A fetch takes up to `batch` messages. They are split into lanes, one per sender (the
+    subject's partner token) and one per request a reply answers (`_lane_of`): a lane's
+    messages are processed one after another in stream order, as one consumer did before,
+    and up to `concurrency` lanes at once, so one partner's slow or failing message does
+    not hold the others' and their database round trips overlap. Each
+    message is acked on its own, after its processing committed; one that fails transiently
+    is nak-ed (offered again) without holding its lane's later messages, and after
+    `max_attempts` it is dead-lettered. Exactly-once does not depend on the order: the
+    claims (processed ids) make a redelivered or duplicated message change nothing.
+    """
 
     def __init__(
         self,
         processor: InboundProcessor,
         *,
         batch: int = 128,
+        concurrency: int = 8,
         max_attempts: int = 5,
         retry_delay_seconds: float = 1.0,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self._processor = processor
         self._batch = batch
+        self._slots = asyncio.Semaphore(concurrency)
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay_seconds
         self.processed = 0
 
-    async def handle(self, msg: Msg) -> None:
+    async def handle(self, msg: Msg, *, checked: bool = False) -> None:
         # The partner's headers continue the trace its message (a receipt) answers.
         _, message_type = _subject_parts(msg.subject)
         with tracing.continued(
             f"inbound {message_type or '?'}", msg.headers, kind=tracing.SpanKind.CONSUMER
         ):
-            await self._handle(msg)
+            await self._handle(msg, checked)
 
-    async def _handle(self, msg: Msg) -> None:
+    async def handle_batch(self, msgs: Sequence[Msg]) -> None:
+        """One fetched batch: the ones already processed found in one query and acked, the
+        others in lanes (`_route`), `concurrency` lanes at a time."""
+        routes = [_route(msg) for msg in msgs]
+        keys = Counter(r.key for r in routes if r.key)
+        done = await self._processor.processed_among(list(keys))
+        lanes: dict[tuple[str, str], list[tuple[Msg, bool]]] = {}
+        for msg, route in zip(msgs, routes, strict=True):
+            if route.key in done:
+                await msg.ack()  # a redelivery of what was applied: nothing to do
+                self.processed += 1
+                continue
+            # A copy of a message in the same batch is checked again when its turn comes.
+            checked = bool(route.key) and keys[route.key] == 1
+            lanes.setdefault(route.lane, []).append((msg, checked))
+        await asyncio.gather(*(self._lane(lane) for lane in lanes.values()))
+
+    async def _lane(self, msgs: Sequence[tuple[Msg, bool]]) -> None:
+        async with self._slots:
+            for msg, checked in msgs:
+                await self.handle(msg, checked=checked)
+
+    async def _handle(self, msg: Msg, checked: bool) -> None:
         meta = msg.metadata
         try:
-            await self._processor.process(msg.data, msg.subject, meta.sequence.stream)
+            await self._processor.process(
+                msg.data, msg.subject, meta.sequence.stream, checked=checked
+            )
         except Exception as error:
             if meta.num_delivered >= self._max_attempts:
                 log.error("inbound: giving up on stream seq %d: %s", meta.sequence.stream, error)
@@ -445,8 +552,7 @@ class InboundConsumer:
                         msgs = await subscription.fetch(self._batch, timeout=1.0)
                     except TimeoutError:
                         continue
-                    for msg in msgs:
-                        await self.handle(msg)
+                    await self.handle_batch(msgs)
             except asyncio.CancelledError:
                 raise
             except Exception as error:

@@ -174,6 +174,8 @@ class DeadLetter:
     resolve_time: datetime | None = None
     # Raw inbound bytes, kept for inspection (bounded by the stream's max message size).
     data: bytes = field(default=b"", repr=False)
+    # Inbound: the resource of the message of ours it replies to (erased with it), or "".
+    resource: str = ""
 
     @property
     def name(self) -> str:

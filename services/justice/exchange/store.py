@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -126,7 +126,10 @@ class PartnerRow(SQLModel, table=True):
 
 class DeadLetterRow(SQLModel, table=True):
     __tablename__ = "exchange_dead_letter"
-    __table_args__ = (Index("ix_exchange_dead_letter_partner", "partner", "id"),)
+    __table_args__ = (
+        Index("ix_exchange_dead_letter_partner", "partner", "id"),
+        Index("ix_exchange_dead_letter_resource", "resource"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     direction: str = Field(max_length=8)
@@ -136,6 +139,10 @@ class DeadLetterRow(SQLModel, table=True):
     reason: str = Field(max_length=64)
     detail: str = Field(max_length=1024)
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # The resource of the message it replies to (the outbox's `resource`), or "".
+    resource: str = Field(
+        default="", sa_column=Column(String(255), nullable=False, server_default="")
+    )
     create_time: datetime = Field(sa_type=UtcDateTime)
     resolve_time: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
@@ -151,6 +158,7 @@ class ProcessedRow(SQLModel, table=True):
 
 _OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
 _DELIVERY = DeliveryRow.__table__  # type: ignore[attr-defined]
+_DEAD_LETTER = DeadLetterRow.__table__  # type: ignore[attr-defined]
 
 
 def _now() -> datetime:
@@ -241,7 +249,24 @@ class SqlOutbox:
             .where(_OUTBOX.c.subject_ref == subject_ref, _OUTBOX.c.published_at.is_not(None))
             .values(payload=b"", links=None),
         )
+        # What partners sent about it and the platform refused (a register's reply that did
+        # not fit) is kept in the dead letters, byte for byte: blanked too, by the index.
+        await _execute(
+            self._session,
+            update(_DEAD_LETTER)
+            .where(_DEAD_LETTER.c.resource == subject_ref.split("@", 1)[0])
+            .values(data=b"", detail=""),
+        )
         return int(cast(CursorResult[Any], result).rowcount)
+
+    async def resource_of(self, envelope_id: str) -> str:
+        """The resource the message `envelope_id` (one of ours) was about, or ""."""
+        if not envelope_id:
+            return ""
+        rows = await _execute(
+            self._session, select(_OUTBOX.c.resource).where(_OUTBOX.c.id == envelope_id)
+        )
+        return next((row.resource for row in rows), "")
 
 
 async def newest_subject_ref(session: AsyncSession, resource: str) -> str | None:
@@ -265,6 +290,15 @@ class SqlInbox:
 
     async def seen(self, key: str) -> bool:
         return await self._session.get(ProcessedRow, (self._scope, key)) is not None
+
+    async def seen_among(self, keys: Collection[str]) -> set[str]:
+        """Which of `keys` were processed: one query for a whole batch."""
+        if not keys:
+            return set()
+        statement = select(col(ProcessedRow.key)).where(
+            col(ProcessedRow.scope) == self._scope, col(ProcessedRow.key).in_(list(keys))
+        )
+        return set((await self._session.exec(statement)).all())
 
     async def claim(self, key: str) -> bool:
         found = await self._session.get(ProcessedRow, (self._scope, key))
@@ -631,6 +665,7 @@ def _dead_letter(row: DeadLetterRow) -> DeadLetter:
         create_time=row.create_time,
         resolve_time=row.resolve_time,
         data=row.data,
+        resource=row.resource,
     )
 
 
@@ -658,6 +693,7 @@ class SqlDeadLetters:
                 reason=letter.reason[:64],
                 detail=letter.detail[:1024],
                 data=letter.data,
+                resource=letter.resource,
                 create_time=letter.create_time,
             )
         )

@@ -19,7 +19,8 @@ from justice.fines.model import (
     Speed,
     normalise_plate,
 )
-from justice.fines.service import FineQuery, FineService, PaymentResult
+from justice.fines.ports import FineQuery
+from justice.fines.service import FineService, PaymentResult
 from justice.fines.v1 import fines_pb2 as pb
 from justice.fines.v1 import fines_pb2_grpc
 from justice.platform.errors import FieldViolation, InvalidArgument

@@ -12,12 +12,12 @@ from justice.fines.inbound import FineInbound
 from justice.fines.letter import LetterSettings, shipped_languages
 from justice.fines.model import Deadlines, Tariff
 from justice.fines.notice import NoticeRenderer, PdfSigner, XmlSigner
+from justice.fines.ports import MessageCopies
 from justice.fines.scheduler import DeadlineScheduler
 from justice.fines.service import (
     FineRules,
     FineService,
     LookupPolicy,
-    MessageCopies,
     Partners,
 )
 from justice.fines.store import FineTransaction

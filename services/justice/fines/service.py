@@ -6,17 +6,17 @@ clock, rules) from fines.compose. A fine's move and the message it causes commit
 
 from __future__ import annotations
 
+import copy
 import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
 
-from justice.exchange.message import Inbox, OutboxWriter, OutgoingMessage
+from justice.exchange.message import OutgoingMessage
 from justice.fines import messages
 from justice.fines.letter import LetterKind
 from justice.fines.model import (
@@ -42,8 +42,15 @@ from justice.fines.model import (
     payment_reference,
 )
 from justice.fines.notice_queue import NoticeQueue
+from justice.fines.ports import (
+    FineFigures,
+    FineQuery,
+    LetterDocuments,
+    Letters,
+    MessageCopies,
+    UnitOfWork,
+)
 from justice.fines.v1 import fines_pb2 as pb
-from justice.platform import ports
 from justice.platform.errors import (
     Aborted,
     FailedPrecondition,
@@ -69,111 +76,6 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _PAYMENT_ID = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 # Escalation and retries look at this many due rows per transaction.
 _BATCH = 200
-
-
-@dataclass(frozen=True)
-class FineQuery:
-    page: Page
-    state: FineState | None = None
-    registration_country: str | None = None
-    plate: str | None = None
-    offence: str | None = None
-    offence_after: datetime | None = None
-    offence_before: datetime | None = None
-
-
-@dataclass(frozen=True)
-class FineFigures:
-    """The columns statistics are made of: none of them is personal data."""
-
-    state: FineState
-    registration_country: str
-    offence: str
-    amount: Money
-    paid: Money
-    notices_sent: int
-    lookups_sent: int
-    lookup_failed: bool
-
-
-class FineRepository(Protocol):
-    async def add(self, fine: Fine) -> None: ...
-    async def get(self, fine_id: str) -> Fine | None: ...
-    async def by_request(self, request_id: str) -> Fine | None: ...
-    async def by_reference(self, reference: str) -> Fine | None: ...
-    async def update(self, fine: Fine) -> None:
-        """Write a changed fine; raises Aborted if someone else changed it first."""
-
-    async def list(self, query: FineQuery) -> Sequence[Fine]: ...
-    async def escalatable(self, after: str, limit: int) -> Sequence[Fine]: ...
-    async def figures(self) -> Sequence[FineFigures]: ...
-    async def count_lookup(self, fine_id: str, failed: bool) -> None: ...
-    async def erasable(self, closed_before: datetime, limit: int) -> Sequence[str]: ...
-    async def erase(self, fine_id: str) -> None:
-        """Personal data (plate, persons, vehicle) out; the statistics' columns stay."""
-
-
-class LookupRepository(Protocol):
-    async def add(self, lookup: Lookup) -> None: ...
-    async def get(self, lookup_id: str) -> Lookup | None: ...
-    async def save(self, lookup: Lookup) -> None: ...
-    async def due(self, now: datetime, limit: int) -> Sequence[Lookup]: ...
-
-
-class PaymentRepository(Protocol):
-    async def get(self, payment_id: str) -> Payment | None: ...
-    async def add(self, payment: Payment) -> None: ...
-
-
-class LetterRepository(Protocol):
-    async def add(self, fine_id: str, seq: int, letter: LetterDocuments, now: datetime) -> None: ...
-    async def of(self, fine_id: str) -> Sequence[LetterDocuments]: ...
-    async def erase(self, fine_id: str) -> None: ...
-
-
-class FineOutbox(OutboxWriter, Protocol):
-    async def about(self, resources: Sequence[str]) -> list[str]:
-        """The ids of the messages written about any of `resources`."""
-
-    async def forget(self, subject_ref: str) -> int:
-        """Blank the payloads of the sent messages about `subject_ref`."""
-
-
-class MessageCopies(Protocol):
-    """The copies the message bus keeps (exchange.stream_erasure.StreamErasure)."""
-
-    async def erase(self, envelope_ids: Collection[str]) -> int:
-        """Erase the copies of these messages and of the replies to them."""
-
-
-class Letters(Protocol):
-    """Renders and signs a letter (fines.notice.NoticeRenderer)."""
-
-    async def render(self, fine: Fine, kind: LetterKind) -> LetterDocuments: ...
-    async def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class LetterDocuments:
-    kind: LetterKind
-    language: str
-    pdf: bytes
-    signed_xml: bytes
-
-
-class UnitOfWork(ports.UnitOfWork, Protocol):
-    @property
-    def fines(self) -> FineRepository: ...
-    @property
-    def lookups(self) -> LookupRepository: ...
-    @property
-    def payments(self) -> PaymentRepository: ...
-    @property
-    def letters(self) -> LetterRepository: ...
-    @property
-    def outbox(self) -> FineOutbox: ...
-    @property
-    def inbox(self) -> Inbox: ...
 
 
 @dataclass(frozen=True)
@@ -270,7 +172,7 @@ class FineService:
         self._rules = rules
         self._letters = letters
         self._copies = copies
-        self._notices = NoticeQueue(self.notice_identified, notice_concurrency)
+        self._notices = NoticeQueue(self._notice_for, notice_concurrency)
 
     @property
     def rules(self) -> FineRules:
@@ -306,8 +208,12 @@ class FineService:
             # letters): never a cross-border lookup.
             if detection.registration_country == self._rules.partners.home_country:
                 fine.move_to(FineState.DOMESTIC_PROCEDURE, now)
+            else:
+                # Moved before it is written: one INSERT, not an INSERT and an UPDATE (each
+                # statement is a wait on the event loop the inbound work shares).
+                fine.move_to(FineState.OWNER_REQUESTED, now)
             await uow.fines.add(fine)
-            if fine.state is FineState.REGISTERED:
+            if fine.state is FineState.OWNER_REQUESTED:
                 await self._request_owner(uow, fine, attempt=1, now=now)
             await uow.commit()
             return fine
@@ -375,7 +281,8 @@ class FineService:
                 await uow.fines.count_lookup(fine.fine_id, failed=True)
             await uow.commit()
         if identified and self._rules.auto_notice:
-            self._notices.submit(fine.fine_id)
+            # A copy: the queue's letter changes it, the caller keeps what was committed.
+            self._notices.submit(fine.fine_id, copy.deepcopy(fine))
         return fine
 
     async def notice_identified(self, fine_id: str) -> Fine | None:
@@ -385,7 +292,12 @@ class FineService:
         nothing to send: already sent, changed, or no catalogue fits (IssueNotice then)."""
         async with self._uow() as uow:
             fine = await uow.fines.get(fine_id)
-        if fine is None or fine.state is not FineState.OWNER_IDENTIFIED:
+        return None if fine is None else await self._notice_for(fine)
+
+    async def _notice_for(self, fine: Fine) -> Fine | None:
+        """`notice_identified` for a fine as read (or as the owner reply committed it: the
+        queue needs no read of its own); the write checks it has not changed since."""
+        if fine.state is not FineState.OWNER_IDENTIFIED:
             return None
         now = self._clock()
         if fine.due_escalation(now, self._rules.deadlines) is Escalation.TIME_BAR:
@@ -421,6 +333,11 @@ class FineService:
             if len(waiting) < _BATCH:
                 return sent
             after = waiting[-1].fine_id
+
+    def warm_letters(self) -> None:
+        """This process answers owner replies (it runs the inbound consumer): the letter
+        renderers start now, not with the first letter."""
+        self._letters.warm()
 
     async def close(self) -> None:
         """Stops the letters still in the queue; the scheduler's sweep writes them later."""

@@ -37,7 +37,7 @@ from justice.fines.model import (
     Speed,
     Vehicle,
 )
-from justice.fines.service import FineFigures, FineQuery, LetterDocuments
+from justice.fines.ports import FineFigures, FineQuery, LetterDocuments
 from justice.platform.db import Transaction, UtcDateTime, execute
 from justice.platform.errors import Aborted
 

@@ -196,6 +196,9 @@ class ExchangeSettings(BaseModel):
     inbound: bool = True
     nats_secret: SecretStr = SecretStr("justice-dev-nats-secret")
     relay_batch: int = Field(default=512, gt=0, le=10_000)
+    # The inbound consumer's fetch: up to this many messages, this many senders at once.
+    inbound_batch: int = Field(default=128, gt=0, le=10_000)
+    inbound_concurrency: int = Field(default=8, gt=0, le=256)
     # How long a relay's claim on outbox rows keeps other relays off them: a killed relay's
     # rows go out again this long after its claim.
     relay_lease_seconds: float = Field(default=30.0, ge=1)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import io
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
 
+from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
@@ -18,76 +21,137 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import signers
 from pyhanko.sign.fields import SigSeedSubFilter
+from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
+from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from justice.platform.errors import FailedPrecondition
 from justice.signing.identity import SigningIdentity
 from justice.signing.keystore import KeyStore, KeyStoreError, UnknownSigner
 
-_HASHES: dict[str, hashes.HashAlgorithm] = {
-    "sha256": hashes.SHA256(),
-    "sha384": hashes.SHA384(),
-    "sha512": hashes.SHA512(),
-}
+_DIGEST = "sha256"
+T = TypeVar("T")
 
 
 # A CMS SignedData with an RSA-4096 signature and a three-certificate chain fits in 8 KB.
 _RESERVED = 8 * 1024
 
 
-def _asn1(certificate: Any) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(certificate.public_bytes(Encoding.DER))
+@dataclass(frozen=True)
+class SignerCertificates:
+    """A signer's certificate and its chain, DER: public, so they travel to the processes
+    that prepare and finish signatures."""
+
+    certificate: bytes
+    chain: tuple[bytes, ...]
 
 
-class _KeyObjectSigner(signers.Signer):
-    def __init__(self, identity: SigningIdentity) -> None:
-        self._key = identity.key
-        super().__init__(
-            signing_cert=_asn1(identity.certificate),
-            cert_registry=SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
-                [_asn1(c) for c in identity.chain]
-            ),
-        )
+@dataclass(frozen=True)
+class PreparedPdf:
+    """A PDF with room reserved for its signature, and the CMS signed attributes over its
+    digest: what the key signs. Plain bytes, so it crosses a process boundary."""
 
-    async def async_sign_raw(
-        self, data: bytes, digest_algorithm: str, dry_run: bool = False
-    ) -> bytes:
-        algorithm = _HASHES[digest_algorithm.lower()]
-        if isinstance(self._key, ec.EllipticCurvePrivateKey):
-            return self._key.sign(data, ec.ECDSA(algorithm))
-        return self._key.sign(data, padding.PKCS1v15(), algorithm)
+    document: bytes
+    digest: PreparedByteRangeDigest
+    signed_attributes: bytes
+
+
+def _external(certificates: SignerCertificates, signature: bytes | None) -> signers.ExternalSigner:
+    return signers.ExternalSigner(
+        signing_cert=asn1_x509.Certificate.load(certificates.certificate),
+        cert_registry=SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
+            [asn1_x509.Certificate.load(c) for c in certificates.chain]
+        ),
+        signature_value=signature,
+    )
+
+
+def prepare(pdf: bytes, certificates: SignerCertificates, reason: str = "") -> PreparedPdf:
+    """Phase one, no key needed: the signature field, the byte-range digest and the signed
+    attributes. CPU-bound pure Python (pyHanko, asn1crypto): run it in a thread or another
+    process."""
+    return asyncio.run(_prepare(pdf, certificates, reason))
+
+
+async def _prepare(pdf: bytes, certificates: SignerCertificates, reason: str) -> PreparedPdf:
+    meta = signers.PdfSignatureMetadata(
+        field_name="Signature",
+        reason=reason or None,
+        subfilter=SigSeedSubFilter.PADES,
+        md_algorithm=_DIGEST,
+    )
+    signer = _external(certificates, None)
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    # Room for the CMS signature given up front: pyHanko skips its sizing dry run.
+    digest, _, output = await signers.PdfSigner(meta, signer=signer).async_digest_doc_for_signing(
+        writer, bytes_reserved=_RESERVED
+    )
+    attributes = await signer.signed_attrs(
+        digest.document_digest,
+        _DIGEST,
+        PdfCMSSignedAttributes(signing_time=datetime.now(UTC)),
+        use_pades=True,
+    )
+    assert isinstance(output, io.BytesIO)
+    return PreparedPdf(output.getvalue(), digest, attributes.dump())
+
+
+def finish(prepared: PreparedPdf, signature: bytes, certificates: SignerCertificates) -> bytes:
+    """Phase two, no key needed: the CMS SignedData around `signature` (the key's signature
+    over the signed attributes) written into the reserved room."""
+    return asyncio.run(_finish(prepared, signature, certificates))
+
+
+async def _finish(
+    prepared: PreparedPdf, signature: bytes, certificates: SignerCertificates
+) -> bytes:
+    signed = await _external(certificates, signature).async_sign_prescribed_attributes(
+        _DIGEST, cms.CMSAttributes.load(prepared.signed_attributes)
+    )
+    output = io.BytesIO(prepared.document)
+    PdfTBSDocument.resume_signing(output, prepared.digest, signed)
+    return output.getvalue()
 
 
 class PadesSigner:
-    """Signs a PDF as a named signer whose key the store holds (PAdES baseline B)."""
+    """Signs a PDF as a named signer whose key the store holds (PAdES baseline B).
+
+    In two halves around the one key operation: `prepare` and `finish` need no key and
+    may run anywhere (the fines' renderer processes run them beside the PDF rendering, so
+    pyHanko's ASN.1 and PDF work, ~14 ms of CPU a letter, leaves the platform process);
+    `sign_attributes` is the signature itself, with the key store's key (file or HSM)."""
 
     def __init__(self, keys: KeyStore) -> None:
         self._keys = keys
 
+    def certificates(self, signer_id: str) -> SignerCertificates:
+        identity = self._identity(signer_id)
+        return SignerCertificates(
+            identity.certificate.public_bytes(Encoding.DER),
+            tuple(c.public_bytes(Encoding.DER) for c in identity.chain),
+        )
+
+    async def sign_attributes(self, signer_id: str, prepared: PreparedPdf) -> bytes:
+        key = self._identity(signer_id).key
+        data = prepared.signed_attributes
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(data, ec.ECDSA(hashes.SHA256()))
+        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
     async def sign(self, pdf: bytes, signer_id: str, reason: str = "") -> bytes:
+        certificates = self.certificates(signer_id)
+        # pyHanko is synchronous and CPU-bound: off the event loop.
+        prepared = await asyncio.to_thread(prepare, pdf, certificates, reason)
+        signature = await self.sign_attributes(signer_id, prepared)
+        return await asyncio.to_thread(finish, prepared, signature, certificates)
+
+    def _identity(self, signer_id: str) -> SigningIdentity:
         try:
-            identity = self._keys.identity(signer_id)
+            return self._keys.identity(signer_id)
         except UnknownSigner:
             raise FailedPrecondition(
                 "NO_SIGNING_KEY", f"no signing key is enrolled for {signer_id}"
             ) from None
         except KeyStoreError as error:
             raise FailedPrecondition("SIGNING_KEY_UNUSABLE", str(error)) from None
-        # pyHanko's writer is synchronous and CPU-bound: off the event loop.
-        return await asyncio.to_thread(self._sign, pdf, identity, reason)
-
-    @staticmethod
-    def _sign(pdf: bytes, identity: SigningIdentity, reason: str) -> bytes:
-        writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
-        meta = signers.PdfSignatureMetadata(
-            field_name="Signature",
-            reason=reason or None,
-            subfilter=SigSeedSubFilter.PADES,
-            md_algorithm="sha256",
-        )
-        out = io.BytesIO()
-        # Room for the CMS signature given up front: pyHanko skips its sizing dry run.
-        signers.PdfSigner(meta, signer=_KeyObjectSigner(identity)).sign_pdf(
-            writer, output=out, bytes_reserved=_RESERVED
-        )
-        return out.getvalue()
