@@ -515,6 +515,26 @@ class DriverConnection:
         cursor = self.raw.execute(self._sql(sql), self._values(parameters))
         return int(cursor.rowcount)
 
+    def execute_all(self, statements: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
+        """Runs the statements in order; returns how many rows each changed. On PostgreSQL
+        they go in one pipeline: one round trip, not one each."""
+        if self.backend == "sqlite":
+            return [self.execute(sql, parameters) for sql, parameters in statements]
+        with self.raw.pipeline():
+            cursors = [
+                self.raw.execute(self._sql(sql), self._values(parameters))
+                for sql, parameters in statements
+            ]
+        return [int(cursor.rowcount) for cursor in cursors]
+
+    def restart(self) -> None:
+        """Rolls back what this transaction did and begins it again."""
+        if self.backend == "sqlite":
+            self.raw.execute("ROLLBACK")
+            self.raw.execute("BEGIN IMMEDIATE")
+        else:
+            self.raw.rollback()
+
     def one(self, sql: str, parameters: Mapping[str, Any] | None = None) -> tuple[Any, ...] | None:
         cursor = self.raw.execute(self._sql(sql), dict(parameters or {}))
         row: tuple[Any, ...] | None = cursor.fetchone()
@@ -651,7 +671,9 @@ _Unit = tuple[Writes, asyncio.Future[None]]
 
 class GroupCommit:
     """Units of work committed together: each batch is one transaction in one hop to a
-    driver thread (`DriverThread`), each unit inside its own savepoint.
+    driver thread (`DriverThread`), its statements on PostgreSQL in one pipeline (one round
+    trip). A unit is all or nothing: when one is refused or breaks a constraint, the batch
+    runs again with each unit in a savepoint, and only the others commit.
 
     Through the async ORM a SubmitReport transaction cost five round trips through the event
     loop (greenlet, aiosqlite's thread), each waiting for the loop's turn while the write
@@ -706,28 +728,49 @@ class GroupCommit:
                     callback()
 
     def _units(self, connection: DriverConnection, *, batch: list[_Unit]) -> list[Exception | None]:
-        outcomes: list[Exception | None] = []
-        channels: set[str] = set()
-        for writes, _ in batch:
-            connection.execute("SAVEPOINT unit")
-            try:
-                for statement in writes.statements:
-                    changed = connection.execute(statement.sql, statement.parameters)
-                    if statement.rows is not None and changed != statement.rows:
-                        raise statement.refusal or RuntimeError("unexpected row count")
-            except (sqlite3.OperationalError, psycopg.OperationalError):
-                raise  # the connection or the lock, not the unit: the whole batch fails
-            except Exception as refusal:  # a guard, or a constraint the unit broke
-                connection.execute("ROLLBACK TO SAVEPOINT unit")
-                outcomes.append(refusal)
-                continue
-            connection.execute("RELEASE SAVEPOINT unit")
-            outcomes.append(None)
-            channels |= writes.channels
-        if self._postgres:
-            for channel in sorted(channels):
-                connection.execute("SELECT pg_notify(:channel, '')", {"channel": channel})
+        """Every unit at once (on PostgreSQL in one pipeline); only when a unit is refused
+        or fails, the batch again with each unit in a savepoint, to find which."""
+        units = [writes for writes, _ in batch]
+        statements = [s for writes in units for s in writes.statements]
+        try:
+            changed: list[int] | None = connection.execute_all(
+                [(s.sql, s.parameters) for s in statements] + self._notifications(units)
+            )
+        except (sqlite3.OperationalError, psycopg.OperationalError):
+            raise  # the connection or the lock, not a unit: the whole batch fails
+        except Exception:  # a constraint some unit broke: found below
+            changed = None
+        if changed is not None and all(
+            s.rows is None or n == s.rows for s, n in zip(statements, changed, strict=False)
+        ):
+            return [None] * len(units)
+        connection.restart()
+        outcomes = [self._unit(connection, writes) for writes in units]
+        kept = [writes for writes, outcome in zip(units, outcomes, strict=True) if not outcome]
+        connection.execute_all(self._notifications(kept))
         return outcomes
+
+    def _notifications(self, units: Sequence[Writes]) -> list[tuple[str, Mapping[str, Any]]]:
+        if not self._postgres:
+            return []
+        channels = sorted({channel for writes in units for channel in writes.channels})
+        return [("SELECT pg_notify(:channel, '')", {"channel": c}) for c in channels]
+
+    @staticmethod
+    def _unit(connection: DriverConnection, writes: Writes) -> Exception | None:
+        connection.execute("SAVEPOINT unit")
+        try:
+            for statement in writes.statements:
+                changed = connection.execute(statement.sql, statement.parameters)
+                if statement.rows is not None and changed != statement.rows:
+                    raise statement.refusal or RuntimeError("unexpected row count")
+        except (sqlite3.OperationalError, psycopg.OperationalError):
+            raise
+        except Exception as refusal:  # a guard, or a constraint the unit broke
+            connection.execute("ROLLBACK TO SAVEPOINT unit")
+            return refusal
+        connection.execute("RELEASE SAVEPOINT unit")
+        return None
 
     async def close(self) -> None:
         if self._task is not None:
