@@ -22,7 +22,7 @@ from justice.exchange.message import OutgoingMessage
 from justice.exchange.model import DeliveryState
 from justice.exchange.registry import PartnerDirectory
 from justice.exchange.relay import Relay, RelaySettings
-from justice.exchange.store import DriverClaims, ExchangeTransaction
+from justice.exchange.store import ExchangeTransaction
 from justice.exchange.workers import ExchangeWorkers, NatsLink
 from justice.platform.bus import Bus, NatsCredentials
 from justice.platform.db import Database
@@ -156,20 +156,3 @@ async def test_a_released_claim_is_free_at_once(database: Database) -> None:
         taken = await tx.relay.claim("other-relay", 10, now, now + lease)
         await tx.commit()
     assert [m.id for m in taken] == [m.id for m in held]
-
-
-async def test_the_driver_claim_keeps_the_same_leases_and_rows(database: Database) -> None:
-    await _write(database, 3, "driver")
-    claims = DriverClaims(database.driver)
-    now = datetime.now(UTC)
-    lease = timedelta(seconds=30)
-    held = await claims.claim("driver-relay", 10, now, now + lease)
-    assert len(held) >= 3
-    async with _uow(database) as tx:
-        # The ORM's claim honours the driver's lease, and then finds the very same rows.
-        assert await tx.relay.claim("orm-relay", 10, now, now + lease) == []
-        later = now + lease + timedelta(seconds=1)
-        taken = await tx.relay.claim("orm-relay", 10, later, later + lease)
-        await tx.commit()
-    assert taken == held
-    assert all(isinstance(m.payload, bytes) and m.created_at.tzinfo for m in held)

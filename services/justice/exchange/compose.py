@@ -14,12 +14,7 @@ from justice.exchange.inbound import Dispatcher, InboundConsumer, InboundProcess
 from justice.exchange.registry import PartnerDirectory
 from justice.exchange.relay import Relay, RelaySettings
 from justice.exchange.service import ExchangeService
-from justice.exchange.store import (
-    OUTBOX_CHANNEL,
-    OUTBOX_WRITTEN,
-    DriverClaims,
-    ExchangeTransaction,
-)
+from justice.exchange.store import OUTBOX_CHANNEL, OUTBOX_WRITTEN, ExchangeTransaction
 from justice.exchange.stream_erasure import StreamErasure
 from justice.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from justice.exchange.workers import ExchangeWorkers, NatsLink
@@ -98,7 +93,6 @@ def build(
                     lease=timedelta(seconds=settings.exchange_relay_lease_seconds),
                 ),
                 clock,
-                DriverClaims((relay_database or database).driver),
             )
             database.on_commit(OUTBOX_WRITTEN, relay.nudge)
         consumer = None

@@ -18,7 +18,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
@@ -63,26 +62,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class Claims(Protocol):
-    async def claim(
-        self, relay: str, limit: int, now: datetime, until: datetime
-    ) -> list[PendingMessage]:
-        """Up to `limit` unpublished rows, oldest first, leased to `relay` until `until`."""
-
-
-class _TransactionClaims:
-    def __init__(self, uow: Callable[[], ExchangeTransaction]) -> None:
-        self._uow = uow
-
-    async def claim(
-        self, relay: str, limit: int, now: datetime, until: datetime
-    ) -> list[PendingMessage]:
-        async with self._uow() as tx:
-            rows = await tx.relay.claim(relay, limit, now, until)
-            await tx.commit()
-        return rows
-
-
 class Relay:
     def __init__(
         self,
@@ -91,11 +70,8 @@ class Relay:
         directory: PartnerDirectory,
         settings: RelaySettings = RelaySettings(),
         clock: Callable[[], datetime] = _utc_now,
-        claims: Claims | None = None,
     ) -> None:
         self._uow = uow
-        # The hot claim, in one driver hop when the platform gives one (store.DriverClaims).
-        self._claims = claims or _TransactionClaims(uow)
         self._signer = signer
         self._directory = directory
         self._settings = settings
@@ -128,9 +104,11 @@ class Relay:
         while len(self._in_flight) >= self._settings.batch and self._settling:
             await asyncio.wait(self._settling, return_when=asyncio.FIRST_COMPLETED)
         now = self._clock()
-        # The rows in flight are this relay's: claiming them again renews their lease.
-        limit = self._settings.batch + len(self._in_flight)
-        rows = await self._claims.claim(self.identity, limit, now, now + self._settings.lease)
+        async with self._uow() as tx:
+            # The rows in flight are this relay's: claiming them again renews their lease.
+            limit = self._settings.batch + len(self._in_flight)
+            rows = await tx.relay.claim(self.identity, limit, now, now + self._settings.lease)
+            await tx.commit()
         rows = [row for row in rows if row.id not in self._in_flight][: self._settings.batch]
         if not rows:
             return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -31,15 +31,7 @@ from justice.exchange.model import (
     Partner,
     PartnerKind,
 )
-from justice.platform.db import (
-    DriverConnection,
-    DriverThread,
-    Transaction,
-    UtcDateTime,
-    Writes,
-    commit_unflushed,
-    utc_time,
-)
+from justice.platform.db import Transaction, UtcDateTime, Writes, commit_unflushed
 from justice.platform.errors import Aborted
 from justice.platform.notify import notify
 from justice.platform.tracing import traceparent
@@ -336,63 +328,6 @@ class PendingMessage:
         return self.id if self.attempt == 1 else f"{self.id}.{self.attempt}"
 
 
-_CLAIM_COLUMNS = (
-    "seq, id, recipient, message_type, subject, payload, created_at, links, in_reply_to, "
-    "attempt, traceparent"
-)
-# SqlRelayQueue.claim's statement as plain SQL; {lock} is FOR UPDATE SKIP LOCKED on
-# PostgreSQL.
-_CLAIM = (
-    "UPDATE exchange_outbox "  # noqa: S608 - constant column names, no input
-    "SET claimed_by = :relay, claimed_until = :until WHERE seq IN ("
-    "SELECT seq FROM exchange_outbox WHERE published_at IS NULL AND (claimed_until IS NULL "
-    "OR claimed_until < :now OR claimed_by = :relay) ORDER BY seq LIMIT :limit{lock}) "
-    f"RETURNING {_CLAIM_COLUMNS}"
-)
-
-
-def _pending(row: Mapping[str, Any]) -> PendingMessage:
-    return PendingMessage(
-        id=row["id"],
-        recipient=row["recipient"],
-        message_type=row["message_type"],
-        subject=row["subject"],
-        payload=bytes(row["payload"]),
-        created_at=cast(datetime, utc_time(row["created_at"])),
-        links=links_of(row["links"]),
-        in_reply_to=row["in_reply_to"],
-        attempt=row["attempt"],
-        traceparent=row["traceparent"],
-    )
-
-
-class DriverClaims:
-    """The relay's claim in one hop to the database's driver thread (`Database.driver`),
-    which on SQLite queues ahead of the ORM's writers: through the async ORM the claim made
-    three event-loop round trips and, at 100 SubmitReport/s, waited 17 ms (median) for the
-    in-process write lock behind the other writers. Commits unflushed, as the ORM's claim."""
-
-    def __init__(self, driver: DriverThread) -> None:
-        self._driver = driver
-
-    async def claim(
-        self, relay: str, limit: int, now: datetime, until: datetime
-    ) -> list[PendingMessage]:
-        parameters = {"relay": relay, "limit": limit, "now": now, "until": until}
-        rows = await self._driver.run(lambda c: self._claim(c, parameters))
-        return [_pending(row) for row in sorted(rows, key=lambda r: r["seq"])]
-
-    @staticmethod
-    def _claim(connection: DriverConnection, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-        connection.unflushed()
-        lock = " FOR UPDATE SKIP LOCKED" if connection.backend == "postgresql" else ""
-        fields = [name.strip() for name in _CLAIM_COLUMNS.split(",")]
-        return [
-            dict(zip(fields, row, strict=True))
-            for row in connection.rows(_CLAIM.format(lock=lock), parameters)
-        ]
-
-
 class SqlRelayQueue:
     """What the relay reads and marks; Core statements, as this is the hot path."""
 
@@ -434,7 +369,21 @@ class SqlRelayQueue:
             .returning(_OUTBOX)
         )
         rows = sorted((await _execute(self._session, statement)).all(), key=lambda r: r.seq)
-        return [_pending(r._mapping) for r in rows]
+        return [
+            PendingMessage(
+                id=r.id,
+                recipient=r.recipient,
+                message_type=r.message_type,
+                subject=r.subject,
+                payload=r.payload,
+                created_at=r.created_at,
+                links=links_of(r.links),
+                in_reply_to=r.in_reply_to,
+                attempt=r.attempt,
+                traceparent=r.traceparent,
+            )
+            for r in rows
+        ]
 
     async def release(self, relay: str, ids: Sequence[str] | None = None) -> None:
         """Give up `relay`'s leases (on `ids` only, when given): another relay may take those

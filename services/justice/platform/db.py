@@ -290,7 +290,6 @@ class Database:
             event.listen(self.engine.sync_engine.pool, "checkin", self.writer.checkin)
         self._committed: dict[str, list[Callable[[], None]]] = {}
         self._group: GroupCommit | None = None
-        self._driver: DriverThread | None = None
         # A session class of its own (sqlmodel's, which AsyncSession.exec needs), so that
         # commit hooks stay with this database.
         self._session_class: type[Session] = type("DatabaseSession", (Session,), {})
@@ -316,13 +315,6 @@ class Database:
             self._group = GroupCommit(self.url, "group-commit", self._committed)
         return self._group
 
-    @property
-    def driver(self) -> DriverThread:
-        """A driver connection on a thread of its own, for a hot transaction of one hop."""
-        if self._driver is None:
-            self._driver = DriverThread(self.url, "database-driver")
-        return self._driver
-
     def on_commit(self, marker: str, callback: Callable[[], None]) -> None:
         """Call `callback` after each commit of a session that set `session.info[marker]`,
         and of a batch of `group` holding a unit that `mark`ed it."""
@@ -345,9 +337,6 @@ class Database:
         if self._group is not None:
             await self._group.close()
             self._group = None
-        if self._driver is not None:
-            await self._driver.close()
-            self._driver = None
         await self.engine.dispose()
 
 
@@ -537,16 +526,6 @@ class DriverConnection:
                 for sql, parameters in statements
             ]
         return [int(cursor.rowcount) for cursor in cursors]
-
-    def rows(self, sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        cursor = self.raw.execute(self._sql(sql), self._values(parameters))
-        return list(cursor.fetchall())
-
-    def unflushed(self) -> None:
-        """This transaction's commit does not wait for PostgreSQL's WAL flush (as
-        `commit_unflushed`)."""
-        if self.backend == "postgresql":
-            self.raw.execute("SET LOCAL synchronous_commit = off")
 
     def restart(self) -> None:
         """Rolls back what this transaction did and begins it again."""
