@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import grpc
@@ -220,6 +221,26 @@ async def test_submit_writes_the_outbox_row_in_the_same_transaction(
         pb.ExportReportRequest(name=report.name), metadata=PURPOSE
     )
     assert bytes(row.payload) == exported.signed_xml
+    assert await count_rows(application, "exchange_outbox") == before + 1
+
+
+async def test_concurrent_submissions_of_one_version_write_one_message(
+    grpc_stub: Stub, application: Application
+) -> None:
+    report = await create(grpc_stub)
+    await grpc_stub.SignReport(pb.SignReportRequest(name=report.name))
+    before = await count_rows(application, "exchange_outbox")
+    # Both read the signed version; its revision lets only one change it.
+    outcomes = await asyncio.gather(
+        *(grpc_stub.SubmitReport(pb.SubmitReportRequest(name=report.name)) for _ in range(4)),
+        return_exceptions=True,
+    )
+    answered = [o for o in outcomes if isinstance(o, pb.Report)]
+    refused = [rich_error(o).code for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert len(answered) == 1
+    assert answered[0].state == pb.SUBMITTED
+    assert set(refused) <= {grpc.StatusCode.ABORTED, grpc.StatusCode.FAILED_PRECONDITION}
+    assert len(refused) == 3
     assert await count_rows(application, "exchange_outbox") == before + 1
 
 

@@ -37,7 +37,12 @@ from justice.reports.v1 import reports_pb2_grpc
 from justice.signing.keystore import FileKeyStore
 from tests.benchmarks.bench_signing import _draft
 from tests.benchmarks.figures import Figure
-from tests.benchmarks.platform_process import PASSPHRASE, channel_credentials, served_platform
+from tests.benchmarks.platform_process import (
+    PASSPHRASE,
+    channel_credentials,
+    selected_database,
+    served_platform,
+)
 from tests.exchange_env import (
     SECRET,
     nats_with_partners,
@@ -287,7 +292,10 @@ def _backend(backend: str, database_url: str, env: dict[str, str]) -> list[Figur
 
 
 def main() -> list[Figure]:
-    figures = _backend("SQLite", "", {})
+    """The figures on the database `make bench` selects (JUSTICE_BENCH_DATABASE)."""
+    if selected_database() != "postgres":
+        return _backend("SQLite", "", {})
+    figures: list[Figure] = []
     dsn = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
     schema = f"bench_{secrets.token_hex(4)}"
     try:

@@ -16,12 +16,11 @@ from justice.reports.lookup import ReportLookup
 from justice.reports.model import Limits
 from justice.reports.service import (
     EvidenceCatalog,
-    ReportReads,
     ReportService,
     Signer,
     Verifier,
 )
-from justice.reports.store import ReportTransaction
+from justice.reports.store import ReportTransaction, ReportWrites, SqlReportReads
 from justice.reports.v1 import reports_pb2, reports_pb2_grpc
 
 
@@ -50,10 +49,11 @@ def build(
     clock: Callable[[], datetime],
     evidence: EvidenceCatalog,
     receipts: DeliveryReceipts | None = None,
-    reads: ReportReads | None = None,
+    reads: SqlReportReads | None = None,
 ) -> ReportsComponent:
     """`receipts` are the partners' kept receipts an export may bundle with a report;
-    `reads` serve GetReport through the driver instead of the ORM."""
+    `reads` serve GetReport through the driver instead of the ORM, and with them
+    SubmitReport's writes are group-committed (`ReportWrites`)."""
     service = ReportService(
         uow=_uow(database),
         signer=signer,
@@ -63,6 +63,7 @@ def build(
         default_recipient=settings.default_prosecutor,
         evidence=evidence,
         reads=reads,
+        submissions=(lambda: ReportWrites(database.group, reads)) if reads else None,
     )
     mount = Mount.of(
         reports_pb2.DESCRIPTOR.services_by_name["ReportService"],

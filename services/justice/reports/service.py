@@ -87,6 +87,22 @@ class UnitOfWork(ports.UnitOfWork, Protocol):
     def inbox(self) -> Inbox: ...
 
 
+class VersionWrites(Protocol):
+    async def get(self, report_id: str, version: int | None = None) -> ReportVersion | None: ...
+    async def update(self, report: ReportVersion) -> None:
+        """Write a changed version; raises Aborted (at the latest on commit) if someone else
+        changed it first."""
+
+
+class SubmissionWork(ports.UnitOfWork, Protocol):
+    """What a submission writes: a version's change and its message, committed together."""
+
+    @property
+    def reports(self) -> VersionWrites: ...
+    @property
+    def outbox(self) -> OutboxWriter: ...
+
+
 class Signer(Protocol):
     async def sign(self, document: bytes, signer_id: str) -> bytes: ...
 
@@ -194,9 +210,12 @@ class ReportService:
         default_recipient: str,
         evidence: EvidenceCatalog,
         reads: ReportReads | None = None,
+        submissions: Callable[[], SubmissionWork] | None = None,
     ) -> None:
         self._uow = uow
         self._reads = reads
+        # The hot write path (SubmitReport): a unit of its own when the platform gives one.
+        self._submissions: Callable[[], SubmissionWork] = submissions or uow
         self._signer = signer
         self._verifier = verifier
         self._clock = clock
@@ -357,8 +376,8 @@ class ReportService:
         recipient = recipient or self._default_recipient
         if not is_subject_token(recipient):
             raise InvalidArgument.of([FieldViolation("recipient", "a partner id")])
-        async with self._uow() as uow:
-            report = await self._load(uow, report_id, version)
+        async with self._submissions() as uow:
+            report = _found(await uow.reports.get(report_id, version), report_id, version)
             self._require_author(report, actor, "submit")
             report.move_to(ReportState.SUBMITTED)
             report.recipient = recipient

@@ -7,14 +7,22 @@ import json
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any, Self, cast
 
 from sqlalchemy import Column, CursorResult, Index, LargeBinary, Text, bindparam, update
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from justice.exchange.store import SqlInbox, SqlOutbox
-from justice.platform.db import PlainReads, Transaction, UtcDateTime, execute, utc_time
+from justice.exchange.store import PlainOutbox, SqlInbox, SqlOutbox
+from justice.platform.db import (
+    GroupCommit,
+    PlainReads,
+    Transaction,
+    UtcDateTime,
+    Writes,
+    execute,
+    utc_time,
+)
 from justice.platform.errors import Aborted
 from justice.reports.model import (
     Attachment,
@@ -200,6 +208,42 @@ _UPDATE = (
 )
 
 
+# The same UPDATE as plain SQL, for a unit of Writes.
+_PLAIN_UPDATE = (
+    f"UPDATE report_version SET {', '.join(f'{n} = :v_{n}' for n in _UPDATED)} "  # noqa: S608
+    "WHERE report_id = :w_report_id AND version = :w_version AND revision = :w_revision"
+)
+
+
+def _update_parameters(report: ReportVersion) -> dict[str, Any]:
+    """The UPDATE's parameters: the version's new values, guarded by the revision it had."""
+    values = {
+        "state": report.state.value,
+        "case_number": report.content.case_number,
+        "content": _content_json(report.content),
+        "written_time": report.written_time,
+        "update_time": report.update_time,
+        "sign_time": report.sign_time,
+        "signed_xml": report.signed_xml,
+        "signed_sha256": report.signed_sha256,
+        "revision": report.revision + 1,
+        "recipient": report.recipient,
+        "rejection_reason": report.rejection_reason,
+    }
+    return {
+        "w_report_id": report.report_id,
+        "w_version": report.version,
+        "w_revision": report.revision,
+        **{f"v_{name}": value for name, value in values.items()},
+    }
+
+
+def _changed(report: ReportVersion) -> Aborted:
+    return Aborted(
+        "CONCURRENT_CHANGE", f"{report.name}@{report.version} changed meanwhile; read it again"
+    )
+
+
 class SqlReportRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -244,34 +288,9 @@ class SqlReportRepository:
         return _to_domain(row._mapping) if row else None
 
     async def update(self, report: ReportVersion) -> None:
-        values = {
-            "state": report.state.value,
-            "case_number": report.content.case_number,
-            "content": _content_json(report.content),
-            "written_time": report.written_time,
-            "update_time": report.update_time,
-            "sign_time": report.sign_time,
-            "signed_xml": report.signed_xml,
-            "signed_sha256": report.signed_sha256,
-            "revision": report.revision + 1,
-            "recipient": report.recipient,
-            "rejection_reason": report.rejection_reason,
-        }
-        result = await execute(
-            self._session,
-            _UPDATE,
-            {
-                "w_report_id": report.report_id,
-                "w_version": report.version,
-                "w_revision": report.revision,
-                **{f"v_{name}": value for name, value in values.items()},
-            },
-        )
+        result = await execute(self._session, _UPDATE, _update_parameters(report))
         if cast(CursorResult[Any], result).rowcount != 1:
-            raise Aborted(
-                "CONCURRENT_CHANGE",
-                f"{report.name}@{report.version} changed meanwhile; read it again",
-            )
+            raise _changed(report)
         report.revision += 1
 
     async def list_latest(self, query: ReportQuery) -> Sequence[ReportVersion]:
@@ -296,3 +315,44 @@ class ReportTransaction(Transaction):
         self.reports = SqlReportRepository(session)
         self.outbox = SqlOutbox(session)
         self.inbox = SqlInbox(session, "reports")
+
+
+class _PlainVersions:
+    """Versions read through the driver (current, outside any transaction) and changed in a
+    unit of Writes, guarded by the revision that was read: a version changed meanwhile makes
+    the commit fail with CONCURRENT_CHANGE, as the ORM's UPDATE does."""
+
+    def __init__(self, reads: SqlReportReads, writes: Writes) -> None:
+        self._reads = reads
+        self._writes = writes
+
+    async def get(self, report_id: str, version: int | None = None) -> ReportVersion | None:
+        return await self._reads.get(report_id, version)
+
+    async def update(self, report: ReportVersion) -> None:
+        parameters = _update_parameters(report)
+        self._writes.add(_PLAIN_UPDATE, parameters, rows=1, refusal=_changed(report))
+        report.revision += 1
+
+
+class ReportWrites:
+    """A submission as one unit of `Writes`, group-committed (platform/db.GroupCommit): the
+    version's change, its outbox row and delivery record in one transaction, one hop to the
+    driver thread, the write lock held for that hop only. Leaving without `commit` writes
+    nothing."""
+
+    def __init__(self, group: GroupCommit, reads: SqlReportReads) -> None:
+        self._group = group
+        self._reads = reads
+
+    async def __aenter__(self) -> Self:
+        self._writes = Writes()
+        self.reports = _PlainVersions(self._reads, self._writes)
+        self.outbox = PlainOutbox(self._writes)
+        return self
+
+    async def __aexit__(self, *_exception: object) -> None:
+        self._writes = Writes()  # what was not committed is dropped
+
+    async def commit(self) -> None:
+        await self._group.commit(self._writes)
