@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -110,6 +111,44 @@ async def test_identity_cache_lives_at_most_its_ttl_and_dies_on_change() -> None
     assert source.calls == 3
     with pytest.raises(ValueError, match="TTL"):
         CachedDirectory(source, 5.0)
+
+
+class SlowDirectory(CountingDirectory):
+    """Answers when released, so that callers can pile up behind one lookup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def standing(self, subject: str) -> Standing | None:
+        self.calls += 1
+        await self.release.wait()
+        return Standing(who(subject), active=True)
+
+
+async def _settle() -> None:
+    """Let every task started so far run up to its first real wait."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_callers_that_miss_together_share_one_lookup_of_their_generation() -> None:
+    source = SlowDirectory()
+    cache = CachedDirectory(source, 1.0)
+    together = [asyncio.create_task(cache.standing("a")) for _ in range(20)]
+    await _settle()
+    assert source.calls == 1
+    # A change while that lookup runs: a caller from now on must not get its answer.
+    cache.invalidate()
+    after = asyncio.create_task(cache.standing("a"))
+    await _settle()
+    assert source.calls == 2
+    source.release.set()
+    answers = await asyncio.gather(*together)
+    assert len({id(answer) for answer in answers}) == 1
+    fresh = await after
+    assert fresh is not None
+    assert fresh is not answers[0]
 
 
 def test_a_temporary_grant_lapses_on_its_own() -> None:

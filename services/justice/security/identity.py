@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -28,6 +28,8 @@ from justice.security.principal import Principal, Role, Standing
 
 __all__ = ["Principal", "Role", "Standing", "current_principal", "identity"]
 
+_T = TypeVar("_T")
+
 
 class Directory(Protocol):
     """The registry port: the access service implements it over its tables."""
@@ -37,7 +39,11 @@ class Directory(Protocol):
 
 
 class CachedDirectory:
-    """A Directory whose answers live at most `ttl` seconds and die on `invalidate()`."""
+    """A Directory whose answers live at most `ttl` seconds and die on `invalidate()`.
+
+    Callers that miss together share one lookup: when an entry expires under load, every
+    call in flight misses at once, and each used to query the registry (three statements)
+    for the same answer."""
 
     def __init__(
         self,
@@ -53,26 +59,46 @@ class CachedDirectory:
         self._standings: dict[str, tuple[float, int, Standing | None]] = {}
         self._serials: tuple[float, int, frozenset[str]] | None = None
         self._generation = 0
+        # Lookups under way, by key; only callers of the same generation join one.
+        self._pending: dict[str, tuple[int, asyncio.Future[Any]]] = {}
         self._listeners: list[Callable[[], None]] = []
 
     def on_invalidate(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
 
     def invalidate(self) -> None:
-        # A lookup in flight during the change must not store its stale answer.
+        # A lookup in flight during the change must not store its stale answer, nor answer
+        # a call that starts after it.
         self._generation += 1
         self._standings.clear()
         self._serials = None
+        self._pending.clear()
         for listener in self._listeners:
             listener()
+
+    async def _shared(self, key: str, lookup: Callable[[], Awaitable[_T]]) -> tuple[int, _T]:
+        """The answer of one lookup per key and generation, and the generation it is of."""
+        generation = self._generation
+        pending = self._pending.get(key)
+        if pending is None or pending[0] != generation:
+            pending = (generation, asyncio.ensure_future(lookup()))
+            self._pending[key] = pending
+            pending[1].add_done_callback(lambda _: self._forget(key, pending))
+        # Shielded: a caller cancelled mid-lookup does not cancel it for the others.
+        return generation, await asyncio.shield(pending[1])
+
+    def _forget(self, key: str, pending: tuple[int, asyncio.Future[Any]]) -> None:
+        if self._pending.get(key) is pending:
+            del self._pending[key]
 
     async def standing(self, subject: str) -> Standing | None:
         now = self._monotonic()
         hit = self._standings.get(subject)
         if hit is not None and now - hit[0] < self._ttl and hit[1] == self._generation:
             return hit[2]
-        generation = self._generation
-        answer = await self._source.standing(subject)
+        generation, answer = await self._shared(
+            "standing:" + subject, lambda: self._source.standing(subject)
+        )
         if generation == self._generation:
             if len(self._standings) > 10_000:
                 self._standings.clear()
@@ -84,8 +110,7 @@ class CachedDirectory:
         hit = self._serials
         if hit is not None and now - hit[0] < self._ttl and hit[1] == self._generation:
             return hit[2]
-        generation = self._generation
-        answer = await self._source.revoked_serials()
+        generation, answer = await self._shared("revoked", self._source.revoked_serials)
         if generation == self._generation:
             self._serials = (now, generation, answer)
         return answer
