@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 
 from justice.exchange.message import Link, is_subject_token
 from justice.exchange.v1 import exchange_pb2 as pb
-from justice.signing.identity import SigningKey
+from justice.signing.identity import SigningKey, sign_sha256
 
 # Domain separation: a signature over an envelope can never pass for one over anything else.
 _CONTEXT = b"justice.exchange.v1.Envelope\n"
@@ -81,12 +81,6 @@ def signing_input(envelope: pb.Envelope) -> bytes:
     return bytes(out)
 
 
-def _sign(key: SigningKey, data: bytes) -> bytes:
-    if isinstance(key, rsa.RSAPrivateKey):
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    return key.sign(data, ec.ECDSA(hashes.SHA256()))
-
-
 def _check(public_key: PublicKeyTypes, signature: bytes, data: bytes) -> bool:
     try:
         if isinstance(public_key, rsa.RSAPublicKey):
@@ -138,7 +132,7 @@ class EnvelopeSigner:
             ],
         )
         envelope.created_at.FromDatetime(created_at)
-        envelope.signature = _sign(self._key, signing_input(envelope))
+        envelope.signature = sign_sha256(self._key, signing_input(envelope))
         return envelope
 
 

@@ -461,7 +461,7 @@ class InboundConsumer:
     then acks it.
 
     A fetch takes up to `batch` messages. They are split into lanes, one per sender (the
-    subject's partner token) and one per request a reply answers (`_lane_of`): a lane's
+    subject's partner token) and one per request a reply answers (`_route`): a lane's
     messages are processed one after another in stream order, as one consumer did before,
     and up to `concurrency` lanes at once, so one partner's slow or failing message does
     not hold the others' and their database round trips overlap. Each

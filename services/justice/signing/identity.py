@@ -5,14 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-__all__ = ["SigningIdentity", "SigningKey", "signer_id_of"]
+__all__ = ["SigningIdentity", "SigningKey", "sign_sha256", "signer_id_of"]
 
 # A PKCS#11-backed key is an RSAPrivateKey subclass (see pkcs11.py), so it fits this union.
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+def sign_sha256(key: SigningKey, data: bytes) -> bytes:
+    """A raw signature over `data` with SHA-256: PKCS#1 v1.5 for RSA, ECDSA for EC."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    return key.sign(data, ec.ECDSA(hashes.SHA256()))
 
 
 def signer_id_of(certificate: x509.Certificate) -> str | None:

@@ -11,12 +11,9 @@ import asyncio
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import signers
@@ -27,11 +24,10 @@ from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from justice.platform.errors import FailedPrecondition
-from justice.signing.identity import SigningIdentity
+from justice.signing.identity import SigningIdentity, sign_sha256
 from justice.signing.keystore import KeyStore, KeyStoreError, UnknownSigner
 
 _DIGEST = "sha256"
-T = TypeVar("T")
 
 
 # A CMS SignedData with an RSA-4096 signature and a three-certificate chain fits in 8 KB.
@@ -133,11 +129,7 @@ class PadesSigner:
         )
 
     async def sign_attributes(self, signer_id: str, prepared: PreparedPdf) -> bytes:
-        key = self._identity(signer_id).key
-        data = prepared.signed_attributes
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            return key.sign(data, ec.ECDSA(hashes.SHA256()))
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        return sign_sha256(self._identity(signer_id).key, prepared.signed_attributes)
 
     async def sign(self, pdf: bytes, signer_id: str, reason: str = "") -> bytes:
         certificates = self.certificates(signer_id)
