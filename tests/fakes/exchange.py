@@ -16,12 +16,11 @@ class InMemoryOutbox:
     async def add(self, message: OutgoingMessage) -> None:
         self._messages.append(message)
 
-    async def forget(self, subject_ref: str) -> int:
+    async def forget(self, subject_ref: str) -> None:
         """Blank the payloads of the messages about `subject_ref` (erasure)."""
-        about = [i for i, m in enumerate(self._messages) if m.subject_ref == subject_ref]
-        for i in about:
-            self._messages[i] = replace(self._messages[i], payload=b"")
-        return len(about)
+        for i, message in enumerate(self._messages):
+            if message.subject_ref == subject_ref:
+                self._messages[i] = replace(message, payload=b"")
 
 
 class InMemoryInbox:

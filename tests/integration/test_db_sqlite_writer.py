@@ -78,7 +78,7 @@ async def test_concurrent_writers_never_meet_a_locked_database(database: Databas
             await tx.session.flush()
             await asyncio.sleep(0)
             pending = await tx.relay.claim("relay", 5, *(2 * [datetime.now(UTC)]))
-            await tx.relay.mark_published([p.id for p in pending[:1]], *(2 * [datetime.now(UTC)]))
+            await tx.relay.release("relay", [p.id for p in pending[:1]])
             await tx.commit()
 
     results = await asyncio.gather(*(write(i) for i in range(WRITERS)), return_exceptions=True)

@@ -85,6 +85,7 @@ async def _handled_within(database: Database, before: int, seconds: float) -> fl
 def _workers(database: Database, bus: Bus, listener: Listener | None) -> ExchangeWorkers:
     relay = Relay(
         lambda: _uow(database),
+        database.group,
         EnvelopeSigner("justice-server", ec.generate_private_key(ec.SECP256R1())),
         PartnerDirectory(lambda: _uow(database)),
         RelaySettings(poll_seconds=60.0, idle_seconds=60.0),

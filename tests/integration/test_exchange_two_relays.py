@@ -64,6 +64,7 @@ def _relay(database_url: str, bus: Bus, batch: int) -> ExchangeWorkers:
 
     relay = Relay(
         uow,
+        database.group,
         EnvelopeSigner("justice-server", ec.generate_private_key(ec.SECP256R1())),
         PartnerDirectory(uow),
         # Small batches, polled often: the two relays' claims interleave many times.

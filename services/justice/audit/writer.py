@@ -17,21 +17,17 @@ import asyncio
 import contextlib
 import logging
 import random
-import sqlite3
 from collections.abc import Callable, Sequence
-
-import psycopg
 
 from justice.audit.model import AuditEntry, AuditRecord
 from justice.audit.store import append_chained
-from justice.platform.db import Database, DriverThread
+from justice.platform.db import CONFLICTS, Database, DriverThread
 from justice.platform.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
 _Pending = tuple[AuditEntry, asyncio.Future[AuditRecord]]
 _CONFLICT_RETRIES = 50
-_CONFLICTS = (sqlite3.IntegrityError, psycopg.IntegrityError)
 # Serialises audit batches of all replicas on PostgreSQL (any constant both sides agree on).
 _LOCK = 0x4A55_4155_4449_54
 
@@ -93,7 +89,7 @@ class AuditWriter:
                 records = await self._driver.run(
                     lambda connection: append_chained(connection, entries, _LOCK)
                 )
-            except _CONFLICTS as conflict:
+            except CONFLICTS as conflict:
                 error = conflict  # another writer moved the head
                 await asyncio.sleep(random.uniform(0, 0.01))  # noqa: S311 - jitter, not secrets
                 continue

@@ -14,7 +14,12 @@ from justice.exchange.inbound import Dispatcher, InboundConsumer, InboundProcess
 from justice.exchange.registry import PartnerDirectory
 from justice.exchange.relay import Relay, RelaySettings
 from justice.exchange.service import ExchangeService
-from justice.exchange.store import OUTBOX_CHANNEL, OUTBOX_WRITTEN, ExchangeTransaction
+from justice.exchange.store import (
+    OUTBOX_CHANNEL,
+    OUTBOX_WRITTEN,
+    ExchangeTransaction,
+    InboundWrites,
+)
 from justice.exchange.stream_erasure import StreamErasure
 from justice.exchange.v1 import exchange_pb2, exchange_pb2_grpc
 from justice.exchange.workers import ExchangeWorkers, NatsLink
@@ -82,6 +87,7 @@ def build(
             key = envelope_keys.identity(settings.platform_id).key
             relay = Relay(
                 relay_uow,
+                (relay_database or database).group,
                 EnvelopeSigner(settings.platform_id, key),
                 directory,
                 RelaySettings(
@@ -95,7 +101,14 @@ def build(
             database.on_commit(OUTBOX_WRITTEN, relay.nudge)
         consumer = None
         if settings.inbound:
-            processor = InboundProcessor(uow, directory, dispatcher, settings.platform_id, clock)
+            processor = InboundProcessor(
+                uow,
+                InboundWrites(database.group),
+                directory,
+                dispatcher,
+                settings.platform_id,
+                clock,
+            )
             consumer = InboundConsumer(
                 processor, batch=settings.inbound_batch, concurrency=settings.inbound_concurrency
             )

@@ -39,7 +39,7 @@ from justice.exchange.envelope import EnvelopeRefused, Problem
 from justice.exchange.message import RECEIPT, Link, OutgoingMessage
 from justice.exchange.model import DeadLetter, DeliveryState, Direction
 from justice.exchange.registry import PartnerDirectory
-from justice.exchange.store import ExchangeTransaction, time_ordered_uuid
+from justice.exchange.store import ExchangeTransaction, InboundWrites, time_ordered_uuid
 from justice.exchange.v1 import exchange_pb2 as pb
 from justice.platform import tracing
 from justice.platform.errors import (
@@ -167,12 +167,14 @@ class InboundProcessor:
     def __init__(
         self,
         uow: Callable[[], ExchangeTransaction],
+        closing: InboundWrites,
         directory: PartnerDirectory,
         dispatcher: Dispatcher,
         platform_id: str,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._uow = uow
+        self._closing = closing
         self._directory = directory
         self._dispatcher = dispatcher
         self._platform_id = platform_id
@@ -285,10 +287,7 @@ class InboundProcessor:
                 envelope.in_reply_to,
             )
             return refusal.reason
-        async with self._uow() as tx:
-            if await tx.processed.claim(key):
-                await tx.outbox.add(self._receipt_to(envelope.sender, envelope.id, True))
-                await tx.commit()
+        await self._closing.answered(key, self._receipt_to(envelope.sender, envelope.id, True))
         return "ACCEPTED"
 
     async def _receipt(self, envelope: pb.Envelope, data: bytes, certificate_pem: str) -> str:
@@ -334,14 +333,26 @@ class InboundProcessor:
             if settle is not None:
                 await settle(batch)
         now = self._clock()
+        key = processed_key(envelope.sender, envelope.id)
+        rejected = [e for e in entries.values() if e.status != pb.ReceiptEntry.ACCEPTED]
+        if not rejected:  # the usual receipt: one group-committed hop
+            claimed = await self._closing.delivered(
+                key,
+                envelope.sender,
+                envelope.id,
+                data,
+                certificate_pem,
+                [d.id for d in deliveries if d.recipient == envelope.sender],
+                now,
+            )
+            return "RECEIPT" if claimed else "DUPLICATE"
         async with self._uow() as tx:
-            if not await tx.processed.claim(processed_key(envelope.sender, envelope.id)):
+            if not await tx.processed.claim(key):
                 return "DUPLICATE"
             # Kept byte for byte with the certificate it was checked against: the evidence
             # that the partner received what the deliveries below settle.
             await tx.receipts.keep(envelope.sender, envelope.id, data, certificate_pem, now)
             accepted = [i for i, e in entries.items() if e.status == pb.ReceiptEntry.ACCEPTED]
-            rejected = [e for e in entries.values() if e.status != pb.ReceiptEntry.ACCEPTED]
             await tx.deliveries.settle(
                 accepted, envelope.sender, DeliveryState.DELIVERED, envelope.id, now
             )

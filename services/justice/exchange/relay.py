@@ -25,8 +25,14 @@ from nats.js.api import PubAck
 from justice.exchange.envelope import EnvelopeSigner
 from justice.exchange.model import DeadLetter
 from justice.exchange.registry import PartnerDirectory
-from justice.exchange.store import ExchangeTransaction, PendingMessage, time_ordered_uuid
+from justice.exchange.store import (
+    ExchangeTransaction,
+    PendingMessage,
+    publication_marks,
+    time_ordered_uuid,
+)
 from justice.platform import tracing
+from justice.platform.db import GroupCommit
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +72,14 @@ class Relay:
     def __init__(
         self,
         uow: Callable[[], ExchangeTransaction],
+        marks: GroupCommit,
         signer: EnvelopeSigner,
         directory: PartnerDirectory,
         settings: RelaySettings = RelaySettings(),
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._uow = uow
+        self._marks = marks
         self._signer = signer
         self._directory = directory
         self._settings = settings
@@ -213,15 +221,18 @@ class Relay:
         if not acked and not refused:
             return
         now = self._clock()
-        async with self._uow() as tx:
-            if acked:
-                await tx.relay.mark_published(acked, now, now + self._settings.receipt_deadline)
-            for row, reason, detail in refused:
-                await tx.relay.refuse(row.id, reason, detail, now)
-                await tx.dead_letters.add(
-                    DeadLetter.outbound(time_ordered_uuid(), row, reason, detail, now)
-                )
-            await tx.commit()
+        if acked:
+            await self._marks.commit(
+                publication_marks(acked, now, now + self._settings.receipt_deadline)
+            )
+        if refused:
+            async with self._uow() as tx:
+                for row, reason, detail in refused:
+                    await tx.relay.refuse(row.id, reason, detail, now)
+                    await tx.dead_letters.add(
+                        DeadLetter.outbound(time_ordered_uuid(), row, reason, detail, now)
+                    )
+                await tx.commit()
         self.counters.published += len(acked)
 
     async def sweep(self) -> int:

@@ -31,7 +31,7 @@ from justice.exchange.model import (
     Partner,
     PartnerKind,
 )
-from justice.platform.db import Transaction, UtcDateTime, Writes, commit_unflushed
+from justice.platform.db import GroupCommit, Transaction, UtcDateTime, Writes, commit_unflushed
 from justice.platform.errors import Aborted
 from justice.platform.notify import notify
 from justice.platform.tracing import traceparent
@@ -253,26 +253,6 @@ class SqlOutbox:
         )
         return [row.id for row in rows]
 
-    async def forget(self, subject_ref: str) -> int:
-        """Blanks the payloads and links of the sent messages about `subject_ref` (a domain
-        erasing personal data after retention); their delivery records stay. Unsent
-        messages keep theirs, so nothing owed to a partner is lost."""
-        result = await _execute(
-            self._session,
-            update(_OUTBOX)
-            .where(_OUTBOX.c.subject_ref == subject_ref, _OUTBOX.c.published_at.is_not(None))
-            .values(payload=b"", links=None),
-        )
-        # What partners sent about it and the platform refused (a register's reply that did
-        # not fit) is kept in the dead letters, byte for byte: blanked too, by the index.
-        await _execute(
-            self._session,
-            update(_DEAD_LETTER)
-            .where(_DEAD_LETTER.c.resource == subject_ref.split("@", 1)[0])
-            .values(data=b"", detail=""),
-        )
-        return int(cast(CursorResult[Any], result).rowcount)
-
     async def resource_of(self, envelope_id: str) -> str:
         """The resource the message `envelope_id` (one of ours) was about, or ""."""
         if not envelope_id:
@@ -296,6 +276,126 @@ class PlainOutbox:
         self._writes.add(_insert("exchange_delivery", list(delivery)), delivery)
         self._writes.mark(OUTBOX_WRITTEN)
         self._writes.notify(OUTBOX_CHANNEL)
+
+    async def forget(self, subject_ref: str) -> None:
+        """Blanks the payloads and links of the sent messages about `subject_ref` (a domain
+        erasing personal data after retention); their delivery records stay. Unsent
+        messages keep theirs, so nothing owed to a partner is lost."""
+        self._writes.add_statement(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.subject_ref == subject_ref, _OUTBOX.c.published_at.is_not(None))
+            .values(payload=b"", links=None)
+        )
+        # What partners sent about it and the platform refused (a register's reply that did
+        # not fit) is kept in the dead letters, byte for byte: blanked too, by the index.
+        self._writes.add_statement(
+            update(_DEAD_LETTER)
+            .where(_DEAD_LETTER.c.resource == subject_ref.split("@", 1)[0])
+            .values(data=b"", detail="")
+        )
+
+
+class _AlreadyProcessed(Exception):
+    """The unit's processed key was taken: another consumer applied the message."""
+
+
+_CLAIM = (
+    "INSERT INTO exchange_processed (scope, key, processed_at) "
+    "VALUES (:scope, :key, :processed_at) ON CONFLICT DO NOTHING"
+)
+_SETTLE = (
+    "UPDATE exchange_delivery SET state = :state, receipt = :receipt, settle_time = :now, "
+    "reason = '', detail = '' WHERE id = :id AND recipient = :recipient "
+    "AND state IN ('PENDING', 'PUBLISHED')"
+)
+
+
+def _claim(writes: Writes, scope: str, key: str, refusal: Exception) -> None:
+    """`key` processed in `scope` as part of `writes`; the unit is refused with `refusal`
+    when another transaction claimed it first."""
+    claim = {"scope": scope, "key": key, "processed_at": _now()}
+    writes.add(_CLAIM, claim, rows=1, refusal=refusal)
+
+
+class PlainInbox:
+    """A scope's processed ids for a unit of `Writes`: looked up now, claimed at commit."""
+
+    def __init__(self, session: AsyncSession, writes: Writes, scope: str) -> None:
+        self._reads = SqlInbox(session, scope)
+        self._writes = writes
+        self._scope = scope
+
+    async def claim(self, key: str) -> bool:
+        if await self._reads.seen(key):
+            return False
+        # A concurrent consumer that claims it first refuses this unit at commit.
+        refusal = Aborted("ALREADY_PROCESSED", f"{key} is being processed elsewhere")
+        _claim(self._writes, self._scope, key, refusal)
+        return True
+
+
+class InboundWrites:
+    """The inbound consumer's closing transaction for a message, group-committed
+    (platform/db.GroupCommit): the exchange's processed claim with what it records, in one
+    hop, SQLite's write lock held for that hop only. Through the ORM the claim took the lock
+    at its INSERT and kept it across four more event-loop round trips: on the fines
+    benchmark these transactions held it for 70 % of the time it was held (94 %)."""
+
+    def __init__(self, group: GroupCommit) -> None:
+        self._group = group
+
+    async def answered(self, key: str, receipt: OutgoingMessage) -> bool:
+        """Claims `key` with the receipt that answers it; False when it was claimed before."""
+        writes = self._claimed(key)
+        await PlainOutbox(writes).add(receipt)
+        return await self._commit(writes)
+
+    async def delivered(
+        self,
+        key: str,
+        partner: str,
+        receipt_id: str,
+        envelope: bytes,
+        certificate_pem: str,
+        delivery_ids: Sequence[str],
+        now: datetime,
+    ) -> bool:
+        """Claims `key`, keeps the receipt and settles the partner's open deliveries among
+        `delivery_ids` as DELIVERED; False when it was claimed before."""
+        writes = self._claimed(key)
+        receipt = {
+            "partner": partner,
+            "id": receipt_id,
+            "envelope": envelope,
+            "certificate_pem": certificate_pem,
+            "receive_time": now,
+        }
+        writes.add(_insert("exchange_receipt", list(receipt)), receipt)
+        for delivery_id in delivery_ids:
+            writes.add(
+                _SETTLE,
+                {
+                    "state": DeliveryState.DELIVERED.value,
+                    "receipt": receipt_id,
+                    "now": now,
+                    "id": delivery_id,
+                    "recipient": partner,
+                },
+            )
+        return await self._commit(writes)
+
+    @staticmethod
+    def _claimed(key: str) -> Writes:
+        writes = Writes()
+        _claim(writes, "exchange", key, _AlreadyProcessed())
+        return writes
+
+    async def _commit(self, writes: Writes) -> bool:
+        try:
+            await self._group.commit(writes)
+        except _AlreadyProcessed:
+            return False
+        return True
 
 
 async def newest_subject_ref(session: AsyncSession, resource: str) -> str | None:
@@ -360,6 +460,35 @@ class PendingMessage:
         # The first attempt uses the bare id, as DESIGN.md says; a redelivery must not be
         # swallowed by JetStream's duplicate window, so it gets a suffix.
         return self.id if self.attempt == 1 else f"{self.id}.{self.attempt}"
+
+
+def publication_marks(ids: Sequence[str], now: datetime, deadline: datetime) -> Writes:
+    """The relay's record that JetStream acknowledged `ids`, as one unit of `Writes`
+    (group-committed: one hop; through the ORM its three UPDATEs held SQLite's write lock
+    across four event-loop round trips). A mark lost in a crash only publishes the rows
+    again, which JetStream's duplicate window and the receivers' idempotency absorb."""
+    names = {f"id{i}": message_id for i, message_id in enumerate(ids)}
+    among = ", ".join(f":{name}" for name in names)
+    times = {"now": now, "deadline": deadline}
+    writes = Writes()
+    writes.add(
+        f"UPDATE exchange_outbox SET published_at = :now WHERE id IN ({among})",  # noqa: S608
+        {**names, "now": now},
+    )
+    # Only PENDING moves: a receipt may already have settled a re-published message.
+    pending = f"id IN ({among}) AND state = 'PENDING'"
+    writes.add(
+        "UPDATE exchange_delivery SET state = 'PUBLISHED', publish_time = :now, "  # noqa: S608
+        f"deadline = :deadline WHERE {pending} AND expects_receipt",
+        {**names, **times},
+    )
+    # Receipts expect no answer: publication settles them.
+    writes.add(
+        "UPDATE exchange_delivery SET state = 'DELIVERED', publish_time = :now, "  # noqa: S608
+        f"settle_time = :now WHERE {pending} AND NOT expects_receipt",
+        {**names, "now": now},
+    )
+    return writes
 
 
 class SqlRelayQueue:
@@ -428,30 +557,6 @@ class SqlRelayQueue:
         await _execute(
             self._session,
             update(_OUTBOX).where(mine).values(claimed_by=None, claimed_until=None),
-        )
-
-    async def mark_published(self, ids: Sequence[str], now: datetime, deadline: datetime) -> None:
-        # A mark lost in a crash only publishes the rows again, which JetStream's duplicate
-        # window and the receivers' idempotency absorb: it need not wait for the WAL flush.
-        await commit_unflushed(self._session)
-        await _execute(
-            self._session,
-            update(_OUTBOX).where(_OUTBOX.c.id.in_(ids)).values(published_at=now),
-        )
-        # Only PENDING moves: a receipt may already have settled a re-published message.
-        pending = (_DELIVERY.c.id.in_(ids)) & (_DELIVERY.c.state == DeliveryState.PENDING.value)
-        await _execute(
-            self._session,
-            update(_DELIVERY)
-            .where(pending & _DELIVERY.c.expects_receipt)
-            .values(state=DeliveryState.PUBLISHED.value, publish_time=now, deadline=deadline),
-        )
-        # Receipts expect no answer: publication settles them.
-        await _execute(
-            self._session,
-            update(_DELIVERY)
-            .where(pending & ~_DELIVERY.c.expects_receipt)
-            .values(state=DeliveryState.DELIVERED.value, publish_time=now, settle_time=now),
         )
 
     async def refuse(self, message_id: str, reason: str, detail: str, now: datetime) -> None:

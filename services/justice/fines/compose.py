@@ -87,7 +87,7 @@ def build(
         f.render_processes,
     )
     service = FineService(
-        lambda: FineTransaction(database.sessions),
+        lambda: FineTransaction(database.sessions, database.group),
         clock,
         rules(f),
         letters,

@@ -85,7 +85,7 @@ class FineOutbox(OutboxWriter, Protocol):
     async def about(self, resources: Sequence[str]) -> list[str]:
         """The ids of the messages written about any of `resources`."""
 
-    async def forget(self, subject_ref: str) -> int:
+    async def forget(self, subject_ref: str) -> None:
         """Blank the payloads of the sent messages about `subject_ref`."""
 
 

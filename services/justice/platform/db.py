@@ -25,6 +25,7 @@ from alembic import command
 from alembic.config import Config
 from psycopg.rows import RowFactory, dict_row, tuple_row
 from sqlalchemy import event
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -653,6 +654,14 @@ class _Statement:
     refusal: Exception | None
 
 
+# What a unit breaking a unique key raises from `GroupCommit.commit` (the drivers' own).
+CONFLICTS = (sqlite3.IntegrityError, psycopg.IntegrityError)
+
+# Core statements compiled for `Writes`: `:name` parameters, which DriverConnection passes
+# to SQLite as they are and rewrites for PostgreSQL.
+_NAMED_PARAMETERS = sqlite_dialect.dialect(paramstyle="named")
+
+
 class Writes:
     """The writes of one unit of work, gathered as it runs and committed together by
     `GroupCommit`: for a use case whose reads need no transaction (what it read is checked
@@ -674,6 +683,22 @@ class Writes:
         """One statement, `:name` parameters; with `rows`, the unit is refused with
         `refusal` (and nothing of it written) unless the statement changes that many rows."""
         self.statements.append(_Statement(sql, parameters, rows, refusal))
+
+    def add_statement(
+        self, statement: Any, *, rows: int | None = None, refusal: Exception | None = None
+    ) -> None:
+        """A Core INSERT, UPDATE or DELETE (as `add`), compiled to the SQL that SQLite and
+        PostgreSQL both read. Only bound values: a literal `true()` would render as 1."""
+        compiled = statement.compile(
+            dialect=_NAMED_PARAMETERS, compile_kwargs={"render_postcompile": True}
+        )
+        self.add(compiled.string, compiled.params, rows=rows, refusal=refusal)
+
+    def clear(self) -> None:
+        """Forget what was gathered (after its commit, or to drop it)."""
+        self.statements.clear()
+        self.markers.clear()
+        self.channels.clear()
 
     def mark(self, marker: str) -> None:
         """Its commit calls what `Database.on_commit` registered for `marker`."""
