@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import nats.errors
 from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import select
@@ -389,7 +390,15 @@ async def stream_replicas(topology: Topology) -> dict[str, tuple[int, int]]:
         js = await bus.jetstream()
         found = {}
         for stream in STREAMS:
-            info = await js.stream_info(stream)
+            # After a kill the stream may still be electing its leader: a loaded machine
+            # left the audit stream's first request unanswered for 5 s.
+            for attempt in range(6):
+                try:
+                    info = await js.stream_info(stream)
+                    break
+                except nats.errors.TimeoutError:
+                    if attempt == 5:
+                        raise
             peers = 1 + len(info.cluster.replicas or []) if info.cluster else 0
             found[stream] = (info.config.num_replicas or 0, peers)
         return found
