@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import text
 
-from justice.platform.db import Database, commit_unflushed, execute
+from justice.exchange.message import OutgoingMessage
+from justice.exchange.store import ExchangeTransaction, RelayWrites
+from justice.platform.db import Database, execute
 
 MARK = "test.marked"
 
@@ -38,24 +41,22 @@ async def test_the_hook_fires_after_a_marked_commit_only(tmp_path: Path) -> None
         await other.close()
 
 
-async def test_an_unflushed_commit_is_for_its_own_transaction_only(database_url: str) -> None:
+async def test_the_relays_unflushed_claim_leaves_the_next_transaction_flushed(
+    database_url: str,
+) -> None:
+    """The claim commits without waiting for PostgreSQL's WAL flush (SET LOCAL): the next
+    transaction on the writer's connection waits for it again."""
     database = Database(database_url)
     await database.migrate()
-    insert = "INSERT INTO exchange_processed VALUES ('t', :key, CURRENT_TIMESTAMP)"
     try:
-        async with database.sessions() as session:
-            await commit_unflushed(session)
-            await execute(session, text(insert).bindparams(key="a"))
-            if database.engine.dialect.name == "postgresql":
-                setting = await execute(session, text("SHOW synchronous_commit"))
-                assert setting.scalar_one() == "off"
-            await session.commit()
-        async with database.sessions() as session:
-            # The commit is kept, and the next transaction on the connection waits again.
-            found = await execute(session, text("SELECT key FROM exchange_processed"))
-            assert found.scalars().all() == ["a"]
-            if database.engine.dialect.name == "postgresql":
-                setting = await execute(session, text("SHOW synchronous_commit"))
-                assert setting.scalar_one() == "on"
+        async with ExchangeTransaction(database.sessions) as tx:
+            await tx.outbox.add(OutgoingMessage("prosecutor-antwerp", "notice", b"x", "n/1"))
+            await tx.commit()
+        now = datetime.now(UTC)
+        claimed = await RelayWrites(database.group).claim("relay", 10, now, now)
+        assert [(m.recipient, m.payload) for m in claimed] == [("prosecutor-antwerp", b"x")]
+        if database.engine.dialect.name == "postgresql":
+            setting = await database.group.run(lambda c: c.rows("SHOW synchronous_commit"))
+            assert setting == [("on",)]
     finally:
         await database.close()

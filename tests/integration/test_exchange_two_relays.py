@@ -22,7 +22,7 @@ from justice.exchange.message import OutgoingMessage
 from justice.exchange.model import DeliveryState
 from justice.exchange.registry import PartnerDirectory
 from justice.exchange.relay import Relay, RelaySettings
-from justice.exchange.store import ExchangeTransaction
+from justice.exchange.store import ExchangeTransaction, RelayWrites
 from justice.exchange.workers import ExchangeWorkers, NatsLink
 from justice.platform.bus import Bus, NatsCredentials
 from justice.platform.db import Database
@@ -131,17 +131,14 @@ async def test_a_dead_relays_claim_is_taken_over_when_its_lease_ends(
     await _write(database, 3, "lease")
     now = datetime.now(UTC)
     lease = timedelta(seconds=30)
-    async with _uow(database) as tx:
-        dead = await tx.relay.claim("dead-relay", 10, now, now + lease)
-        await tx.commit()
+    relays = RelayWrites(database.group)
+    dead = await relays.claim("dead-relay", 10, now, now + lease)
     assert len(dead) >= 3
-    async with _uow(database) as tx:
-        # While the lease lasts, another relay finds nothing to take.
-        assert await tx.relay.claim("live-relay", 10, now, now + lease) == []
-        # After it, the rows are the live relay's, oldest first.
-        later = now + lease + timedelta(seconds=1)
-        taken = await tx.relay.claim("live-relay", 10, later, later + lease)
-        await tx.commit()
+    # While the lease lasts, another relay finds nothing to take.
+    assert await relays.claim("live-relay", 10, now, now + lease) == []
+    # After it, the rows are the live relay's, oldest first.
+    later = now + lease + timedelta(seconds=1)
+    taken = await relays.claim("live-relay", 10, later, later + lease)
     assert [m.id for m in taken] == [m.id for m in dead]
 
 
@@ -149,11 +146,10 @@ async def test_a_released_claim_is_free_at_once(database: Database) -> None:
     await _write(database, 2, "release")
     now = datetime.now(UTC)
     lease = timedelta(seconds=30)
+    relays = RelayWrites(database.group)
+    held = await relays.claim("stopping-relay", 10, now, now + lease)
     async with _uow(database) as tx:
-        held = await tx.relay.claim("stopping-relay", 10, now, now + lease)
         await tx.relay.release("stopping-relay")
         await tx.commit()
-    async with _uow(database) as tx:
-        taken = await tx.relay.claim("other-relay", 10, now, now + lease)
-        await tx.commit()
+    taken = await relays.claim("other-relay", 10, now, now + lease)
     assert [m.id for m in taken] == [m.id for m in held]

@@ -28,7 +28,7 @@ from justice.exchange.registry import PartnerDirectory
 from justice.exchange.store import (
     ExchangeTransaction,
     PendingMessage,
-    publication_marks,
+    RelayWrites,
     time_ordered_uuid,
 )
 from justice.platform import tracing
@@ -72,14 +72,14 @@ class Relay:
     def __init__(
         self,
         uow: Callable[[], ExchangeTransaction],
-        marks: GroupCommit,
+        writer: GroupCommit,
         signer: EnvelopeSigner,
         directory: PartnerDirectory,
         settings: RelaySettings = RelaySettings(),
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._uow = uow
-        self._marks = marks
+        self._writes = RelayWrites(writer)
         self._signer = signer
         self._directory = directory
         self._settings = settings
@@ -112,11 +112,9 @@ class Relay:
         while len(self._in_flight) >= self._settings.batch and self._settling:
             await asyncio.wait(self._settling, return_when=asyncio.FIRST_COMPLETED)
         now = self._clock()
-        async with self._uow() as tx:
-            # The rows in flight are this relay's: claiming them again renews their lease.
-            limit = self._settings.batch + len(self._in_flight)
-            rows = await tx.relay.claim(self.identity, limit, now, now + self._settings.lease)
-            await tx.commit()
+        # The rows in flight are this relay's: claiming them again renews their lease.
+        limit = self._settings.batch + len(self._in_flight)
+        rows = await self._writes.claim(self.identity, limit, now, now + self._settings.lease)
         rows = [row for row in rows if row.id not in self._in_flight][: self._settings.batch]
         if not rows:
             return 0
@@ -222,9 +220,7 @@ class Relay:
             return
         now = self._clock()
         if acked:
-            await self._marks.commit(
-                publication_marks(acked, now, now + self._settings.receipt_deadline)
-            )
+            await self._writes.mark_published(acked, now, now + self._settings.receipt_deadline)
         if refused:
             async with self._uow() as tx:
                 for row, reason, detail in refused:

@@ -179,10 +179,10 @@ class SqliteWriter:
         return self._lock().locked()
 
     @contextlib.asynccontextmanager
-    async def held(self) -> AsyncIterator[None]:
+    async def held(self, *, first: bool = True) -> AsyncIterator[None]:
         """The write lock, for a transaction outside SQLAlchemy (DriverThread: one hop, in a
-        thread); it goes before the ORM's queued writers."""
-        lock = await self._acquire(first=True)
+        thread); `first`, it goes before the ORM's queued writers."""
+        lock = await self._acquire(first=first)
         try:
             yield
         finally:
@@ -214,19 +214,6 @@ async def execute(
     """
     connection = await session.connection()
     return await connection.execute(statement, parameters)
-
-
-async def commit_unflushed(session: AsyncSession) -> None:
-    """This transaction's commit does not wait for PostgreSQL's WAL flush (synchronous_commit
-    off, for it alone): for writes that a crash may lose because they are redone, never for a
-    caller's answer. Later synchronous commits flush it too. Nothing on SQLite, whose WAL
-    commits (synchronous=NORMAL) never wait for an fsync.
-
-    On the shared test machine a PostgreSQL commit waited 15-130 ms (median) for its flush.
-    """
-    connection = await session.connection()
-    if connection.dialect.name == "postgresql":
-        await connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 class Transaction:
@@ -554,6 +541,10 @@ class DriverConnection:
         else:
             self.raw.rollback()
 
+    def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Every row the statement returns (a SELECT, or a write with RETURNING)."""
+        return list(self.raw.execute(self._sql(sql), self._values(parameters)).fetchall())
+
     def one(self, sql: str, parameters: Mapping[str, Any] | None = None) -> tuple[Any, ...] | None:
         cursor = self.raw.execute(self._sql(sql), dict(parameters or {}))
         row: tuple[Any, ...] | None = cursor.fetchone()
@@ -587,12 +578,14 @@ class DriverThread:
         self._executor: ThreadPoolExecutor | None = None
         self._connection: DriverConnection | None = None
 
-    async def run(self, work: Callable[[DriverConnection], _T]) -> _T:
+    async def run(self, work: Callable[[DriverConnection], _T], *, first: bool = True) -> _T:
+        """`work` in a transaction of its own, on this thread. On SQLite it queues for the
+        process's write lock ahead of the ORM's writers, or with them when not `first`."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix=self._name)
         if self._writer is None:
             return await asyncio.wrap_future(self._executor.submit(self._transaction, work))
-        async with self._writer.held():
+        async with self._writer.held(first=first):
             done = asyncio.wrap_future(self._executor.submit(self._transaction, work))
             try:
                 return await asyncio.shield(done)
@@ -732,6 +725,12 @@ class GroupCommit:
         self._callbacks = callbacks
         self._queue: collections.deque[_Unit] = collections.deque()
         self._task: asyncio.Task[None] | None = None
+
+    async def run(self, work: Callable[[DriverConnection], _T]) -> _T:
+        """`work` as a transaction of its own on the writer's thread (one hop), queued for
+        SQLite's write lock with the ORM's writers, not ahead of them: a poll that comes
+        often (the relay's claim) would otherwise take the lock from everyone else."""
+        return await self._driver.run(work, first=False)
 
     async def commit(self, writes: Writes) -> None:
         """Returns once the unit is committed; raises its refusal or the database's error."""
