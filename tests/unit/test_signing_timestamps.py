@@ -7,6 +7,7 @@ from base64 import b64encode
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from asn1crypto import cms
 from cryptography import x509
 from lxml import etree
 
@@ -194,6 +195,30 @@ def test_tsa_answers_requests_and_refuses_what_it_cannot_stamp(
         token_from_response(tsa.respond(request_for(b"short", 1)), b"short", 1)
     with pytest.raises(TimestampError, match="refused"):
         token_from_response(tsa.respond(b"\x30\x03garbage"), digest, 1)
+
+
+def test_tsa_tokens_are_canonical_der_with_every_field(
+    tsa: DevTimestampAuthority, module_pki: DevPki
+) -> None:
+    """The token is encoded by hand: asn1crypto, reading it strictly and encoding it again
+    from scratch, must give the same bytes, and each field what RFC 3161 asks."""
+    digest = hashlib.sha256(b"data").digest()
+    for token in (
+        tsa.stamp(digest),
+        token_from_response(tsa.respond(request_for(digest, 2**70 + 5)), digest, 2**70 + 5),
+    ):
+        info = cms.ContentInfo.load(token, strict=True)
+        assert info.dump(force=True) == token
+        signed = info["content"]
+        tst = signed["encap_content_info"]["content"].parsed.native
+        assert tst["message_imprint"]["hashed_message"] == digest
+        assert tst["policy"] == "1.3.6.1.4.1.55555.3161.1"
+        assert abs(tst["gen_time"] - datetime.now(UTC)) < timedelta(minutes=1)
+        assert tst["accuracy"]["seconds"] == 1
+        signer = signed["signer_infos"][0]
+        assert signer["sid"].native["serial_number"] == tsa.certificate.serial_number
+        assert len(signed["certificates"]) == 2  # the TSA's certificate and the dev CA
+    assert tst["nonce"] == 2**70 + 5
 
 
 def test_tsa_certificate_is_fit_for_timestamping(module_pki: DevPki) -> None:

@@ -18,8 +18,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from asn1crypto import algos, cms, core, tsp
-from asn1crypto import x509 as asn1_x509
+from asn1crypto import algos, core, tsp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -32,6 +31,12 @@ __all__ = ["DevTimestampAuthority", "TsaHttpServer"]
 # A private-arc policy id for the dev TSA (RFC 3161 requires one in every TSTInfo).
 DEV_TSA_POLICY = "1.3.6.1.4.1.55555.3161.1"
 _ID_CT_TST_INFO = "1.2.840.113549.1.9.16.1.4"
+# The constant parts of a token, encoded once.
+_DEV_POLICY = core.ObjectIdentifier(DEV_TSA_POLICY).dump()
+_TST_INFO_TYPE = core.ObjectIdentifier(_ID_CT_TST_INFO).dump()
+_SIGNED_DATA_TYPE = core.ObjectIdentifier("1.2.840.113549.1.7.2").dump()
+_SHA256 = algos.DigestAlgorithm({"algorithm": "sha256"}).dump()
+_RSA_PKCS1 = algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"}).dump()
 _MAX_REQUEST_BYTES = 8 * 1024
 
 
@@ -55,8 +60,9 @@ class DevTimestampAuthority:
         # Kept as DER and loaded per response: asn1crypto re-checks every parsed child of a
         # shared object for mutation on each dump (30 ms a token), a fresh lazy load costs none.
         body = b"".join(cert.public_bytes(Encoding.DER) for cert in self._chain)
-        self._certificate_set = _tlv(0x31, body)
-        self._issuer_der = self._chain[0].issuer.public_bytes()
+        self._certificates = _tlv(0xA0, body)  # SignedData's [0] IMPLICIT CertificateSet
+        leaf = self._chain[0]
+        self._signer_id = _tlv(0x30, leaf.issuer.public_bytes() + _integer(leaf.serial_number))
         ess = tsp.SigningCertificateV2(
             {
                 "certs": [
@@ -103,9 +109,7 @@ class DevTimestampAuthority:
         cost asn1crypto time."""
         if len(digest) != hashlib.sha256().digest_size:
             raise TimestampError("a SHA-256 digest is 32 bytes")
-        imprint = tsp.MessageImprint(
-            {"hash_algorithm": {"algorithm": "sha256"}, "hashed_message": digest}
-        )
+        imprint = _tlv(0x30, _SHA256 + _tlv(0x04, digest))
         return self._token(imprint, nonce=None, cert_req=True)
 
     def respond(self, request_der: bytes) -> bytes:
@@ -124,66 +128,56 @@ class DevTimestampAuthority:
             return _rejection("bad_alg", "only SHA-2 message imprints are accepted")
         if request["req_policy"].native not in (None, DEV_TSA_POLICY):
             return _rejection("unaccepted_policy", "unknown policy")
-        token = self._token(imprint, nonce=nonce, cert_req=cert_req)
+        token = self._token(imprint.dump(), nonce=nonce, cert_req=cert_req)
         # TimeStampResp ::= SEQUENCE { status PKIStatusInfo (granted = 0), timeStampToken }
         return _tlv(0x30, _tlv(0x30, b"\x02\x01\x00") + token)
 
-    def _token(self, imprint: tsp.MessageImprint, *, nonce: int | None, cert_req: bool) -> bytes:
+    def _token(self, imprint: bytes, *, nonce: int | None, cert_req: bool) -> bytes:
+        """A TimeStampToken for the DER MessageImprint `imprint`, encoded by hand: building
+        it with asn1crypto cost ~0.6 ms a token, more than the RSA signature (0.26 ms), and
+        a token goes with every B-LT signature."""
         with self._lock:
             serial = self._serial_base + next(self._serials)
-        tst_info = tsp.TSTInfo(
-            {
-                "version": "v1",
-                "policy": DEV_TSA_POLICY,
-                "message_imprint": imprint,
-                "serial_number": serial,
-                "gen_time": self._clock().astimezone(UTC),
-                "accuracy": {"seconds": 1},
-                "nonce": nonce,
-            }
+        # TSTInfo ::= SEQUENCE { version v1, policy, messageImprint, serialNumber, genTime,
+        #   accuracy { seconds 1 }, nonce OPTIONAL }  (RFC 3161 section 2.4.2)
+        tst_bytes = _tlv(
+            0x30,
+            b"\x02\x01\x01"
+            + _DEV_POLICY
+            + imprint
+            + _integer(serial)
+            + core.GeneralizedTime(self._clock().astimezone(UTC)).dump()
+            + b"\x30\x03\x02\x01\x01"
+            + (b"" if nonce is None else _integer(nonce)),
         )
-        tst_bytes = tst_info.dump()
-        # Encoded by hand (a DER SET OF sorted by encoding): asn1crypto's CMSAttributes costs
-        # 4 ms to build and dump, more than the RSA signature.
+        # The signed attributes, a DER SET OF sorted by encoding.
         digest_attribute = _attribute(
             "1.2.840.113549.1.9.4", _tlv(0x04, hashlib.sha256(tst_bytes).digest())
         )
-        encoded_attributes = _tlv(
-            0x31, b"".join(sorted((*self._constant_attributes, digest_attribute)))
+        attributes = b"".join(sorted((*self._constant_attributes, digest_attribute)))
+        signature = self._key.sign(_tlv(0x31, attributes), padding.PKCS1v15(), hashes.SHA256())
+        # SignerInfo ::= SEQUENCE { version 1, sid IssuerAndSerialNumber, digestAlgorithm,
+        #   [0] IMPLICIT signedAttrs, signatureAlgorithm, signature }  (RFC 5652 5.3)
+        signer_info = _tlv(
+            0x30,
+            b"\x02\x01\x01"
+            + self._signer_id
+            + _SHA256
+            + _tlv(0xA0, attributes)
+            + _RSA_PKCS1
+            + _tlv(0x04, signature),
         )
-        signature = self._key.sign(encoded_attributes, padding.PKCS1v15(), hashes.SHA256())
-        signed_data = cms.SignedData(
-            {
-                "version": "v3",
-                "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
-                "encap_content_info": {
-                    "content_type": "tst_info",
-                    "content": cms.ParsableOctetString(tst_bytes),
-                },
-                "certificates": cms.CertificateSet.load(self._certificate_set)
-                if cert_req
-                else None,
-                "signer_infos": [
-                    cms.SignerInfo(
-                        {
-                            "version": "v1",
-                            "sid": {
-                                "issuer_and_serial_number": {
-                                    "issuer": asn1_x509.Name.load(self._issuer_der),
-                                    "serial_number": self._chain[0].serial_number,
-                                }
-                            },
-                            "digest_algorithm": {"algorithm": "sha256"},
-                            "signed_attrs": cms.CMSAttributes.load(encoded_attributes),
-                            "signature_algorithm": {"algorithm": "rsassa_pkcs1v15"},
-                            "signature": signature,
-                        }
-                    )
-                ],
-            }
+        # SignedData ::= SEQUENCE { version 3, digestAlgorithms, encapContentInfo,
+        #   [0] IMPLICIT certificates OPTIONAL, signerInfos }  (RFC 5652 5.1)
+        signed_data = _tlv(
+            0x30,
+            b"\x02\x01\x03"
+            + _tlv(0x31, _SHA256)
+            + _tlv(0x30, _TST_INFO_TYPE + _tlv(0xA0, _tlv(0x04, tst_bytes)))
+            + (self._certificates if cert_req else b"")
+            + _tlv(0x31, signer_info),
         )
-        token = cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
-        return bytes(token.dump())
+        return _tlv(0x30, _SIGNED_DATA_TYPE + _tlv(0xA0, signed_data))
 
 
 class TsaHttpServer:
@@ -234,6 +228,11 @@ class TsaHttpServer:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def _integer(value: int) -> bytes:
+    """A DER INTEGER (non-negative: the shortest big-endian two's complement)."""
+    return _tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
 
 
 def _tlv(tag: int, body: bytes) -> bytes:
