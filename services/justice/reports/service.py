@@ -214,7 +214,8 @@ class ReportService:
     ) -> None:
         self._uow = uow
         self._reads = reads
-        # The hot write path (SubmitReport): a unit of its own when the platform gives one.
+        # The hot write paths (SignReport, SubmitReport): a unit of their own when the
+        # platform gives one.
         self._submissions: Callable[[], SubmissionWork] = submissions or uow
         self._signer = signer
         self._verifier = verifier
@@ -312,10 +313,16 @@ class ReportService:
             raise FailedPrecondition("SCHEMA_VIOLATION", str(error)) from None
         signed = await self._signer.sign(unsigned, report.author)
         report.sign(signed, hashlib.sha256(signed).hexdigest(), now)
-        async with self._uow() as uow:
+        # Group-committed where the platform gives a unit for it: through the ORM the
+        # UPDATE held SQLite's write lock across its event-loop round trips.
+        async with self._submissions() as uow:
             await uow.reports.update(report)
             if report.amends_version:
-                previous = await self._load(uow, report_id, report.amends_version)
+                previous = _found(
+                    await uow.reports.get(report_id, report.amends_version),
+                    report_id,
+                    report.amends_version,
+                )
                 previous.move_to(ReportState.SUPERSEDED)
                 previous.update_time = now
                 await uow.reports.update(previous)
