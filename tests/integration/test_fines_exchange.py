@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import nats as nats_client
 import pytest
 from nats.js.errors import NotFoundError
+from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from justice.app import Application, build
@@ -42,6 +44,7 @@ from justice.fines.v1 import fines_pb2 as pb
 from justice.platform.config import FineRules
 from justice.platform.errors import FailedPrecondition
 from justice.platform.timestamps import timestamp
+from tests.databases import postgres_schema
 from tests.eventually import eventually
 from tests.exchange_env import exchange_settings, nats_with_partners, partner_side, platform_url
 from tests.fines_env import (
@@ -68,8 +71,18 @@ def clock() -> Clock:
 
 
 @pytest.fixture
+def fines_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The test's own database: a SQLite file, or (param "postgres") a private schema."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'justice.db'}"
+        return
+    with postgres_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+@pytest.fixture
 async def app(
-    pki: DevPki, nats: NatsServer, tmp_path: Path, clock: Clock
+    pki: DevPki, nats: NatsServer, tmp_path: Path, clock: Clock, fines_database: str
 ) -> AsyncIterator[Application]:
     tariff = FineRules().tariff
     tariff["DANGEROUS_PARKING"] = {"*": Decimal("40")}
@@ -81,9 +94,7 @@ async def app(
         lookup_backoff_seconds=5,
         lookup_attempts=2,
     )
-    settings = exchange_settings(
-        pki, nats, tmp_path / "state", f"sqlite+aiosqlite:///{tmp_path / 'justice.db'}", fines=rules
-    )
+    settings = exchange_settings(pki, nats, tmp_path / "state", fines_database, fines=rules)
     application = await build(settings, clock)
     await register_partners(application, pki)
     yield application
@@ -351,14 +362,24 @@ async def _streams(nats: NatsServer) -> bytes:
         await client.close()
 
 
-def _dump(database_file: Path) -> str:
-    """Every row of every table, blobs as text and as hex, as a backup would hold them."""
-    with sqlite3.connect(database_file) as connection:
-        return "\n".join(connection.iterdump())
+def _dump(database_url: str) -> str:
+    """Every row of every table, blobs as text and as hex, as a backup would hold them:
+    SQLite's iterdump, or pg_dump of the test's schema (bytea comes out as hex)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        with sqlite3.connect(url.database or "") as connection:
+            return "\n".join(connection.iterdump())
+    schema = str(url.query["options"]).removeprefix("-csearch_path=")
+    command = ["pg_dump", "--data-only", f"--schema={schema}", "--host", str(url.host)]
+    command += ["--port", str(url.port or 5432), "--username", str(url.username)]
+    return subprocess.run(
+        [*command, str(url.database)], capture_output=True, text=True, check=True
+    ).stdout
 
 
+@pytest.mark.parametrize("fines_database", ["sqlite", "postgres"], indirect=True)
 async def test_closed_fines_lose_personal_data_after_retention_and_statistics_stay(
-    app: Application, partners: FinePartners, clock: Clock, tmp_path: Path, nats: NatsServer
+    app: Application, partners: FinePartners, clock: Clock, nats: NatsServer
 ) -> None:
     service = app.fines.service
     paid = await service.register(offence("AB123C"), "")
@@ -390,7 +411,7 @@ async def test_closed_fines_lose_personal_data_after_retention_and_statistics_st
     assert all(secret.encode() in held for secret in in_streams)
     before = await service.statistics()
     names = ["Jan de Vries", "Lease Holland", "ING Lease", "Pieter Bakker", "Günther Strauß"]
-    dump = _dump(tmp_path / "justice.db")
+    dump = _dump(app.database.url)
     assert any(name in dump or name.encode().hex() in dump.lower() for name in names)
 
     clock.advance(days=364)
@@ -406,17 +427,17 @@ async def test_closed_fines_lose_personal_data_after_retention_and_statistics_st
     assert erased.detection.plate == "ERASED"
     assert await service.letters(leased.name) == []
     assert await service.statistics() == before
-    dump = _dump(tmp_path / "justice.db")
+    dump = _dump(app.database.url)
     for secret in [*names, *in_streams, "Damrak", "AB123C", "LE999S", "WVWZZZ1KZ6W000001"]:
         assert secret not in dump, secret
         assert secret.encode().hex() not in dump.lower(), secret
 
 
+@pytest.mark.parametrize("fines_database", ["sqlite", "postgres"], indirect=True)
 async def test_a_refused_reply_about_an_erased_fine_keeps_no_name_in_its_dead_letter(
     app: Application,
     partners: FinePartners,
     clock: Clock,
-    tmp_path: Path,
     nats: NatsServer,
     pki: DevPki,
 ) -> None:
@@ -455,7 +476,7 @@ async def test_a_refused_reply_about_an_erased_fine_keeps_no_name_in_its_dead_le
         return any(x.partner == "vehicle-register-nl" for x in letters)
 
     await eventually(refused, what="dead letter")
-    kept = _dump(tmp_path / "justice.db")
+    kept = _dump(app.database.url)
     assert secret in kept or secret.encode().hex() in kept.lower()
     noticed = await service.get(fine.name)
     await service.register_payment(
@@ -467,7 +488,7 @@ async def test_a_refused_reply_about_an_erased_fine_keeps_no_name_in_its_dead_le
     clock.advance(days=366)
     await app.fines.scheduler.tick()
     assert (await service.get(fine.name)).holder is None
-    dump = _dump(tmp_path / "justice.db")
+    dump = _dump(app.database.url)
     assert secret not in dump
     assert secret.encode().hex() not in dump.lower()
     assert secret.encode() not in await _streams(nats)
