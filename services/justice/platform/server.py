@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import logging
 import signal
 from collections.abc import Callable, Sequence
@@ -160,6 +161,16 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     mallopt(_M_ARENA_MAX, arenas)
 
 
+def freeze_heap() -> None:
+    """Call once start-up has built its objects, before serving: they go to the permanent
+    generation (gc.freeze), so the collector's full passes no longer walk the modules,
+    SQLAlchemy's metadata and protobuf's descriptors each time. Measured on the exchange
+    benchmark: full passes of 117-178 ms (five in a run, the receipt p99 at 100/s between
+    28 and 137 ms from run to run), 9-13 ms once frozen."""
+    gc.collect()
+    gc.freeze()
+
+
 async def start(bound: BoundServer) -> None:
     await bound.server.start()
     for name in ("", *bound.service_names):
@@ -193,6 +204,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    freeze_heap()
     await start(bound)
     log.info("serving on port %d", bound.port)
     if started is not None:
