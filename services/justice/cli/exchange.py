@@ -38,8 +38,10 @@ def _call(ctx: typer.Context, action: Callable[[ExchangeServiceAsyncStub], Await
 async def _run_workers(settings: Settings) -> None:
     """Build the exchange's workers only (no gRPC port, no evidence); run until SIGTERM."""
     from justice.app import build_exchange_workers
+    from justice.platform.server import freeze_heap
 
     application = await build_exchange_workers(settings)
+    freeze_heap()  # as `justice serve` does: full GC passes skip what start-up built
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
