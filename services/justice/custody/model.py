@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
+from justice.platform.cases import case_number_violations
 from justice.platform.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -110,7 +111,6 @@ WEIGHT_UNITS = {"mg": Decimal("0.001"), "g": Decimal(1), "kg": Decimal(1000), "m
 _DECIMAL = re.compile(r"^-?[0-9]{1,15}(\.[0-9]{1,6})?$")
 _FLOATLIKE = re.compile(r"^[+-]?([0-9.]+[eE][+-]?[0-9]+|nan|NaN|inf|Infinity|-?inf)$")
 _SEAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
-_CASE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9./_-]{0,63}$")
 _VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
 _IMEI = re.compile(r"^[0-9]{15}$")
 _EVIDENCE = re.compile(r"^evidence/[A-Za-z0-9_-]{1,64}$")
@@ -471,8 +471,7 @@ LANGUAGES = frozenset({"nl", "fr", "de", "en"})
 def check_seizure(seizure: Seizure, raws: Sequence[RawItem], now: datetime) -> list[ItemSpec]:
     """Every format rule of a seizure and its items; raises InvalidArgument listing all."""
     v: list[FieldViolation] = []
-    if not _CASE_NUMBER.match(seizure.case_number):
-        v.append(FieldViolation("seizure.case_number", "1-64 of letters, digits and . / _ -"))
+    v += case_number_violations("seizure.case_number", seizure.case_number)
     for name in ("report", "place", "legal_ground"):
         value = getattr(seizure, name)
         if not value.strip():

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from justice.platform.cases import case_number_violations
 from justice.platform.errors import FieldViolation, InvalidArgument
 
 
@@ -186,7 +187,6 @@ def new_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(6)}"
 
 
-_CASE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9./_-]{0,63}$")
 _REPORT = re.compile(r"^reports/[A-Za-z0-9_-]{1,64}$")
 _MEDIA_TYPE = re.compile(r"^[a-z]+/[a-z0-9][a-z0-9.+-]{0,126}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -199,8 +199,7 @@ EVIDENCE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 def check_metadata(meta: Metadata, config: EvidenceConfig, now: datetime) -> str:
     """Raise InvalidArgument listing every bad field; return the retention category."""
     v: list[FieldViolation] = []
-    if not _CASE_NUMBER.match(meta.case_number):
-        v.append(FieldViolation("metadata.case_number", "1-64 of letters, digits and . / _ -"))
+    v += case_number_violations("metadata.case_number", meta.case_number)
     if meta.report and not _REPORT.match(meta.report):
         v.append(FieldViolation("metadata.report", "a reports/{report} name"))
     if not _MEDIA_TYPE.match(meta.media_type):

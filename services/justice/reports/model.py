@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from justice.platform.cases import case_number_violations
 from justice.platform.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from justice.platform.listing import Page
 
@@ -200,7 +201,6 @@ class ReportVersion:
         )
 
 
-_CASE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9./_-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MEDIA_TYPE = re.compile(r"^[a-z]+/[a-z0-9][a-z0-9.+-]{0,126}$")
 _EVIDENCE = re.compile(r"^evidence/[A-Za-z0-9_-]{1,64}$")
@@ -218,17 +218,16 @@ def _text(field_name: str, value: str, max_len: int) -> Iterable[FieldViolation]
 
 def check_case_number(case_number: str) -> None:
     """A case number asked about (CheckCase) has the syntax a stored one has."""
-    if not _CASE_NUMBER.match(case_number):
-        raise InvalidArgument.of(
-            [FieldViolation("case_number", "1-64 of letters, digits and . / _ -")]
-        )
+    violations = case_number_violations("case_number", case_number)
+    if violations:
+        raise InvalidArgument.of(violations)
 
 
 def check_content(content: Content, limits: Limits, today: date) -> None:
     """Format rules every draft obeys; raises InvalidArgument listing every bad field."""
     v: list[FieldViolation] = []
-    if content.case_number and not _CASE_NUMBER.match(content.case_number):
-        v.append(FieldViolation("case_number", "1-64 of letters, digits and . / _ -"))
+    if content.case_number:
+        v += case_number_violations("case_number", content.case_number)
     v += _text("reporting_unit", content.reporting_unit, limits.max_short_text)
     v += _text("place", content.place, limits.max_short_text)
     if content.language and content.language not in LANGUAGES:
