@@ -342,7 +342,7 @@ class InboundProcessor:
                 envelope.id,
                 data,
                 certificate_pem,
-                [d.id for d in deliveries if d.recipient == envelope.sender],
+                list(entries),
                 now,
             )
             return "RECEIPT" if claimed else "DUPLICATE"

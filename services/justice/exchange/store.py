@@ -310,11 +310,39 @@ _CLAIM = (
     "INSERT INTO exchange_processed (scope, key, processed_at) "
     "VALUES (:scope, :key, :processed_at) ON CONFLICT DO NOTHING"
 )
-_SETTLE = (
-    "UPDATE exchange_delivery SET state = :state, receipt = :receipt, settle_time = :now, "
-    "reason = '', detail = '' WHERE id = :id AND recipient = :recipient "
-    "AND state IN ('PENDING', 'PUBLISHED')"
-)
+
+
+def _open_deliveries(ids: Sequence[str], sender: str) -> Any:
+    """The sender's deliveries among `ids` that no receipt or deadline has settled yet."""
+    open_states = (DeliveryState.PENDING.value, DeliveryState.PUBLISHED.value)
+    return (
+        _DELIVERY.c.id.in_(ids)
+        & (_DELIVERY.c.recipient == sender)
+        & _DELIVERY.c.state.in_(open_states)
+    )
+
+
+def _settling(
+    ids: Sequence[str],
+    sender: str,
+    state: DeliveryState,
+    receipt: str,
+    now: datetime,
+    reason: str = "",
+    detail: str = "",
+) -> Any:
+    """The UPDATE that settles the sender's open deliveries among `ids` by `receipt`."""
+    return (
+        update(_DELIVERY)
+        .where(_open_deliveries(ids, sender))
+        .values(
+            state=state.value,
+            receipt=receipt,
+            settle_time=now,
+            reason=reason[:64],
+            detail=detail[:1024],
+        )
+    )
 
 
 def _claim(writes: Writes, scope: str, key: str, refusal: Exception) -> None:
@@ -378,16 +406,9 @@ class InboundWrites:
             "receive_time": now,
         }
         writes.add(_insert("exchange_receipt", list(receipt)), receipt)
-        for delivery_id in delivery_ids:
-            writes.add(
-                _SETTLE,
-                {
-                    "state": DeliveryState.DELIVERED.value,
-                    "receipt": receipt_id,
-                    "now": now,
-                    "id": delivery_id,
-                    "recipient": partner,
-                },
+        if delivery_ids:
+            writes.add_statement(
+                _settling(delivery_ids, partner, DeliveryState.DELIVERED, receipt_id, now)
             )
         return await self._commit(writes)
 
@@ -673,25 +694,12 @@ class SqlDeliveries:
         detail: str = "",
     ) -> Sequence[Delivery]:
         """Settle the sender's open deliveries among `ids`; returns those that moved."""
-        open_states = (DeliveryState.PENDING.value, DeliveryState.PUBLISHED.value)
-        statement = select(DeliveryRow).where(
-            col(DeliveryRow.id).in_(ids),
-            col(DeliveryRow.recipient) == sender,
-            col(DeliveryRow.state).in_(open_states),
-        )
-        rows = list((await self._session.exec(statement)).all())
+        statement = select(_DELIVERY).where(_open_deliveries(ids, sender))
+        rows = list((await _execute(self._session, statement)).all())
         if rows:
             await _execute(
                 self._session,
-                update(_DELIVERY)
-                .where(_DELIVERY.c.id.in_([r.id for r in rows]))
-                .values(
-                    state=state.value,
-                    receipt=receipt,
-                    settle_time=now,
-                    reason=reason[:64],
-                    detail=detail[:1024],
-                ),
+                _settling([r.id for r in rows], sender, state, receipt, now, reason, detail),
             )
         return [_delivery(r) for r in rows]
 
