@@ -15,9 +15,9 @@ from sqlalchemy.exc import DBAPIError
 
 from justice.audit.chain import ChainProblem
 from justice.audit.detection import Detector, Rules
-from justice.audit.model import AlertRule, AuditEntry
+from justice.audit.model import AlertRule, AuditEntry, AuditRecord
 from justice.audit.service import AuditService
-from justice.audit.store import AuditTransaction
+from justice.audit.store import AuditTransaction, SqlAuditRepository
 from justice.audit.tail import Batch, CursorMoved, LogTail
 from justice.audit.writer import AuditWriter
 from justice.devstack.pki import DevPki
@@ -319,3 +319,35 @@ async def test_a_caught_up_detector_waits_for_records_to_gather(
     for minute in (1, 2, 3):  # three writer commits, then one detector transaction
         await _append(database, _calls(minute, 2))
     assert await tail.step(cursor) == 9
+
+
+async def test_records_committed_here_reach_the_tail_without_a_read_back(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer hands its committed records to the tail; another replica's records (not
+    handed over) are read from the database."""
+    reads: list[int] = []
+    read_after = SqlAuditRepository.after
+
+    async def counted(self: SqlAuditRepository, sequence: int, limit: int, until: int = 0):  # type: ignore[no-untyped-def]
+        reads.append(sequence)
+        return await read_after(self, sequence, limit, until)
+
+    monkeypatch.setattr(SqlAuditRepository, "after", counted)
+    handled: list[list[AuditRecord]] = []
+
+    async def handle(batch: Batch) -> None:
+        handled.append(batch.records)
+
+    tail = LogTail("detector", lambda: AuditTransaction(database.sessions), handle)
+    here = AuditWriter(database, on_commit=tail.notify)
+    committed = await asyncio.gather(*(here.append(e) for e in _calls(0, 3)))
+    assert await tail.step(0) == 3
+    assert reads == []
+    assert handled == [sorted(committed, key=lambda r: r.sequence)]
+
+    await _append(database, _calls(1, 2))  # another replica's writer: nothing handed over
+    assert await tail.step(3) == 5
+    assert reads == [3]
+    assert [r.sequence for r in handled[1]] == [4, 5]
+    await here.close()
