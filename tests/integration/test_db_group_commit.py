@@ -8,8 +8,9 @@ import sqlite3
 from datetime import UTC, datetime
 
 import psycopg
+from sqlalchemy import column, insert, table, update
 
-from justice.platform.db import Database, DriverConnection, DriverThread, Writes
+from justice.platform.db import Database, DriverConnection, DriverThread, Writes, utc_time
 from justice.platform.errors import Aborted
 
 _INSERT = "INSERT INTO exchange_processed (scope, key, processed_at) VALUES (:scope, :key, :at)"
@@ -69,3 +70,37 @@ async def test_units_arriving_during_a_batch_go_in_the_next(database: Database) 
     rest = [database.group.commit(_unit(f"e{i}")) for i in range(2, 40)]
     await asyncio.gather(first, *rest)
     assert {f"e{i}" for i in range(1, 40)} <= await _keys(database)
+
+
+_PROCESSED = table("exchange_processed", column("scope"), column("key"), column("processed_at"))
+
+
+def _core_unit(keys: list[str], at: datetime) -> Writes:
+    writes = Writes()
+    for key in keys:
+        writes.add_statement(insert(_PROCESSED).values(scope="core", key=key, processed_at=at))
+    writes.add_statement(
+        update(_PROCESSED)
+        .where(_PROCESSED.c.scope == "core", _PROCESSED.c.key.in_(keys))
+        .values(processed_at=at)
+    )
+    return writes
+
+
+async def test_core_statements_of_one_shape_carry_each_units_values(database: Database) -> None:
+    """The compiled shape is reused; each unit's own values (and IN list) are what run."""
+    early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
+    await database.group.commit(_core_unit(["k1", "k2", "k3"], early))
+    await database.group.commit(_core_unit(["k4"], late))
+
+    def read(connection: DriverConnection) -> list[tuple[str, int]]:
+        rows = connection.raw.execute(
+            "SELECT key, processed_at FROM exchange_processed WHERE scope = 'core' ORDER BY key"
+        ).fetchall()
+        return [(key, utc_time(at).month) for key, at in rows]  # type: ignore[union-attr]
+
+    driver = DriverThread(database.url, "read")
+    try:
+        assert await driver.run(read) == [("k1", 1), ("k2", 1), ("k3", 1), ("k4", 6)]
+    finally:
+        await driver.close()
