@@ -27,7 +27,9 @@ def test_relative_paths_from_the_environment_become_absolute(
     monkeypatch.setenv("JUSTICE_STATE_DIR", "state/../here")
     monkeypatch.setenv("JUSTICE_PKI_ROOT", "pki")
     monkeypatch.setenv("JUSTICE_TLS_CERT", "tls/server.pem")
+    monkeypatch.setenv("JUSTICE_FINES__FONT", "fonts/letters.ttf")
     settings = Settings()
+    assert settings.fines.font == in_fresh_folder / "fonts" / "letters.ttf"
     assert settings.state_dir == in_fresh_folder / "here"
     assert settings.pki_dir == in_fresh_folder / "pki"
     assert settings.tls_cert == in_fresh_folder / "tls" / "server.pem"

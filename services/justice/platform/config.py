@@ -6,12 +6,16 @@ from collections.abc import Mapping
 from datetime import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+@overload
+def _resolved(path: Path) -> Path: ...
+@overload
+def _resolved(path: None) -> None: ...
 def _resolved(path: Path | None) -> Path | None:
     # Resolved once, against the directory the command was started in: child processes
     # (nats-server, weed) run in their own folders, where a relative path means something
@@ -124,6 +128,11 @@ class FineRules(BaseModel):
     font: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
     # How often the deadline scheduler runs; 0: not in this process.
     scheduler_interval_seconds: float = Field(default=60.0, ge=0)
+
+    @field_validator("font", mode="after")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        return _resolved(path)
 
 
 # What `justice serve --service` can name; without it, a process runs them all.
