@@ -189,17 +189,28 @@ class InboundProcessor:
             return await tx.processed.seen_among(keys)
 
     async def process(
-        self, data: bytes, subject: str, stream_seq: int, *, checked: bool = False
+        self,
+        data: bytes,
+        subject: str,
+        stream_seq: int,
+        *,
+        checked: bool = False,
+        parsed: pb.Envelope | EnvelopeRefused | None = None,
     ) -> str:
         """Apply one message from a partner's outbox; returns the outcome (for logs/tests).
         `checked`: the caller found it unprocessed (`processed_among`) just before, so the
         read is not repeated; the claims still keep a duplicate from acting twice.
+        `parsed`: what `envelopes.parse(data)` gave the caller (routing reads it first).
 
         Raises only for transient trouble (database down), so the message is offered again.
         """
         sender, subject_type = _subject_parts(subject)
         try:
-            envelope = envelopes.parse(data)
+            if parsed is None:
+                parsed = _parsed(data)
+            if isinstance(parsed, EnvelopeRefused):
+                raise parsed
+            envelope = parsed
             if envelope.sender != sender:
                 raise EnvelopeRefused(
                     Problem.SENDER_MISMATCH, f"published by {sender}, claims {envelope.sender}"
@@ -221,8 +232,8 @@ class InboundProcessor:
             key = f"seq:{stream_seq}"
             envelope_id = in_reply_to = ""
             if refused.problem not in (Problem.MALFORMED, Problem.TOO_LARGE):
-                unverified = envelopes.parse(data)
-                envelope_id, in_reply_to = unverified.id, unverified.in_reply_to
+                assert isinstance(parsed, pb.Envelope)  # read, but not acceptable
+                envelope_id, in_reply_to = parsed.id, parsed.in_reply_to
                 key = processed_key(sender, envelope_id)
             await self._refuse(
                 key,
@@ -445,10 +456,18 @@ class InboundProcessor:
             await tx.commit()
 
 
+def _parsed(data: bytes) -> pb.Envelope | EnvelopeRefused:
+    try:
+        return envelopes.parse(data)
+    except EnvelopeRefused as refused:
+        return refused
+
+
 @dataclass(frozen=True)
 class _Route:
     lane: tuple[str, str]
     key: str  # processed_key, "" when the envelope cannot be read
+    parsed: pb.Envelope | EnvelopeRefused  # handed to the processor: parsed once
 
 
 def _route(msg: Msg) -> _Route:
@@ -457,14 +476,14 @@ def _route(msg: Msg) -> _Route:
     by side, and copies of one reply share a lane. Everything else a partner sends (and
     its receipts) stays in its sender's lane, in stream order."""
     sender, message_type = _subject_parts(msg.subject)
-    try:
-        envelope = envelopes.parse(msg.data)
-    except EnvelopeRefused:
-        return _Route((sender, ""), "")  # the processor refuses it, in the sender's lane
+    envelope = _parsed(msg.data)
+    if isinstance(envelope, EnvelopeRefused):
+        # The processor refuses it, in the sender's lane.
+        return _Route((sender, ""), "", envelope)
     key = processed_key(sender, envelope.id)
     if message_type != RECEIPT and envelope.in_reply_to:
-        return _Route((sender, envelope.in_reply_to), key)
-    return _Route((sender, ""), key)
+        return _Route((sender, envelope.in_reply_to), key, envelope)
+    return _Route((sender, ""), key, envelope)
 
 
 class InboundConsumer:
@@ -500,13 +519,19 @@ class InboundConsumer:
         self._retry_delay = retry_delay_seconds
         self.processed = 0
 
-    async def handle(self, msg: Msg, *, checked: bool = False) -> None:
+    async def handle(
+        self,
+        msg: Msg,
+        *,
+        checked: bool = False,
+        parsed: pb.Envelope | EnvelopeRefused | None = None,
+    ) -> None:
         # The partner's headers continue the trace its message (a receipt) answers.
         _, message_type = _subject_parts(msg.subject)
         with tracing.continued(
             f"inbound {message_type or '?'}", msg.headers, kind=tracing.SpanKind.CONSUMER
         ):
-            await self._handle(msg, checked)
+            await self._handle(msg, checked, parsed)
 
     async def handle_batch(self, msgs: Sequence[Msg]) -> None:
         """One fetched batch: the ones already processed found in one query and acked, the
@@ -514,7 +539,7 @@ class InboundConsumer:
         routes = [_route(msg) for msg in msgs]
         keys = Counter(r.key for r in routes if r.key)
         done = await self._processor.processed_among(list(keys))
-        lanes: dict[tuple[str, str], list[tuple[Msg, bool]]] = {}
+        lanes: dict[tuple[str, str], list[tuple[Msg, bool, _Route]]] = {}
         for msg, route in zip(msgs, routes, strict=True):
             if route.key in done:
                 await msg.ack()  # a redelivery of what was applied: nothing to do
@@ -522,19 +547,21 @@ class InboundConsumer:
                 continue
             # A copy of a message in the same batch is checked again when its turn comes.
             checked = bool(route.key) and keys[route.key] == 1
-            lanes.setdefault(route.lane, []).append((msg, checked))
+            lanes.setdefault(route.lane, []).append((msg, checked, route))
         await asyncio.gather(*(self._lane(lane) for lane in lanes.values()))
 
-    async def _lane(self, msgs: Sequence[tuple[Msg, bool]]) -> None:
+    async def _lane(self, msgs: Sequence[tuple[Msg, bool, _Route]]) -> None:
         async with self._slots:
-            for msg, checked in msgs:
-                await self.handle(msg, checked=checked)
+            for msg, checked, route in msgs:
+                await self.handle(msg, checked=checked, parsed=route.parsed)
 
-    async def _handle(self, msg: Msg, checked: bool) -> None:
+    async def _handle(
+        self, msg: Msg, checked: bool, parsed: pb.Envelope | EnvelopeRefused | None
+    ) -> None:
         meta = msg.metadata
         try:
             await self._processor.process(
-                msg.data, msg.subject, meta.sequence.stream, checked=checked
+                msg.data, msg.subject, meta.sequence.stream, checked=checked, parsed=parsed
             )
         except Exception as error:
             if meta.num_delivered >= self._max_attempts:
