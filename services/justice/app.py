@@ -61,7 +61,6 @@ from justice.platform.tracing import server_spans
 from justice.reports import compose as reports_compose
 from justice.reports.lookup import ReportLookup
 from justice.reports.service import EvidenceCatalog, ReportService
-from justice.reports.store import SqlReportReads
 from justice.security.approvals import FourEyes
 from justice.security.identity import CachedDirectory, identity
 from justice.security.rules import authorisation
@@ -427,7 +426,7 @@ async def _build(
         clock,
         catalog,
         ReceiptBundle(exchange.service),
-        SqlReportReads(plain),
+        plain,
     )
     access = access_compose.build(settings.access, database, bus, clock)
     if candidate and not settings.production:

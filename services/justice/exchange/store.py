@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -34,6 +34,7 @@ from justice.exchange.model import (
 from justice.platform.db import (
     DriverConnection,
     GroupCommit,
+    PlainReads,
     Transaction,
     UtcDateTime,
     Writes,
@@ -352,16 +353,29 @@ def _claim(writes: Writes, scope: str, key: str, refusal: Exception) -> None:
     writes.add(_CLAIM, claim, rows=1, refusal=refusal)
 
 
-class PlainInbox:
-    """A scope's processed ids for a unit of `Writes`: looked up now, claimed at commit."""
+_SEEN = "SELECT 1 FROM exchange_processed WHERE scope = :scope AND key = :key"
 
-    def __init__(self, session: AsyncSession, writes: Writes, scope: str) -> None:
-        self._reads = SqlInbox(session, scope)
+
+def processed_lookup(reads: PlainReads, scope: str) -> Callable[[str], Awaitable[bool]]:
+    """Whether a key of `scope` was processed, read through the plain driver connections."""
+
+    async def seen(key: str) -> bool:
+        return await reads.one(_SEEN, {"scope": scope, "key": key}) is not None
+
+    return seen
+
+
+class PlainInbox:
+    """A scope's processed ids for a unit of `Writes`: looked up now (`seen`), claimed at
+    commit."""
+
+    def __init__(self, seen: Callable[[str], Awaitable[bool]], writes: Writes, scope: str) -> None:
+        self._seen = seen
         self._writes = writes
         self._scope = scope
 
     async def claim(self, key: str) -> bool:
-        if await self._reads.seen(key):
+        if await self._seen(key):
             return False
         # A concurrent consumer that claims it first refuses this unit at commit.
         refusal = Aborted("ALREADY_PROCESSED", f"{key} is being processed elsewhere")

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from justice.exchange.store import PlainInbox, PlainOutbox, SqlOutbox
+from justice.exchange.store import PlainInbox, PlainOutbox, SqlInbox, SqlOutbox
 from justice.fines.letter import LetterKind
 from justice.fines.model import (
     SETTLED,
@@ -545,7 +545,7 @@ class FineTransaction(Transaction):
         self.payments = SqlPaymentRepository(session, self._writes)
         self.letters = SqlLetterRepository(session, self._writes)
         self.outbox = _FineOutbox(session, self._writes)
-        self.inbox = PlainInbox(session, self._writes, "fines")
+        self.inbox = PlainInbox(SqlInbox(session, "fines").seen, self._writes, "fines")
 
     async def commit(self) -> None:
         try:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from justice.platform.config import ReportSettings
-from justice.platform.db import Database
+from justice.platform.db import Database, PlainReads
 from justice.platform.server import Mount
 from justice.reports.api import DeliveryReceipts, ReportApi
 from justice.reports.inbound import ReportInbound
@@ -49,11 +49,13 @@ def build(
     clock: Callable[[], datetime],
     evidence: EvidenceCatalog,
     receipts: DeliveryReceipts | None = None,
-    reads: SqlReportReads | None = None,
+    plain: PlainReads | None = None,
 ) -> ReportsComponent:
     """`receipts` are the partners' kept receipts an export may bundle with a report;
-    `reads` serve GetReport through the driver instead of the ORM, and with them
-    SubmitReport's writes are group-committed (`ReportWrites`)."""
+    `plain` driver connections serve GetReport instead of the ORM, and with them the hot
+    writes (SignReport, SubmitReport, partners' receipts) are group-committed
+    (`ReportWrites`)."""
+    reads = SqlReportReads(plain) if plain is not None else None
     service = ReportService(
         uow=_uow(database),
         signer=signer,
@@ -63,7 +65,11 @@ def build(
         default_recipient=settings.default_prosecutor,
         evidence=evidence,
         reads=reads,
-        submissions=(lambda: ReportWrites(database.group, reads)) if reads else None,
+        submissions=(
+            (lambda: ReportWrites(database.group, reads, plain))
+            if reads is not None and plain is not None
+            else None
+        ),
     )
     mount = Mount.of(
         reports_pb2.DESCRIPTOR.services_by_name["ReportService"],

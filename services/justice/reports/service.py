@@ -95,12 +95,15 @@ class VersionWrites(Protocol):
 
 
 class SubmissionWork(ports.UnitOfWork, Protocol):
-    """What a submission writes: a version's change and its message, committed together."""
+    """What a submission (or a partner's answer) writes: a version's change, its message, its
+    processed claims, committed together."""
 
     @property
     def reports(self) -> VersionWrites: ...
     @property
     def outbox(self) -> OutboxWriter: ...
+    @property
+    def inbox(self) -> Inbox: ...
 
 
 class Signer(Protocol):
@@ -423,7 +426,9 @@ class ReportService:
         with why; those stay unclaimed.
         """
         refused: list[tuple[str, JusticeError]] = []
-        async with self._uow() as uow:
+        # Group-committed where the platform gives a unit for it: through the ORM this
+        # transaction held SQLite's write lock across a round trip per version.
+        async with self._submissions() as uow:
             now = self._clock()
             for name, key in versions:
                 try:
@@ -471,7 +476,9 @@ class ReportService:
             # An answer that changes nothing is still recorded as processed.
             await uow.commit()
 
-    async def _answerable(self, uow: UnitOfWork, partner: str, name: str) -> ReportVersion:
+    async def _answerable(
+        self, uow: UnitOfWork | SubmissionWork, partner: str, name: str
+    ) -> ReportVersion:
         """The submitted version `name`, which only its recipient `partner` may answer."""
         report_id, version = parse_name(name, "report")
         if version is None:
@@ -506,7 +513,9 @@ class ReportService:
         async with self._uow() as uow:
             return await self._load(uow, report_id, version)
 
-    async def _load(self, uow: UnitOfWork, report_id: str, version: int | None) -> ReportVersion:
+    async def _load(
+        self, uow: UnitOfWork | SubmissionWork, report_id: str, version: int | None
+    ) -> ReportVersion:
         return _found(await uow.reports.get(report_id, version), report_id, version)
 
     @staticmethod

@@ -13,7 +13,13 @@ from sqlalchemy import Column, CursorResult, Index, LargeBinary, Text, bindparam
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from justice.exchange.store import PlainOutbox, SqlInbox, SqlOutbox
+from justice.exchange.store import (
+    PlainInbox,
+    PlainOutbox,
+    SqlInbox,
+    SqlOutbox,
+    processed_lookup,
+)
 from justice.platform.db import (
     GroupCommit,
     PlainReads,
@@ -336,19 +342,21 @@ class _PlainVersions:
 
 
 class ReportWrites:
-    """A submission as one unit of `Writes`, group-committed (platform/db.GroupCommit): the
-    version's change, its outbox row and delivery record in one transaction, one hop to the
-    driver thread, the write lock held for that hop only. Leaving without `commit` writes
-    nothing."""
+    """A signature, submission or partner's answer as one unit of `Writes`, group-committed
+    (platform/db.GroupCommit): the version's change, its outbox row and delivery record, its
+    processed claims, in one transaction, one hop to the driver thread, the write lock held
+    for that hop only. Leaving without `commit` writes nothing."""
 
-    def __init__(self, group: GroupCommit, reads: SqlReportReads) -> None:
+    def __init__(self, group: GroupCommit, reads: SqlReportReads, plain: PlainReads) -> None:
         self._group = group
         self._reads = reads
+        self._seen = processed_lookup(plain, "reports")
 
     async def __aenter__(self) -> Self:
         self._writes = Writes()
         self.reports = _PlainVersions(self._reads, self._writes)
         self.outbox = PlainOutbox(self._writes)
+        self.inbox = PlainInbox(self._seen, self._writes, "reports")
         return self
 
     async def __aexit__(self, *_exception: object) -> None:
