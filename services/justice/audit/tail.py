@@ -15,6 +15,7 @@ of them move the cursor, and the other reads it again and goes on from there.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -106,32 +107,28 @@ class LogTail:
         # batch of them is not read back from the database (two tails re-reading every
         # record cost a tenth of the server under GetReport load). Bounded: beyond it, or
         # across another replica's records, the database is read as before.
-        self._recent: dict[int, AuditRecord] = {}
-        self._keep = 4 * batch
+        # In increasing sequence order: one writer per process commits its batches in turn.
+        self._recent: collections.deque[AuditRecord] = collections.deque(maxlen=4 * batch)
 
     def notify(self, records: Sequence[AuditRecord] = ()) -> None:
         """New records were committed here (handed over as they were committed); other
         replicas' records are found by polling."""
-        for record in records:
-            self._recent[record.sequence] = record
-        while len(self._recent) > self._keep:
-            del self._recent[next(iter(self._recent))]
+        self._recent.extend(records)
         self._wake.set()
 
     def _committed_here(self, cursor: int) -> list[AuditRecord]:
         """The records right after `cursor`, as far as they were committed here in a row."""
+        self._forget_through(cursor)
         records: list[AuditRecord] = []
-        while len(records) < self._batch:
-            record = self._recent.get(cursor + 1 + len(records))
-            if record is None:
+        for record in self._recent:
+            if len(records) == self._batch or record.sequence != cursor + 1 + len(records):
                 break
             records.append(record)
         return records
 
     def _forget_through(self, sequence: int) -> None:
-        # Sequences were added in increasing order (one writer per process).
-        while self._recent and next(iter(self._recent)) <= sequence:
-            del self._recent[next(iter(self._recent))]
+        while self._recent and self._recent[0].sequence <= sequence:
+            self._recent.popleft()
 
     def start(self) -> None:
         if self._task is None:
