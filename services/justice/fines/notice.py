@@ -11,9 +11,7 @@ process before), the key's signature 0.4 ms."""
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -21,6 +19,7 @@ from justice.fines import document, pdf
 from justice.fines.letter import Letter, LetterKind, LetterSettings, compose
 from justice.fines.model import Fine
 from justice.fines.ports import LetterDocuments
+from justice.platform.processes import WorkerProcesses
 from justice.signing import pades
 
 T = TypeVar("T")
@@ -37,15 +36,15 @@ class PdfSigner(Protocol):
     async def sign_attributes(self, signer_id: str, prepared: pades.PreparedPdf) -> bytes: ...
 
 
-def _ready() -> None:
-    """A renderer's first task: it has imported this module (and pyHanko) to run it."""
-
-
 def _render_prepared(
     letter: Letter, font: Path, certificates: pades.SignerCertificates
 ) -> pades.PreparedPdf:
     """In a renderer: the PDF, with its signature field and signed attributes ready."""
     return pades.prepare(pdf.render(letter, font), certificates, letter.title)
+
+
+def _ready() -> None:
+    """A renderer's first task: it has imported this module (and pyHanko) to run it."""
 
 
 class NoticeRenderer:
@@ -63,21 +62,11 @@ class NoticeRenderer:
         self._pdf_signer = pdf_signer
         self._xml_signer = xml_signer
         self._signer_id = signer_id
-        self._processes = processes
-        self._pool: Executor | None = None
-
-    def _renderers(self) -> Executor | None:
-        """The PDF renderers' processes, started at the first letter; each cuts the font
-        once. None: render in a thread (rendering is pure Python: it holds the GIL)."""
-        if self._processes and self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self._processes,
-                # Not fork: this process runs threads (database, NATS) a fork would copy.
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=pdf.letter_font,
-                initargs=(self._font,),
-            )
-        return self._pool
+        # The PDF renderers' processes, started at the first letter; each cuts the font
+        # once. None: render in a thread (rendering is pure Python: it holds the GIL).
+        self._renderers = (
+            WorkerProcesses(processes, pdf.letter_font, (font,)) if processes else None
+        )
 
     async def render(self, fine: Fine, kind: LetterKind) -> LetterDocuments:
         letter = compose(fine, kind, self._settings)
@@ -91,22 +80,18 @@ class NoticeRenderer:
 
     async def _off_loop(self, work: Callable[..., T], *args: Any) -> T:
         """In a renderer process, or a thread without them."""
-        renderers = self._renderers()
-        if renderers is None:
+        if self._renderers is None:
             return await asyncio.to_thread(work, *args)
-        return await asyncio.get_running_loop().run_in_executor(renderers, work, *args)
+        return await self._renderers.run(work, *args)
 
     def warm(self) -> None:
         """Starts the renderer processes now rather than at the first letter: spawning them,
         their imports and the font cut took ~4 s on the loaded benchmark machine, during
         which the first letters waited and the processes' start took the CPU the lookups
         needed (first letter 7 s after the first RegisterOffence)."""
-        renderers = self._renderers()
-        if renderers is not None:
-            for _ in range(self._processes):
-                renderers.submit(_ready)
+        if self._renderers is not None:
+            self._renderers.warm(_ready)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+        if self._renderers is not None:
+            await self._renderers.close()
