@@ -10,6 +10,7 @@ and `evidence_sweep` for `justice evidence sweep`. Each builds only what it runs
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Collection
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from justice.platform.db import Database, PlainReads, plain_reads
 from justice.platform.health import DependencyHealth
 from justice.platform.leadership import Leadership
 from justice.platform.metrics import Metrics
+from justice.platform.processes import WorkerProcesses
 from justice.platform.production import refuse_development_settings
 from justice.platform.rpc import error_mapping
 from justice.platform.server import (
@@ -65,7 +67,7 @@ from justice.security.approvals import FourEyes
 from justice.security.identity import CachedDirectory, identity
 from justice.security.rules import authorisation
 from justice.security.tokens import DevTokens
-from justice.signing.keyed import KeyStoreSigner
+from justice.signing.keyed import KeyStoreSigner, signing_processes
 from justice.signing.keystore import FileKeyStore, KeyStore, configured_key_store
 from justice.signing.pades import PadesSigner
 from justice.signing.revocation import FileRevocationSource
@@ -207,6 +209,23 @@ def xades_signer(settings: Settings, clock: Callable[[], datetime]) -> XadesSign
         return XadesSigner(clock=clock)
     crl = settings.signing_crl or settings.pki_dir / "crl.pem"
     return XadesSigner(clock=clock, timestamper=timestamper, revocation=FileRevocationSource(crl))
+
+
+def _signing_start(settings: Settings) -> tuple[KeyStore, XadesSigner]:
+    """What a signing process builds at its start (module level: spawn pickles it by name).
+    Its signatures take the real clock's time."""
+    return _keys(settings), xades_signer(settings, _utc_now)
+
+
+def _signing_processes(settings: Settings, resources: AsyncExitStack) -> WorkerProcesses | None:
+    if not settings.signing_processes:
+        return None
+    processes = signing_processes(
+        settings.signing_processes, functools.partial(_signing_start, settings)
+    )
+    processes.warm()
+    resources.push_async_callback(processes.close)
+    return processes
 
 
 def checkpoint_settings(settings: Settings) -> audit_compose.CheckpointSettings:
@@ -389,7 +408,12 @@ async def _build(
     blobs = _blobs(settings, resources)
     keys = _keys(settings)
     metrics = Metrics()
-    signer = KeyStoreSigner(keys, xades_signer(settings, clock), metrics.observe_signing)
+    signer = KeyStoreSigner(
+        keys,
+        xades_signer(settings, clock),
+        metrics.observe_signing,
+        _signing_processes(settings, resources),
+    )
 
     # Channels to the services that run in other processes, opened on first use.
     peers = Peers(settings, _client_ca(settings))

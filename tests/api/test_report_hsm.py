@@ -1,6 +1,8 @@
 """Production mode on an HSM: the real server (app.build) in production mode, on PostgreSQL,
-with JUSTICE_KEY_STORE=pkcs11 on a SoftHSM token, signs a report through the API. xmlsec1
-verifies the export, and the signing certificate is the token's, not the dev file key's."""
+with JUSTICE_KEY_STORE=pkcs11 on a SoftHSM token, signs a report through the API, in a thread
+of the serving process and in a signing process of its own (JUSTICE_SIGNING_PROCESSES=1,
+which opens its own session on the token). xmlsec1 verifies the export, and the signing
+certificate is the token's, not the dev file key's."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from justice.platform.config import Settings
 from justice.reports.v1 import reports_pb2 as pb
 from justice.reports.v1 import reports_pb2_grpc
 from justice.signing.pkcs11 import Pkcs11KeyStore
+from justice.signing.xades import XadesSigner
 from justice.signing.xmlsec import xmlsec1_verify_command
 from tests.builders import PURPOSE, create
 from tests.softhsm import SoftHsmToken
@@ -43,12 +46,18 @@ def token_certificate(softhsm: SoftHsmToken, pki: DevPki) -> bytes:
     return certificate.public_bytes(serialization.Encoding.DER)
 
 
+@pytest.fixture(scope="module", params=[0, 1], ids=["in-thread", "signing-process"])
+def signing_processes(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
+
+
 @pytest.fixture(scope="module")
 def settings(
     database_url: str,
     pki: DevPki,
     softhsm: SoftHsmToken,
     token_certificate: bytes,
+    signing_processes: int,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Settings:
     state = tmp_path_factory.mktemp("hsm-state")
@@ -68,12 +77,19 @@ def settings(
         pkcs11_module=softhsm.module,
         pkcs11_token_label=softhsm.label,
         pkcs11_pin_file=pin_file,
+        signing_processes=signing_processes,
     )
+
+
+def _not_here(*_: object) -> bytes:
+    raise AssertionError("signed in the serving process")
 
 
 @pytest.fixture(scope="module")
 async def exported(
-    application: Application, grpc_stub: reports_pb2_grpc.ReportServiceStub
+    application: Application,
+    grpc_stub: reports_pb2_grpc.ReportServiceStub,
+    signing_processes: int,
 ) -> bytes:
     # Production enrols nobody by itself: the registry is the operator's.
     assert application.access is not None
@@ -81,7 +97,11 @@ async def exported(
     await application.access.enrol(demo_enrolments())
     application.directory.invalidate()
     report = await create(grpc_stub, narrative="De getuige zag een rode bestelwagen.")
-    await grpc_stub.SignReport(pb.SignReportRequest(name=report.name))
+    with pytest.MonkeyPatch.context() as patch:
+        if signing_processes:
+            # The serving process must not sign itself: only the signing process can.
+            patch.setattr(XadesSigner, "sign", _not_here)
+        await grpc_stub.SignReport(pb.SignReportRequest(name=report.name))
     response = await grpc_stub.ExportReport(
         pb.ExportReportRequest(name=report.name), metadata=PURPOSE
     )

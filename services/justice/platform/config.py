@@ -285,6 +285,10 @@ class Settings(BaseSettings):
     # current by operations; the dev CA's crl.pem when unset.
     tsa_url: str = ""
     signing_crl: Path | None = None
+    # Processes that make the XAdES signatures beside each serving process (signing/keyed.py),
+    # each with its own key store; 0: a thread of the serving process. Worth it where a core
+    # is free for them, not where `--workers` already fills every core.
+    signing_processes: int = Field(default=0, ge=0)
     max_message_bytes: int = 8 * 1024 * 1024
     shutdown_grace_seconds: float = 10.0
     # Where `justice run` puts its own nats-server and SeaweedFS (4222 is often taken).
