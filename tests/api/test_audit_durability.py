@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -22,15 +22,18 @@ from justice.reports.v1 import reports_pb2_grpc
 PURPOSE = (("x-justice-purpose", "durability test"),)
 
 
-@contextmanager
-def audit_commits_blocked(url: str) -> Iterator[None]:
+@asynccontextmanager
+async def audit_commits_blocked(url: str) -> AsyncIterator[None]:
     """Hold what the audit writer needs to commit, from a connection of our own: SQLite's
     write lock, or PostgreSQL's advisory lock that serialises audit batches."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        # A long timeout: the detector may hold the lock for a moment first.
-        blocker = sqlite3.connect(parsed.database or "", isolation_level=None, timeout=30)
-        blocker.execute("BEGIN IMMEDIATE")
+        # A long timeout: a log follower (detector, tree) may hold the lock for a moment
+        # first. Waited for off the event loop, which that follower needs to finish.
+        blocker = sqlite3.connect(
+            parsed.database or "", isolation_level=None, timeout=30, check_same_thread=False
+        )
+        await asyncio.to_thread(blocker.execute, "BEGIN IMMEDIATE")
         try:
             yield
         finally:
@@ -66,7 +69,7 @@ async def test_a_call_answers_only_after_its_record_committed(
     created = await stub.CreateReport(pb.CreateReportRequest(report=report))
     request = pb.GetReportRequest(name=created.name)
     await application.audit.writer.close()  # nothing of CreateReport's left in flight
-    with audit_commits_blocked(application.database.url):
+    async with audit_commits_blocked(application.database.url):
         call = asyncio.ensure_future(stub.GetReport(request, metadata=PURPOSE))
         done, _ = await asyncio.wait({call}, timeout=1.5)
         # The report was read long ago; the answer waits for the audit commit.
