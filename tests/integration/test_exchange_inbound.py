@@ -20,6 +20,7 @@ from justice.exchange.inbound import InboundConsumer, InboundMessage
 from justice.exchange.model import Direction
 from justice.exchange.store import DeadLetterQuery, OutboxRow, ProcessedRow
 from justice.partner.client import PartnerClient
+from justice.platform.errors import Aborted
 from justice.reports.model import ReportState
 from justice.reports.v1 import reports_pb2
 from tests.builders import submitted_report
@@ -193,6 +194,44 @@ async def test_poison_messages_are_refused_and_the_consumer_carries_on(
         }
     finally:
         await raw.close()
+        await client.close()
+
+
+async def test_a_concurrent_change_is_tried_again_at_once(
+    live_app: Application, pki: DevPki, nats_server_ex: NatsServer
+) -> None:
+    """A message that loses to a concurrent change (ABORTED) is processed again right away,
+    not a redelivery delay later."""
+    app = live_app
+    assert app.exchange is not None
+    assert app.exchange.workers is not None
+    consumer = app.exchange.workers.consumer
+    assert consumer is not None
+    consumer._retry_delay = 60  # a redelivery would come far too late for this test
+    attempts: list[bytes] = []
+
+    async def contested(message: InboundMessage) -> None:
+        attempts.append(message.payload)
+        if len(attempts) == 1:
+            raise Aborted("CONCURRENT_CHANGE", "changed meanwhile; read it again")
+
+    app.exchange.dispatcher.register("explode", contested)
+    client: PartnerClient = await partner_side(pki).connect(nats_server_ex, PROSECUTOR)
+    try:
+        await client.send("explode", b"contested")
+
+        async def twice() -> bool:
+            return len(attempts) == 2
+
+        await eventually(twice, within=10)
+        # Accepted on the second attempt: one processed claim, no dead letter.
+        letters = await app.exchange.service.list_dead_letters(
+            DeadLetterQuery(size=50, direction=Direction.INBOUND)
+        )
+        assert letters == []
+        await asyncio.sleep(0.5)
+        assert attempts == [b"contested", b"contested"]
+    finally:
         await client.close()
 
 

@@ -486,6 +486,10 @@ def _route(msg: Msg) -> _Route:
     return _Route((sender, ""), key, envelope)
 
 
+# Immediate attempts again after a concurrent change, before the redelivery delay.
+_CONFLICT_RETRIES = 2
+
+
 class InboundConsumer:
     """Pulls `justice-inbound` a batch at a time and hands each message to the processor,
     then acks it.
@@ -560,9 +564,19 @@ class InboundConsumer:
     ) -> None:
         meta = msg.metadata
         try:
-            await self._processor.process(
-                msg.data, msg.subject, meta.sequence.stream, checked=checked, parsed=parsed
-            )
+            for attempt in range(1 + _CONFLICT_RETRIES):
+                try:
+                    await self._processor.process(
+                        msg.data, msg.subject, meta.sequence.stream, checked=checked, parsed=parsed
+                    )
+                    break
+                except Aborted:
+                    # A concurrent change won, e.g. a partner's receipt and its answer about
+                    # one report version in two lanes: read it again now, not a redelivery
+                    # delay later. Nothing of the aborted attempt was written.
+                    if attempt == _CONFLICT_RETRIES:
+                        raise
+                    checked = False
         except Exception as error:
             if meta.num_delivered >= self._max_attempts:
                 log.error("inbound: giving up on stream seq %d: %s", meta.sequence.stream, error)
