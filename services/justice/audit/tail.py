@@ -103,11 +103,11 @@ class LogTail:
         self._settle = settle_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        # Records this process committed and the tail has not handled yet, by sequence, so a
-        # batch of them is not read back from the database (two tails re-reading every
-        # record cost a tenth of the server under GetReport load). Bounded: beyond it, or
-        # across another replica's records, the database is read as before.
-        # In increasing sequence order: one writer per process commits its batches in turn.
+        # Records this process committed and the tail has not handled yet, so a batch of
+        # them is not read back from the database (two tails re-reading every record cost a
+        # tenth of the server under GetReport load). In increasing sequence order: one
+        # writer per process commits its batches in turn. Bounded: beyond it, or across
+        # another replica's records, the database is read as before.
         self._recent: collections.deque[AuditRecord] = collections.deque(maxlen=4 * batch)
 
     def notify(self, records: Sequence[AuditRecord] = ()) -> None:
@@ -118,17 +118,14 @@ class LogTail:
 
     def _committed_here(self, cursor: int) -> list[AuditRecord]:
         """The records right after `cursor`, as far as they were committed here in a row."""
-        self._forget_through(cursor)
+        while self._recent and self._recent[0].sequence <= cursor:
+            self._recent.popleft()  # handled already
         records: list[AuditRecord] = []
         for record in self._recent:
             if len(records) == self._batch or record.sequence != cursor + 1 + len(records):
                 break
             records.append(record)
         return records
-
-    def _forget_through(self, sequence: int) -> None:
-        while self._recent and self._recent[0].sequence <= sequence:
-            self._recent.popleft()
 
     def start(self) -> None:
         if self._task is None:
@@ -174,7 +171,6 @@ class LogTail:
             return cursor
         batch = Batch(self.name, cursor, records)
         await self._handle(batch)
-        self._forget_through(batch.end)
         if len(records) < self._batch:
             # Caught up: let records gather before the next transaction, instead of one
             # per writer commit (under load, a commit every few milliseconds).

@@ -3,10 +3,12 @@ inbound handlers for the exchange, and the lookup it offers other domains."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from justice.exchange.store import processed_lookup
 from justice.platform.config import ReportSettings
 from justice.platform.db import Database, PlainReads
 from justice.platform.server import Mount
@@ -55,7 +57,12 @@ def build(
     `plain` driver connections serve GetReport instead of the ORM, and with them the hot
     writes (SignReport, SubmitReport, partners' receipts) are group-committed
     (`ReportWrites`)."""
-    reads = SqlReportReads(plain) if plain is not None else None
+    reads = submissions = None
+    if plain is not None:
+        reads = SqlReportReads(plain)
+        submissions = functools.partial(
+            ReportWrites, database.group, reads, processed_lookup(plain, "reports")
+        )
     service = ReportService(
         uow=_uow(database),
         signer=signer,
@@ -65,11 +72,7 @@ def build(
         default_recipient=settings.default_prosecutor,
         evidence=evidence,
         reads=reads,
-        submissions=(
-            (lambda: ReportWrites(database.group, reads, plain))
-            if reads is not None and plain is not None
-            else None
-        ),
+        submissions=submissions,
     )
     mount = Mount.of(
         reports_pb2.DESCRIPTOR.services_by_name["ReportService"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Self, cast
 
@@ -18,7 +18,6 @@ from justice.exchange.store import (
     PlainOutbox,
     SqlInbox,
     SqlOutbox,
-    processed_lookup,
 )
 from justice.platform.db import (
     GroupCommit,
@@ -347,10 +346,13 @@ class ReportWrites:
     processed claims, in one transaction, one hop to the driver thread, the write lock held
     for that hop only. Leaving without `commit` writes nothing."""
 
-    def __init__(self, group: GroupCommit, reads: SqlReportReads, plain: PlainReads) -> None:
+    def __init__(
+        self, group: GroupCommit, reads: SqlReportReads, seen: Callable[[str], Awaitable[bool]]
+    ) -> None:
+        """`seen`: whether a reports key was processed (`exchange.store.processed_lookup`)."""
         self._group = group
         self._reads = reads
-        self._seen = processed_lookup(plain, "reports")
+        self._seen = seen
 
     async def __aenter__(self) -> Self:
         self._writes = Writes()
