@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from nats import errors as nats_errors
 
 from justice.app import Application, build
 from justice.devstack.nats import NatsServer
 from justice.devstack.pki import DevPki
 from justice.exchange.model import DeliveryState
 from justice.exchange.store import DeliveryQuery
+from justice.exchange.v1 import exchange_pb2 as pb
 from justice.partner.client import Answer, ProcessedLog, Received, listen
 from justice.partner.simulator import ProsecutorSimulator
 from justice.reports.model import ReportState
@@ -99,6 +101,45 @@ async def test_partner_rejection_moves_report_to_rejected(
             return [d.reason for d in deliveries]
 
         assert await eventually(refusals, within=20) == ["NOT_COMPETENT"]
+    finally:
+        stop.set()
+        await task
+        await client.close()
+
+
+async def test_an_acknowledgement_nats_lost_is_sent_again_with_its_id(
+    app: Application, pki: DevPki, nats: NatsServer
+) -> None:
+    """The partner's reply is stored before the report is acknowledged to NATS: when its
+    publish fails, the batch comes again, is not handled again, and the reply sealed the
+    first time goes again (same envelope id, so the platform applies it once)."""
+    name = await submitted_report(app)
+    client = await partner_side(pki).connect(nats, PROSECUTOR)
+    simulator = ProsecutorSimulator(client)
+    publish = client.publish
+    attempts: list[str] = []
+
+    async def lossy(envelope: pb.Envelope) -> None:
+        if envelope.type == "report_acknowledged":
+            attempts.append(envelope.id)
+            if len(attempts) == 1:
+                raise nats_errors.TimeoutError  # as if NATS never stored it
+        await publish(envelope)
+
+    client.publish = lossy  # type: ignore[method-assign]
+    log_ = ProcessedLog()
+    stop = asyncio.Event()
+    task = asyncio.create_task(listen(client, simulator.handle, log_, stop))
+    try:
+
+        async def acknowledged() -> ReportState | None:
+            report = await app.reports.get(name)
+            return report.state if report.state is ReportState.ACKNOWLEDGED else None
+
+        await eventually(acknowledged, within=20)
+        assert simulator.acknowledged == [name]  # handled once
+        assert len(attempts) == 2
+        assert attempts[0] == attempts[1]
     finally:
         stop.set()
         await task

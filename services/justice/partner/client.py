@@ -8,6 +8,7 @@ Delivery to a partner is at least once (JetStream redelivers anything not acknow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import sqlite3
@@ -79,7 +80,8 @@ class Received:
 
 @dataclass(frozen=True)
 class Answer:
-    """What the partner says about a message: the receipt entry, and replies to send after."""
+    """What the partner says about a message: the receipt entry, and its replies (stored in
+    NATS before the message is acknowledged)."""
 
     accepted: bool
     reason: str = ""
@@ -215,9 +217,9 @@ class PartnerClient:
             raise ValueError(f"{link.name}: the downloaded bytes do not match the signed hash")
         return b"".join(chunks)
 
-    async def send(self, message_type: str, payload: bytes, in_reply_to: str = "") -> str:
-        """Sign and publish a message to the platform; returns its envelope id once stored."""
-        envelope = self._signer.seal(
+    def seal(self, message_type: str, payload: bytes, in_reply_to: str = "") -> pb.Envelope:
+        """A signed envelope to the platform, with an id of its own."""
+        return self._signer.seal(
             envelope_id=envelopes.new_envelope_id(),
             message_type=message_type,
             recipient=self.config.platform_id,
@@ -225,43 +227,54 @@ class PartnerClient:
             payload=payload,
             in_reply_to=in_reply_to,
         )
+
+    async def publish(self, envelope: pb.Envelope) -> None:
+        """Returns once NATS has stored it. The same envelope published again is dropped by
+        JetStream's duplicate window and, past it, by the platform's processed log."""
         await self._js.publish(
-            outbox_subject(self.config.partner_id, message_type),
+            outbox_subject(self.config.partner_id, envelope.type),
             envelope.SerializeToString(),
             # The trace context of what it answers travels back beside the signed envelope.
             headers={"Nats-Msg-Id": envelope.id, **tracing.carrier()},
         )
+
+    async def send(self, message_type: str, payload: bytes, in_reply_to: str = "") -> str:
+        """Sign and publish a message to the platform; returns its envelope id once stored."""
+        envelope = self.seal(message_type, payload, in_reply_to)
+        await self.publish(envelope)
         return envelope.id
 
-    async def settle(self, answered: Sequence[tuple[Received, Answer]]) -> None:
-        """One signed receipt for the batch, then the acks (never before the receipt is stored)."""
-        entries = []
-        for received, answer in answered:
-            status = pb.ReceiptEntry.ACCEPTED if answer.accepted else pb.ReceiptEntry.REJECTED
-            entries.append(
-                pb.ReceiptEntry(
-                    envelope_id=received.id,
-                    status=status,
-                    reason=answer.reason,
-                    detail=answer.detail[:512],
-                )
+    def receipt(self, answered: Sequence[tuple[Received, Answer]]) -> pb.Envelope | None:
+        """One signed receipt for a batch; None when nothing in it has an id to answer."""
+        entries = [
+            pb.ReceiptEntry(
+                envelope_id=received.id,
+                status=pb.ReceiptEntry.ACCEPTED if answer.accepted else pb.ReceiptEntry.REJECTED,
+                reason=answer.reason,
+                detail=answer.detail[:512],
             )
-        # Receipts themselves are never receipted, and unreadable messages have no id.
-        entries = [e for e in entries if e.envelope_id]
-        if entries:
-            await self.send(RECEIPT, pb.Receipt(entries=entries).SerializeToString())
-        for received, _ in answered:
-            await received.msg.ack()
+            # Receipts themselves are never receipted, and unreadable messages have no id.
+            for received, answer in answered
+            if received.id
+        ]
+        if not entries:
+            return None
+        return self.seal(RECEIPT, pb.Receipt(entries=entries).SerializeToString())
 
 
 class ProcessedLog:
-    """Envelope ids the partner has answered, and how (SQLite; ':memory:' by default)."""
+    """Envelope ids the partner has answered, how, and the replies it sealed for them
+    (SQLite; ':memory:' by default)."""
 
     def __init__(self, path: Path | str = ":memory:") -> None:
         self._db = sqlite3.connect(str(path))
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS processed "
             "(id TEXT PRIMARY KEY, accepted INTEGER, reason TEXT, detail TEXT)"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS reply "
+            "(id TEXT, position INTEGER, envelope BLOB, PRIMARY KEY (id, position))"
         )
 
     def answer(self, envelope_id: str) -> Answer | None:
@@ -270,11 +283,21 @@ class ProcessedLog:
         ).fetchone()
         return Answer(bool(row[0]), row[1], row[2]) if row else None
 
-    def record(self, envelope_id: str, answer: Answer) -> None:
+    def replies(self, envelope_id: str) -> list[pb.Envelope]:
+        rows = self._db.execute(
+            "SELECT envelope FROM reply WHERE id = ? ORDER BY position", (envelope_id,)
+        )
+        return [pb.Envelope.FromString(row[0]) for row in rows]
+
+    def record(self, envelope_id: str, answer: Answer, replies: Sequence[pb.Envelope] = ()) -> None:
         with self._db:
             self._db.execute(
                 "INSERT OR IGNORE INTO processed VALUES (?, ?, ?, ?)",
                 (envelope_id, int(answer.accepted), answer.reason, answer.detail),
+            )
+            self._db.executemany(
+                "INSERT OR IGNORE INTO reply VALUES (?, ?, ?)",
+                [(envelope_id, i, r.SerializeToString()) for i, r in enumerate(replies)],
             )
 
     def __len__(self) -> int:
@@ -284,16 +307,27 @@ class ProcessedLog:
 Handle = Callable[[Received], Awaitable[Answer]]
 
 
-async def _answer(item: Received, handle: Handle, log_: ProcessedLog) -> Answer:
+async def _answer(
+    item: Received, handle: Handle, log_: ProcessedLog, client: PartnerClient
+) -> tuple[Answer, list[pb.Envelope]]:
+    """The receipt entry and the sealed replies for one message."""
     if item.problem:
-        return Answer.reject(item.problem, item.detail)
+        return Answer.reject(item.problem, item.detail), []
     earlier = log_.answer(item.id)
     if earlier is not None:
-        # A redelivery: answer as before, never handle twice (and send no replies again).
-        return earlier
+        # A redelivery: answered as before, never handled twice; its replies go again as
+        # they were sealed (same ids), in case they were not stored the first time.
+        return earlier, log_.replies(item.id)
     answer = await handle(item)
-    log_.record(item.id, answer)
-    return answer
+    replies = [client.seal(kind, payload, item.id) for kind, payload in answer.replies]
+    log_.record(item.id, answer, replies)
+    return answer, replies
+
+
+async def _publish(client: PartnerClient, envelope: pb.Envelope, after: list[SpanContext]) -> None:
+    name = "partner receipt" if envelope.type == RECEIPT else f"partner reply {envelope.type}"
+    with tracing.continued(name, after=after):
+        await client.publish(envelope)
 
 
 async def listen(
@@ -304,14 +338,18 @@ async def listen(
     *,
     batch: int = 100,
 ) -> None:
-    """Pull, verify, handle each new message once, answer with one receipt per batch."""
+    """Pull, verify, handle each new message once, answer with one receipt per batch.
+
+    A batch is acknowledged only once its replies and its receipt are stored in NATS, all
+    published at once (each publish waits for the server's disk): a partner that stops,
+    or loses NATS, before that gets the batch again and sends the same replies again."""
     while not stop.is_set():
         try:
             received = await client.pull(batch)
             if not received:
                 continue
             answered: list[tuple[Received, Answer]] = []
-            replies: list[tuple[str, bytes, str, SpanContext]] = []
+            outgoing: list[tuple[pb.Envelope, list[SpanContext]]] = []
             # Each message is handled in the trace the platform's headers carry on.
             handled: list[SpanContext] = []
             for item in received:
@@ -320,19 +358,24 @@ async def listen(
                     item.msg.headers,
                     kind=tracing.SpanKind.CONSUMER,
                 ) as span:
-                    answer = await _answer(item, handle, log_)
+                    answer, replies = await _answer(item, handle, log_, client)
                 handled.append(span.get_span_context())
                 answered.append((item, answer))
-                replies += [
-                    (kind, payload, item.id, span.get_span_context())
-                    for kind, payload in answer.replies
-                ]
-            # One receipt for the batch: in the first message's trace, linked to the others.
-            with tracing.continued("partner receipt", after=handled):
-                await client.settle(answered)
-            for kind, payload, in_reply_to, context in replies:
-                with tracing.continued(f"partner reply {kind}", after=[context]):
-                    await client.send(kind, payload, in_reply_to)
+                outgoing += [(reply, [span.get_span_context()]) for reply in replies]
+            receipt = client.receipt(answered)
+            if receipt is not None:
+                # In the first message's trace, linked to the others.
+                outgoing.append((receipt, handled))
+            try:
+                await asyncio.gather(*(_publish(client, e, after) for e, after in outgoing))
+            except bus.NATS_UNAVAILABLE:
+                # Offered again now rather than after the ack wait (if NATS takes the nak).
+                for item, _ in answered:
+                    with contextlib.suppress(*bus.NATS_UNAVAILABLE):
+                        await item.msg.nak()
+                raise
+            for item, _ in answered:
+                await item.msg.ack()
         except asyncio.CancelledError:
             raise
         except bus.NATS_UNAVAILABLE as error:
