@@ -271,6 +271,7 @@ def _custody(
 def _fines(
     settings: Settings,
     database: Database,
+    plain: PlainReads,
     clock: Callable[[], datetime],
     signer: KeyStoreSigner,
     pdf_signer: PadesSigner,
@@ -280,6 +281,7 @@ def _fines(
     return fines_compose.build(
         settings.fines,
         database,
+        plain,
         clock,
         signer,
         pdf_signer,
@@ -440,7 +442,7 @@ async def _build(
     exchange = exchange_compose.build(
         settings.exchange, database, bus, _envelope_keys(settings), clock, background=candidate
     )
-    # One set of plain driver connections for the hot reads of reports and custody.
+    # One set of plain driver connections for the hot reads of reports, custody and fines.
     plain = _plain_reads(database, resources)
     reports = reports_compose.build(
         settings.reports,
@@ -471,7 +473,7 @@ async def _build(
     custody = _custody(settings, database, plain, signer, pdf_signer, alarms, clock)
     reports.inbound.register(exchange.dispatcher)
     custody.register(exchange.dispatcher)
-    fines = _fines(settings, database, clock, signer, pdf_signer, exchange.stream_erasure)
+    fines = _fines(settings, database, plain, clock, signer, pdf_signer, exchange.stream_erasure)
     resources.push_async_callback(fines.service.close)
     fines.inbound.register(exchange.dispatcher)
 
@@ -633,7 +635,7 @@ async def build_exchange_workers(
             plain = _plain_reads(database, resources)
             custody = _custody(settings, database, plain, signer, pdf_signer, alarms, clock)
             custody.register(exchange.dispatcher)
-            fines = _fines(settings, database, clock, signer, pdf_signer)
+            fines = _fines(settings, database, plain, clock, signer, pdf_signer)
             resources.push_async_callback(fines.service.close)
             fines.inbound.register(exchange.dispatcher)
             fines.service.warm_letters()

@@ -3,6 +3,7 @@ inbound handlers for the exchange, and its deadline scheduler."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,10 +21,10 @@ from justice.fines.service import (
     LookupPolicy,
     Partners,
 )
-from justice.fines.store import FineTransaction
+from justice.fines.store import FineReads, FineTransaction
 from justice.fines.v1 import fines_pb2, fines_pb2_grpc
 from justice.platform import config
-from justice.platform.db import Database
+from justice.platform.db import Database, PlainReads
 from justice.platform.server import Mount
 
 
@@ -69,6 +70,7 @@ def rules(f: config.FineRules) -> FineRules:
 def build(
     f: config.FineRules,
     database: Database,
+    plain: PlainReads,
     clock: Callable[[], datetime],
     xml_signer: XmlSigner,
     pdf_signer: PdfSigner,
@@ -77,7 +79,8 @@ def build(
     platform_id: str,
 ) -> FinesComponent:
     """Letters are signed with the platform's key (`platform_id`), like its envelopes.
-    `copies` erases the bus's copies of an erased fine's messages (the exchange's)."""
+    `plain`: the driver connections for the owner reply's reads. `copies` erases the bus's
+    copies of an erased fine's messages (the exchange's)."""
     letters = NoticeRenderer(
         LetterSettings(f.issuer, f.payee_iban, f.contest_days, f.timezone),
         f.font,
@@ -87,7 +90,7 @@ def build(
         f.render_processes,
     )
     service = FineService(
-        lambda: FineTransaction(database.sessions, database.group),
+        functools.partial(FineTransaction, database.sessions, database.group, FineReads(plain)),
         clock,
         rules(f),
         letters,
