@@ -38,6 +38,7 @@ from justice.platform.db import (
     Transaction,
     UtcDateTime,
     Writes,
+    insert_sql,
     utc_time,
 )
 from justice.platform.errors import Aborted
@@ -234,11 +235,6 @@ def _outbox_rows(message: OutgoingMessage) -> tuple[dict[str, Any], dict[str, An
     return outbox, delivery
 
 
-def _insert(table: str, columns: Sequence[str]) -> str:
-    # Names from this module's tables, no input.
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES (:{', :'.join(columns)})"  # noqa: S608
-
-
 class SqlOutbox:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -280,8 +276,8 @@ class PlainOutbox:
 
     async def add(self, message: OutgoingMessage) -> None:
         outbox, delivery = _outbox_rows(message)
-        self._writes.add(_insert("exchange_outbox", list(outbox)), outbox)
-        self._writes.add(_insert("exchange_delivery", list(delivery)), delivery)
+        self._writes.add(insert_sql("exchange_outbox", tuple(outbox)), outbox)
+        self._writes.add(insert_sql("exchange_delivery", tuple(delivery)), delivery)
         self._writes.mark(OUTBOX_WRITTEN)
         self._writes.notify(OUTBOX_CHANNEL)
 
@@ -419,7 +415,7 @@ class InboundWrites:
             "certificate_pem": certificate_pem,
             "receive_time": now,
         }
-        writes.add(_insert("exchange_receipt", list(receipt)), receipt)
+        writes.add(insert_sql("exchange_receipt", tuple(receipt)), receipt)
         if delivery_ids:
             writes.add_statement(
                 _settling(delivery_ids, partner, DeliveryState.DELIVERED, receipt_id, now)

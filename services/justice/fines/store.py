@@ -48,6 +48,8 @@ from justice.platform.db import (
     UtcDateTime,
     Writes,
     execute,
+    insert_sql,
+    update_sql,
     utc_time,
 )
 from justice.platform.errors import Aborted
@@ -332,7 +334,8 @@ class SqlFineRepository:
             revision=fine.revision,
             **_changing(fine),
         )
-        self._writes.add_statement(insert(_FINE).values(**row.model_dump()))
+        values = row.model_dump()
+        self._writes.add(insert_sql("fine", tuple(values)), values)
 
     async def get(self, fine_id: str) -> Fine | None:
         return await self._reads.fine(fine_id)
@@ -348,10 +351,15 @@ class SqlFineRepository:
         return _to_domain(row) if row else None
 
     async def update(self, fine: Fine) -> None:
-        self._writes.add_statement(
-            update(_FINE)
-            .where(_FINE.c.fine_id == fine.fine_id, _FINE.c.revision == fine.revision)
-            .values(revision=fine.revision + 1, **_changing(fine)),
+        """Guarded by the revision that was read: a fine changed meanwhile is refused."""
+        values = {"revision": fine.revision + 1, **_changing(fine)}
+        self._writes.add(
+            update_sql("fine", tuple(values), ("fine_id", "revision")),
+            {
+                **{f"v_{name}": value for name, value in values.items()},
+                "w_fine_id": fine.fine_id,
+                "w_revision": fine.revision,
+            },
             rows=1,
             refusal=Aborted("CONCURRENT_CHANGE", f"{fine.name} changed meanwhile; read it again"),
         )

@@ -657,6 +657,22 @@ _NAMED_PARAMETERS = sqlite_dialect.dialect(paramstyle="named")
 _COMPILED: dict[Any, Any] = {}
 
 
+@functools.cache
+def insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    """An INSERT of `columns` for `Writes.add`, parameters named as the columns."""
+    # Names from the callers' table definitions, never input.
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES (:{', :'.join(columns)})"  # noqa: S608
+
+
+@functools.cache
+def update_sql(table: str, columns: tuple[str, ...], where: tuple[str, ...]) -> str:
+    """An UPDATE for `Writes.add`: `columns` set from parameters v_<column>, rows chosen by
+    equality on `where` from parameters w_<column> (a guard such as a revision may be both)."""
+    values = ", ".join(f"{c} = :v_{c}" for c in columns)
+    condition = " AND ".join(f"{c} = :w_{c}" for c in where)
+    return f"UPDATE {table} SET {values} WHERE {condition}"  # noqa: S608
+
+
 class Writes:
     """The writes of one unit of work, gathered as it runs and committed together by
     `GroupCommit`: for a use case whose reads need no transaction (what it read is checked

@@ -26,6 +26,7 @@ from justice.platform.db import (
     UtcDateTime,
     Writes,
     execute,
+    update_sql,
     utc_time,
 )
 from justice.platform.errors import Aborted
@@ -214,10 +215,7 @@ _UPDATE = (
 
 
 # The same UPDATE as plain SQL, for a unit of Writes.
-_PLAIN_UPDATE = (
-    f"UPDATE report_version SET {', '.join(f'{n} = :v_{n}' for n in _UPDATED)} "  # noqa: S608
-    "WHERE report_id = :w_report_id AND version = :w_version AND revision = :w_revision"
-)
+_PLAIN_UPDATE = update_sql("report_version", _UPDATED, ("report_id", "version", "revision"))
 
 
 def _update_parameters(report: ReportVersion) -> dict[str, Any]:
