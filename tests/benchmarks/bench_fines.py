@@ -28,6 +28,13 @@ reports/s), PostgreSQL 0.33, 0.25, 0.29 (6.3-6.9 against 21.1-25.4); 53-61 ms of
 process's CPU per fine, 25-43 per report. PostgreSQL, inbound lanes 1 against 8 at once
 (JUSTICE_EXCHANGE__INBOUND_CONCURRENCY, interleaved, load 5.9-7.4): 0.40, 0.36 against 0.40,
 0.30, so the lanes' concurrency is not what holds the fines back there.
+
+2 Dec, later (interleaved against 288e7ce, the same run, load from nothing else): the
+letters' own line wrapping (fines/pdf.py) and the partner SDK publishing a batch's replies
+with its receipt at once, 0.43/0.45/0.42 -> 0.49/0.48/0.55 on SQLite; with also the owner
+reply's reads through the plain driver and the fines' plain INSERT/UPDATE, SQLite 0.38-0.47
+-> 0.63-0.71 (this process's CPU per fine 32-36 -> 21-24 ms, a report's 19-25) and
+PostgreSQL 0.40-0.44 -> 0.62-0.64 (37-39 -> 28-29 ms).
 """
 
 from __future__ import annotations
