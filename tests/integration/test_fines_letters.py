@@ -5,6 +5,7 @@ every message id."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -192,3 +193,30 @@ async def test_the_letter_embeds_its_font(renderer: NoticeRenderer, tmp_path: Pa
     assert rows
     # Columns: name, type..., emb, sub, uni, object id, generation.
     assert all(row[-5] == "yes" for row in rows), fonts
+
+
+def _words(pdf: bytes, tmp_path: Path) -> list[tuple[str, float, float, float, float]]:
+    """Each word pdftotext finds, with its box: (text, x_min, y_min, x_max, y_max)."""
+    path = tmp_path / "letter.pdf"
+    path.write_bytes(pdf)
+    page = _tool("pdftotext", "-bbox", "-enc", "UTF-8", str(path), "-", check=True)
+    words = re.findall(
+        r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>',
+        page,
+    )
+    return [(text, float(a), float(b), float(c), float(d)) for a, b, c, d, text in words]
+
+
+@pytest.mark.parametrize("language", shipped_languages())
+async def test_no_text_of_a_letter_runs_into_other_text(
+    renderer: NoticeRenderer, tmp_path: Path, language: str
+) -> None:
+    """Long labels (the speeding row's) wrap in their column instead of running under the
+    value beside them."""
+    letter = await renderer.render(_fine("WX12345", "PL", "Jan Nowak", language), LetterKind.NOTICE)
+    words = _words(letter.pdf, tmp_path)
+    assert len(words) > 50
+    for i, (text, x0, y0, x1, y1) in enumerate(words):
+        for other, u0, v0, u1, v1 in words[i + 1 :]:
+            overlapping = x0 < u1 - 0.5 and u0 < x1 - 0.5 and y0 < v1 - 0.5 and v0 < y1 - 0.5
+            assert not overlapping, f"{text!r} runs into {other!r}"

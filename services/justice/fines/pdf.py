@@ -31,6 +31,8 @@ _LETTERS = [
     *(0x202F, 0x20AC),
 ]
 _FAMILY = "Letter"
+# The width of the rows' labels, in mm (A4 is 210 wide, with 10 mm margins).
+_LABEL_WIDTH = 70
 
 
 @cache
@@ -74,8 +76,7 @@ def render(letter: Letter, font: Path) -> bytes:
     _paragraph(pdf, 5, letter.intro)
     pdf.ln(3)
     for label, value in letter.rows:
-        pdf.cell(70, 6, label)
-        _paragraph(pdf, 6, value)
+        _row(pdf, 6, label, value)
     pdf.ln(4)
     for paragraph in letter.closing:
         _paragraph(pdf, 5, paragraph)
@@ -86,14 +87,24 @@ def render(letter: Letter, font: Path) -> bytes:
 
 
 def _paragraph(pdf: FPDF, height: float, text: str) -> None:
-    """`text` from the current position to the right margin, wrapped, each line starting
-    where the first did; then back to the left margin on the next line."""
-    x = pdf.get_x()
-    width = pdf.w - pdf.r_margin - x
+    """`text` across the page between the margins, wrapped."""
+    width = pdf.w - pdf.l_margin - pdf.r_margin
     for line in _lines(pdf, text, width - 2 * pdf.c_margin):
-        pdf.set_x(x)
-        pdf.cell(width, height, line, new_x="LEFT", new_y="NEXT")
-    pdf.set_x(pdf.l_margin)
+        pdf.cell(width, height, line, new_x="LMARGIN", new_y="NEXT")
+
+
+def _row(pdf: FPDF, height: float, label: str, value: str) -> None:
+    """A label and its value side by side, each wrapped in its own column: a long label
+    (the speeding row's, in Dutch) must not run under the value."""
+    left = pdf.l_margin
+    value_width = pdf.w - pdf.r_margin - left - _LABEL_WIDTH
+    labels = list(_lines(pdf, label, _LABEL_WIDTH - 2 * pdf.c_margin))
+    values = list(_lines(pdf, value, value_width - 2 * pdf.c_margin))
+    for i in range(max(len(labels), len(values))):
+        pdf.set_x(left)
+        pdf.cell(_LABEL_WIDTH, height, labels[i] if i < len(labels) else "")
+        line = values[i] if i < len(values) else ""
+        pdf.cell(value_width, height, line, new_x="LMARGIN", new_y="NEXT")
 
 
 def _lines(pdf: FPDF, text: str, room: float) -> Iterator[str]:
