@@ -38,7 +38,6 @@ from justice.platform.db import (
     Transaction,
     UtcDateTime,
     Writes,
-    insert_sql,
     utc_time,
 )
 from justice.platform.errors import Aborted
@@ -276,8 +275,8 @@ class PlainOutbox:
 
     async def add(self, message: OutgoingMessage) -> None:
         outbox, delivery = _outbox_rows(message)
-        self._writes.add(insert_sql("exchange_outbox", tuple(outbox)), outbox)
-        self._writes.add(insert_sql("exchange_delivery", tuple(delivery)), delivery)
+        self._writes.insert("exchange_outbox", outbox)
+        self._writes.insert("exchange_delivery", delivery)
         self._writes.mark(OUTBOX_WRITTEN)
         self._writes.notify(OUTBOX_CHANNEL)
 
@@ -415,7 +414,7 @@ class InboundWrites:
             "certificate_pem": certificate_pem,
             "receive_time": now,
         }
-        writes.add(insert_sql("exchange_receipt", tuple(receipt)), receipt)
+        writes.insert("exchange_receipt", receipt)
         if delivery_ids:
             writes.add_statement(
                 _settling(delivery_ids, partner, DeliveryState.DELIVERED, receipt_id, now)

@@ -48,9 +48,9 @@ from justice.platform.db import (
     UtcDateTime,
     Writes,
     execute,
-    insert_sql,
-    update_sql,
-    utc_time,
+    select_sql,
+    time_columns,
+    utc_times,
 )
 from justice.platform.errors import Aborted
 
@@ -158,14 +158,10 @@ _PAYMENT = PaymentRow.__table__  # type: ignore[attr-defined]
 _LETTER = LetterRow.__table__  # type: ignore[attr-defined]
 
 
-def _select(table: Any) -> str:
-    # Column names from the table definition, no input.
-    return f"SELECT {', '.join(c.name for c in table.columns)} FROM {table.name} "  # noqa: S608
-
-
-_FINE_BY_ID = _select(_FINE) + "WHERE fine_id = :id"
-_LOOKUP_BY_ID = _select(_LOOKUP) + "WHERE lookup_id = :id"
-_FINE_TIMES = tuple(c.name for c in _FINE.columns if isinstance(c.type, UtcDateTime))
+_FINE_BY_ID = select_sql(_FINE) + "WHERE fine_id = :id"
+_LOOKUP_BY_ID = select_sql(_LOOKUP) + "WHERE lookup_id = :id"
+_FINE_TIMES = time_columns(_FINE)
+_LOOKUP_TIMES = time_columns(_LOOKUP)
 
 
 class FineReads:
@@ -182,13 +178,13 @@ class FineReads:
         row = await self._plain.one(_FINE_BY_ID, {"id": fine_id})
         if row is None:
             return None
-        return _to_domain(SimpleNamespace(**row | {t: utc_time(row[t]) for t in _FINE_TIMES}))
+        return _to_domain(SimpleNamespace(**utc_times(row, _FINE_TIMES)))
 
     async def lookup(self, lookup_id: str) -> Lookup | None:
         row = await self._plain.one(_LOOKUP_BY_ID, {"id": lookup_id})
         if row is None:
             return None
-        return _lookup(SimpleNamespace(**row | {"deadline": utc_time(row["deadline"])}))
+        return _lookup(SimpleNamespace(**utc_times(row, _LOOKUP_TIMES)))
 
 
 def _person_json(person: Person | None) -> dict[str, Any] | None:
@@ -334,8 +330,7 @@ class SqlFineRepository:
             revision=fine.revision,
             **_changing(fine),
         )
-        values = row.model_dump()
-        self._writes.add(insert_sql("fine", tuple(values)), values)
+        self._writes.insert(_FINE.name, row.model_dump())
 
     async def get(self, fine_id: str) -> Fine | None:
         return await self._reads.fine(fine_id)
@@ -352,14 +347,10 @@ class SqlFineRepository:
 
     async def update(self, fine: Fine) -> None:
         """Guarded by the revision that was read: a fine changed meanwhile is refused."""
-        values = {"revision": fine.revision + 1, **_changing(fine)}
-        self._writes.add(
-            update_sql("fine", tuple(values), ("fine_id", "revision")),
-            {
-                **{f"v_{name}": value for name, value in values.items()},
-                "w_fine_id": fine.fine_id,
-                "w_revision": fine.revision,
-            },
+        self._writes.update(
+            _FINE.name,
+            {"revision": fine.revision + 1, **_changing(fine)},
+            {"fine_id": fine.fine_id, "revision": fine.revision},
             rows=1,
             refusal=Aborted("CONCURRENT_CHANGE", f"{fine.name} changed meanwhile; read it again"),
         )

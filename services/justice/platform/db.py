@@ -352,6 +352,22 @@ def utc_time(value: datetime | str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def select_sql(table: Any) -> str:
+    """`SELECT <every column> FROM <table> ` for a plain read (a WHERE goes after it)."""
+    # Names from the table definition, never input.
+    return f"SELECT {', '.join(c.name for c in table.columns)} FROM {table.name} "  # noqa: S608
+
+
+def time_columns(table: Any) -> tuple[str, ...]:
+    """The table's UtcDateTime columns: what `utc_times` converts in a plain row."""
+    return tuple(c.name for c in table.columns if isinstance(c.type, UtcDateTime))
+
+
+def utc_times(row: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    """A row read through a plain driver with its time `columns` as UtcDateTime gives them."""
+    return {**row, **{name: utc_time(row[name]) for name in columns}}
+
+
 _NAMED_PARAMETER = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -658,19 +674,25 @@ _COMPILED: dict[Any, Any] = {}
 
 
 @functools.cache
-def insert_sql(table: str, columns: tuple[str, ...]) -> str:
-    """An INSERT of `columns` for `Writes.add`, parameters named as the columns."""
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
     # Names from the callers' table definitions, never input.
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES (:{', :'.join(columns)})"  # noqa: S608
 
 
 @functools.cache
-def update_sql(table: str, columns: tuple[str, ...], where: tuple[str, ...]) -> str:
-    """An UPDATE for `Writes.add`: `columns` set from parameters v_<column>, rows chosen by
-    equality on `where` from parameters w_<column> (a guard such as a revision may be both)."""
+def _update_sql(table: str, columns: tuple[str, ...], where: tuple[str, ...]) -> str:
     values = ", ".join(f"{c} = :v_{c}" for c in columns)
     condition = " AND ".join(f"{c} = :w_{c}" for c in where)
     return f"UPDATE {table} SET {values} WHERE {condition}"  # noqa: S608
+
+
+def update_parameters(values: Mapping[str, Any], where: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of `Writes.update`'s statement: v_<column> for the values set, w_<column>
+    for the rows chosen (a Core UPDATE bound with the same names takes them too)."""
+    return {
+        **{f"v_{name}": value for name, value in values.items()},
+        **{f"w_{name}": value for name, value in where.items()},
+    }
 
 
 class Writes:
@@ -694,6 +716,24 @@ class Writes:
         """One statement, `:name` parameters; with `rows`, the unit is refused with
         `refusal` (and nothing of it written) unless the statement changes that many rows."""
         self.statements.append(_Statement(sql, parameters, rows, refusal))
+
+    def insert(self, table: str, values: Mapping[str, Any]) -> None:
+        """One row, `values` by column; the SQL text is built once per table and columns."""
+        self.add(_insert_sql(table, tuple(values)), values)
+
+    def update(
+        self,
+        table: str,
+        values: Mapping[str, Any],
+        where: Mapping[str, Any],
+        *,
+        rows: int | None = None,
+        refusal: Exception | None = None,
+    ) -> None:
+        """`values` set on the rows whose columns equal `where` (a guard such as a revision
+        may be in both), refused as `add` says; the SQL text is built once per shape."""
+        sql = _update_sql(table, tuple(values), tuple(where))
+        self.add(sql, update_parameters(values, where), rows=rows, refusal=refusal)
 
     def add_statement(
         self, statement: Any, *, rows: int | None = None, refusal: Exception | None = None

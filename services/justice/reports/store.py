@@ -26,8 +26,10 @@ from justice.platform.db import (
     UtcDateTime,
     Writes,
     execute,
-    update_sql,
-    utc_time,
+    select_sql,
+    time_columns,
+    update_parameters,
+    utc_times,
 )
 from justice.platform.errors import Aborted
 from justice.reports.model import (
@@ -149,9 +151,8 @@ def _to_domain(row: Mapping[str, Any]) -> ReportVersion:
     )
 
 
-_TIMES = ("written_time", "create_time", "update_time", "sign_time")
-# Column names from the table definition, no input.
-_SELECT = f"SELECT {', '.join(c.name for c in _TABLE.columns)} FROM report_version "  # noqa: S608
+_TIMES = time_columns(_TABLE)
+_SELECT = select_sql(_TABLE)
 _READ = {
     True: _SELECT + "WHERE report_id = :id AND latest",
     False: _SELECT + "WHERE report_id = :id AND version = :version",
@@ -180,7 +181,7 @@ class SqlReportReads:
         key = (report_id, row["version"])
         held = self._held.get(key)
         if held is None or held.revision != row["revision"]:
-            held = _to_domain(row | {t: utc_time(row[t]) for t in _TIMES})
+            held = _to_domain(utc_times(row, _TIMES))
             self._held[key] = held
             if len(self._held) > self._capacity:
                 self._held.popitem(last=False)
@@ -214,12 +215,9 @@ _UPDATE = (
 )
 
 
-# The same UPDATE as plain SQL, for a unit of Writes.
-_PLAIN_UPDATE = update_sql("report_version", _UPDATED, ("report_id", "version", "revision"))
-
-
-def _update_parameters(report: ReportVersion) -> dict[str, Any]:
-    """The UPDATE's parameters: the version's new values, guarded by the revision it had."""
+def _update_values(report: ReportVersion) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The UPDATE's values (the version's new ones) and the row it changes: that version,
+    guarded by the revision it had."""
     values = {
         "state": report.state.value,
         "case_number": report.content.case_number,
@@ -233,12 +231,8 @@ def _update_parameters(report: ReportVersion) -> dict[str, Any]:
         "recipient": report.recipient,
         "rejection_reason": report.rejection_reason,
     }
-    return {
-        "w_report_id": report.report_id,
-        "w_version": report.version,
-        "w_revision": report.revision,
-        **{f"v_{name}": value for name, value in values.items()},
-    }
+    where = {"report_id": report.report_id, "version": report.version, "revision": report.revision}
+    return values, where
 
 
 def _changed(report: ReportVersion) -> Aborted:
@@ -291,7 +285,7 @@ class SqlReportRepository:
         return _to_domain(row._mapping) if row else None
 
     async def update(self, report: ReportVersion) -> None:
-        result = await execute(self._session, _UPDATE, _update_parameters(report))
+        result = await execute(self._session, _UPDATE, update_parameters(*_update_values(report)))
         if cast(CursorResult[Any], result).rowcount != 1:
             raise _changed(report)
         report.revision += 1
@@ -333,8 +327,8 @@ class _PlainVersions:
         return await self._reads.get(report_id, version)
 
     async def update(self, report: ReportVersion) -> None:
-        parameters = _update_parameters(report)
-        self._writes.add(_PLAIN_UPDATE, parameters, rows=1, refusal=_changed(report))
+        values, where = _update_values(report)
+        self._writes.update(_TABLE.name, values, where, rows=1, refusal=_changed(report))
         report.revision += 1
 
 
