@@ -3,6 +3,8 @@ no S3, no sockets."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -18,13 +20,14 @@ from justice.evidence.model import (
     RetentionRule,
     content_key,
 )
-from justice.evidence.service import EvidenceService
+from justice.evidence.service import EvidenceService, ResumeRequest
 from justice.platform.errors import DataLoss, FailedPrecondition, InvalidArgument, PermissionDenied
 from tests.fakes.evidence import (
     Alarms,
     EvidenceTables,
     EvidenceUnit,
     InMemoryBlobs,
+    InMemoryUploads,
     KnownCases,
 )
 from tests.fakes.unit_of_work import Tables
@@ -48,16 +51,22 @@ CONFIG = EvidenceConfig(
 
 
 class World:
-    def __init__(self, *, keeps_locks: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        keeps_locks: bool = True,
+        blobs: InMemoryBlobs | None = None,
+        config: EvidenceConfig = CONFIG,
+    ) -> None:
         self.tables = Tables(EvidenceTables())
-        self.blobs = InMemoryBlobs(keeps_locks=keeps_locks)
+        self.blobs = blobs or InMemoryBlobs(keeps_locks=keeps_locks)
         self.alarms = Alarms()
         self.service = EvidenceService(
             uow=lambda: EvidenceUnit(self.tables),
             blobs=self.blobs,
             cases=KnownCases({CASE}, {"reports/r1": (CASE, "prosecutor-antwerp")}),
             clock=lambda: NOW,
-            config=CONFIG,
+            config=config,
             alarm=self.alarms,
         )
 
@@ -81,6 +90,58 @@ class World:
 async def _chunks(data: bytes, size: int = 4096) -> AsyncIterator[bytes]:
     for start in range(0, len(data), size):
         yield data[start : start + size]
+
+
+class HeldParts(InMemoryBlobs):
+    """S3 that takes a part in and answers only once `answer` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+
+    async def upload_part(
+        self, bucket: str, key: str, upload_id: str, number: int, data: bytes | memoryview
+    ) -> str:
+        await self.answer.wait()
+        return await super().upload_part(bucket, key, upload_id, number, data)
+
+
+async def test_a_resume_that_meets_a_stream_letting_go_answers_the_offset_it_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A cut stream keeps the upload until its part in flight commits. A resume that read the
+    # upload before that and found it free after must not go on from the offset it read.
+    part = CONFIG.part_bytes
+    blobs = HeldParts()
+    world = World(blobs=blobs, config=dataclasses.replace(CONFIG, max_upload_bytes=4 * part))
+    data = b"f" * (2 * part + 10)
+    # It ends short, its one part still in flight.
+    cut = asyncio.create_task(world.upload(data[:part], declared_size=len(data)))
+    await asyncio.sleep(0.05)
+    [session] = world.tables.state.uploads.values()
+    assert session.committed_offset == 0
+    assert not cut.done()
+
+    read = InMemoryUploads.get
+
+    async def read_then_let_the_cut_stream_finish(uploads: InMemoryUploads, key: str) -> object:
+        found = await read(uploads, key)
+        if not blobs.answer.is_set():
+            blobs.answer.set()
+            await asyncio.wait([cut])
+        return found
+
+    monkeypatch.setattr(InMemoryUploads, "get", read_then_let_the_cut_stream_finish)
+    resume = ResumeRequest(session.name, 0)
+    with pytest.raises(FailedPrecondition) as answer:
+        await world.service.upload("officer-1001", resume, _chunks(b""), unit="unit-a")
+    with pytest.raises(FailedPrecondition) as incomplete:
+        await cut
+    assert incomplete.value.reason == "UPLOAD_INCOMPLETE"
+    [stored] = world.tables.state.uploads.values()
+    assert stored.committed_offset == part
+    assert answer.value.reason == "OFFSET_MISMATCH"
+    assert answer.value.metadata["committed_offset"] == str(part)
 
 
 async def test_an_upload_is_stored_once_at_its_content_address_under_retention() -> None:

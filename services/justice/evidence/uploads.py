@@ -114,6 +114,10 @@ class UploadPipeline:
                 metadata={"upload": session.name},
             )
         async with pinned.busy:
+            if isinstance(start, ResumeRequest):
+                # Read again under the lock: a cut stream that let go of the upload since the
+                # read above may have committed its last parts and moved the offset.
+                session = await self._resumable(uploader, start)
             return await self._pump(session, pinned, chunks)
 
     async def _begin(self, uploader: str, unit: str, meta: Metadata) -> Evidence | UploadSession:
