@@ -60,6 +60,9 @@ class AroundInterceptor(_ServerInterceptor):
 
     def __init__(self, arounds: Sequence[Around]) -> None:
         self._arounds = tuple(arounds)
+        # Each method's handler wrapped once, not at every call: the wrapper is the same
+        # for as long as grpc hands out the same handler.
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     async def intercept_service(
         self,
@@ -71,9 +74,14 @@ class AroundInterceptor(_ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        wrapped: grpc.RpcMethodHandler[Any, Any] = _wrap(
-            handler, handler_call_details.method, self._arounds
-        )
+        method = handler_call_details.method
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            wrapped: grpc.RpcMethodHandler[Any, Any] = known[1]
+            return wrapped
+        # Only methods that have a handler get here: a fixed set, whatever names clients send.
+        wrapped = _wrap(handler, method, self._arounds)
+        self._wrapped[method] = (handler, wrapped)
         return wrapped
 
 
