@@ -128,12 +128,6 @@ def to_record(row: Any) -> AuditRecord:
     return AuditRecord(row.sequence, entry, row.previous_hash, row.hash)
 
 
-_COLUMNS = tuple(c.name for c in AuditRow.__table__.columns)  # type: ignore[attr-defined]
-# Column names from the table definition, no input.
-_INSERT = (
-    f"INSERT INTO audit_record ({', '.join(_COLUMNS)}) "  # noqa: S608
-    f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"
-)
 _HEAD = "SELECT sequence, hash FROM audit_record ORDER BY sequence DESC LIMIT 1"
 
 
@@ -158,7 +152,7 @@ def append_chained(
     rows = [row_values(r) for r in records]
     for row in rows:
         row["time"] = connection.time(row["time"])
-    connection.executemany(_INSERT, rows)
+    connection.insert_rows("audit_record", rows)
     return records
 
 
