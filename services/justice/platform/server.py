@@ -16,7 +16,7 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from justice.platform.rpc import Around, AroundInterceptor
 
@@ -123,11 +123,15 @@ def create_server(settings: ServerSettings, deps: ServerDeps) -> BoundServer:
         mount.add(handlers)
     health_pb2_grpc.add_HealthServicer_to_server(deps.health, handlers)
     names = tuple(m.service_name for m in deps.mounts)
-    reflection.enable_server_reflection(
-        (
-            *names,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
+    # The asyncio servicer named here: enable_server_reflection picks it only when handed
+    # the grpc.aio.Server itself.
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+        reflection.aio.ReflectionServicer(  # type: ignore[attr-defined]  # in its __all__
+            (
+                *names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            )
         ),
         handlers,
     )
