@@ -454,6 +454,8 @@ async def _build(
         ReceiptBundle(exchange.service),
         plain,
     )
+    reports.start()
+    resources.push_async_callback(reports.close)
     access = access_compose.build(settings.access, database, bus, clock)
     if candidate and not settings.production:
         await _enrol_demo(access.service)

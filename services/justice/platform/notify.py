@@ -13,6 +13,7 @@ only cause a spurious wake-up, never a missed one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -82,3 +83,48 @@ class Listener:
             self.listening.clear()
             if not stop.is_set():
                 await asyncio.sleep(self._retry)
+
+
+class Announced:
+    """Whether what was read from some tables may be shown again without reading them: the
+    tables' changes are announced on `channel` (a trigger NOTIFYs on every write, whoever
+    writes) and, for this process's own commits, told to `changed` right after them.
+
+    `epoch` moves with every announcement and every (re)connection of the listener, so a
+    value read during one epoch is still current while the epoch holds, up to the delivery
+    of another process's notification (PostgreSQL sends it at commit). `live` only while
+    listening: a dropped connection may have missed announcements, so nothing read then
+    may be held.
+    """
+
+    def __init__(self, url: str, channel: str) -> None:
+        self._listener = Listener(url, channel)
+        self.epoch = 0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def live(self) -> bool:
+        return self._listener.listening.is_set()
+
+    def changed(self) -> None:
+        self.epoch += 1
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stop.clear()
+            self._task = asyncio.create_task(
+                self._listener.run(self.changed, self._stop), name="announced"
+            )
+
+    async def listening(self) -> None:
+        await self._listener.listening.wait()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._stop.set()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+            self._listener.listening.clear()

@@ -178,6 +178,10 @@ class DeliveryReceipts(Protocol):
     async def about(self, subject_ref: str) -> list[bytes]: ...
 
 
+# How many GetReport answers are kept, built, for the next reader.
+_SHOWN_MESSAGES = 4_096
+
+
 class ReportApi(reports_pb2_grpc.ReportServiceServicer):
     def __init__(
         self, service: ReportService, lookup: ReportLookup, receipts: DeliveryReceipts | None = None
@@ -186,6 +190,7 @@ class ReportApi(reports_pb2_grpc.ReportServiceServicer):
         # What the internal CheckCase and DescribeReport (peer services) answer from.
         self._lookup = lookup
         self._receipts = receipts
+        self._shown: dict[tuple[str, int, int], pb.Report] = {}
 
     async def CreateReport(self, request: pb.CreateReportRequest, context: Context) -> pb.Report:
         principal = current_principal()
@@ -212,7 +217,16 @@ class ReportApi(reports_pb2_grpc.ReportServiceServicer):
         return report_to_proto(report)
 
     async def GetReport(self, request: pb.GetReportRequest, context: Context) -> pb.Report:
-        return report_to_proto(await self._service.get(request.name, report_scope()))
+        report = await self._service.show(request.name, report_scope())
+        # (report, version, revision) names one content, so its message is built once; the
+        # server only serialises what it is given.
+        key = (report.report_id, report.version, report.revision)
+        shown = self._shown.get(key)
+        if shown is None:
+            shown = self._shown[key] = report_to_proto(report)
+            if len(self._shown) > _SHOWN_MESSAGES:
+                del self._shown[next(iter(self._shown))]  # the oldest
+        return shown
 
     async def ListReports(
         self, request: pb.ListReportsRequest, context: Context

@@ -11,6 +11,8 @@ from datetime import datetime
 from justice.exchange.store import processed_lookup
 from justice.platform.config import ReportSettings
 from justice.platform.db import Database, PlainReads
+from justice.platform.notify import Announced
+from justice.platform.notify import supported as notifications_supported
 from justice.platform.server import Mount
 from justice.reports.api import DeliveryReceipts, ReportApi
 from justice.reports.inbound import ReportInbound
@@ -22,7 +24,12 @@ from justice.reports.service import (
     Signer,
     Verifier,
 )
-from justice.reports.store import ReportTransaction, ReportWrites, SqlReportReads
+from justice.reports.store import (
+    REPORTS_CHANGED,
+    ReportTransaction,
+    ReportWrites,
+    SqlReportReads,
+)
 from justice.reports.v1 import reports_pb2, reports_pb2_grpc
 
 
@@ -32,6 +39,17 @@ class ReportsComponent:
     mount: Mount
     # Registers what partners send about reports with the exchange's dispatcher.
     inbound: ReportInbound
+    # Report changes announced to this process (PostgreSQL), so GetReport may show a version
+    # it read before; started and closed with the process.
+    announced: Announced | None = None
+
+    def start(self) -> None:
+        if self.announced is not None:
+            self.announced.start()
+
+    async def close(self) -> None:
+        if self.announced is not None:
+            await self.announced.close()
 
 
 def _uow(database: Database) -> Callable[[], ReportTransaction]:
@@ -57,9 +75,12 @@ def build(
     `plain` driver connections serve GetReport instead of the ORM, and with them the hot
     writes (SignReport, SubmitReport, partners' receipts) are group-committed
     (`ReportWrites`)."""
-    reads = submissions = None
+    reads = submissions = announced = None
     if plain is not None:
-        reads = SqlReportReads(plain)
+        if notifications_supported(database.url):
+            announced = Announced(database.url, REPORTS_CHANGED)
+            database.on_commit(REPORTS_CHANGED, announced.changed)
+        reads = SqlReportReads(plain, announced=announced)
         submissions = functools.partial(
             ReportWrites, database.group, reads, processed_lookup(plain, "reports")
         )
@@ -79,4 +100,4 @@ def build(
         reports_pb2_grpc.add_ReportServiceServicer_to_server,
         ReportApi(service, lookup(database), receipts),
     )
-    return ReportsComponent(service, mount, ReportInbound(service))
+    return ReportsComponent(service, mount, ReportInbound(service), announced)

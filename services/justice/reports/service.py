@@ -73,9 +73,15 @@ class ReportRepository(Protocol):
 
 
 class ReportReads(Protocol):
-    """Reads outside a transaction, for the hot path (GetReport); always current."""
+    """Reads outside a transaction, for the hot path (GetReport)."""
 
-    async def get(self, report_id: str, version: int | None = None) -> ReportVersion | None: ...
+    async def get(self, report_id: str, version: int | None = None) -> ReportVersion | None:
+        """The version as committed now."""
+
+    async def view(self, report_id: str, version: int | None = None) -> ReportVersion | None:
+        """The version to show a reader: as `get`, but it may be one read before, as long as
+        no change to it can have been committed since, up to the delivery of another
+        process's announcement of one."""
 
 
 class UnitOfWork(ports.UnitOfWork, Protocol):
@@ -190,6 +196,12 @@ def parse_name(name: str, field: str = "name") -> tuple[str, int | None]:
     return report_id, int(version) if version else None
 
 
+def _visible(report: ReportVersion, scope: ReportScope | None) -> ReportVersion:
+    if scope is not None and not scope.sees(report):
+        raise PermissionDenied("REPORT_NOT_VISIBLE", "the report is not visible to the caller")
+    return report
+
+
 def _found(report: ReportVersion | None, report_id: str, version: int | None) -> ReportVersion:
     if report is None:
         what = f"reports/{report_id}" + (f"@{version}" if version else "")
@@ -273,10 +285,12 @@ class ReportService:
             return report
 
     async def get(self, name: str, scope: ReportScope | None = None) -> ReportVersion:
-        report = await self._read(*parse_name(name))
-        if scope is not None and not scope.sees(report):
-            raise PermissionDenied("REPORT_NOT_VISIBLE", "the report is not visible to the caller")
-        return report
+        """The version as committed now: what a change builds on."""
+        return _visible(await self._read(*parse_name(name)), scope)
+
+    async def show(self, name: str, scope: ReportScope | None = None) -> ReportVersion:
+        """The version to show a reader (GetReport), as ReportReads.view gives it."""
+        return _visible(await self._read(*parse_name(name), to_show=True), scope)
 
     async def list(
         self, query: ReportQuery, scope: ReportScope | None = None
@@ -506,10 +520,14 @@ class ReportService:
     def verify_xml(self, signed_xml: bytes) -> Verification:
         return verification(self._verifier.verify(signed_xml))
 
-    async def _read(self, report_id: str, version: int | None) -> ReportVersion:
-        """The version as committed now, outside any transaction."""
+    async def _read(
+        self, report_id: str, version: int | None, *, to_show: bool = False
+    ) -> ReportVersion:
+        """The version as committed now, outside any transaction; `to_show` a reader, as
+        ReportReads.view gives it."""
         if self._reads is not None:
-            return _found(await self._reads.get(report_id, version), report_id, version)
+            read = self._reads.view if to_show else self._reads.get
+            return _found(await read(report_id, version), report_id, version)
         async with self._uow() as uow:
             return await self._load(uow, report_id, version)
 

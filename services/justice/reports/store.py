@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Self, cast
 
@@ -32,6 +34,7 @@ from justice.platform.db import (
     utc_times,
 )
 from justice.platform.errors import Aborted
+from justice.platform.notify import Announced
 from justice.reports.model import (
     Attachment,
     Content,
@@ -159,20 +162,42 @@ _READ = {
 }
 
 
+# The channel report versions' changes are announced on (migration 0017's trigger), and the
+# marker of this process's units that change them (Database.on_commit).
+REPORTS_CHANGED = "justice_reports"
+# How long a version shown without reading stays showable, however quiet the channel: the
+# bound on staleness should the listener's connection die without an error.
+_SHOWN_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class _Shown:
+    epoch: int
+    until: float
+    version: ReportVersion
+
+
 class SqlReportReads:
     """GetReport's read: one plain driver call, and parsed versions kept by revision.
 
     Every change to a version bumps its revision in the same UPDATE (SqlReportRepository
     .update), so (report, version, revision) names one immutable content: a row whose
-    revision is held is not parsed again (JSON, dates, domain objects). The row itself is
-    read every time, so a change committed by any process or connection is seen by the next
+    revision is held is not parsed again (JSON, dates, domain objects). `get` reads the row
+    every time, so a change committed by any process or connection is seen by the next
     read: nothing is served stale, and nothing has to be told to invalidate.
+
+    `view`, for showing a version to a reader, skips even the read where changes are
+    `announced` (PostgreSQL): see there.
     """
 
-    def __init__(self, reads: PlainReads, capacity: int = 4_096) -> None:
+    def __init__(
+        self, reads: PlainReads, capacity: int = 4_096, announced: Announced | None = None
+    ) -> None:
         self._reads = reads
         self._capacity = capacity
         self._held: OrderedDict[tuple[str, int], ReportVersion] = OrderedDict()
+        self._announced = announced
+        self._shown: OrderedDict[tuple[str, int | None], _Shown] = OrderedDict()
 
     async def get(self, report_id: str, version: int | None = None) -> ReportVersion | None:
         row = await self._reads.one(_READ[version is None], {"id": report_id, "version": version})
@@ -188,6 +213,28 @@ class SqlReportReads:
         self._held.move_to_end(key)
         # A copy: callers may change what they get, the held version must not change.
         return copy.copy(held)
+
+    async def view(self, report_id: str, version: int | None = None) -> ReportVersion | None:
+        """As `get`, or the version shown before if no change to any report was announced
+        since (nor a second passed): on PostgreSQL a read costs a round trip through the
+        event loop, a third of a GetReport. Another process's change shows once its
+        notification arrives (milliseconds); this process's own at once."""
+        announced = self._announced
+        if announced is None or not announced.live:
+            return await self.get(report_id, version)
+        key = (report_id, version)
+        epoch, now = announced.epoch, time.monotonic()
+        shown = self._shown.get(key)
+        if shown is not None and shown.epoch == epoch and now < shown.until:
+            return copy.copy(shown.version)
+        found = await self.get(report_id, version)
+        # Not held when a change was announced during the read: it may predate it.
+        if found is not None and announced.live and announced.epoch == epoch:
+            self._shown[key] = _Shown(epoch, now + _SHOWN_SECONDS, copy.copy(found))
+            self._shown.move_to_end(key)
+            if len(self._shown) > self._capacity:
+                self._shown.popitem(last=False)
+        return found
 
 
 _UPDATED = (
@@ -269,6 +316,7 @@ class SqlReportRepository:
             )
         )
         await self._session.flush()
+        self._session.info[REPORTS_CHANGED] = True
 
     async def get(self, report_id: str, version: int | None = None) -> ReportVersion | None:
         which = _TABLE.c.latest if version is None else _TABLE.c.version == version
@@ -288,6 +336,7 @@ class SqlReportRepository:
         result = await execute(self._session, _UPDATE, update_parameters(*_update_values(report)))
         if cast(CursorResult[Any], result).rowcount != 1:
             raise _changed(report)
+        self._session.info[REPORTS_CHANGED] = True
         report.revision += 1
 
     async def list_latest(self, query: ReportQuery) -> Sequence[ReportVersion]:
@@ -329,6 +378,7 @@ class _PlainVersions:
     async def update(self, report: ReportVersion) -> None:
         values, where = _update_values(report)
         self._writes.update(_TABLE.name, values, where, rows=1, refusal=_changed(report))
+        self._writes.mark(REPORTS_CHANGED)
         report.revision += 1
 
 
