@@ -23,6 +23,7 @@ from justice.platform.db import Database, UtcDateTime
 _INDEX_BITS = 48
 _NODES_BY_ID = "SELECT id, hash FROM audit_tree_node WHERE id = ANY(%s)"
 _RECORD_BY_SEQUENCE = "SELECT * FROM audit_record WHERE sequence = %s"
+_COPY_NODES = "COPY audit_tree_node (id, hash) FROM STDIN"
 
 
 def node_key(node: Node) -> int:
@@ -128,12 +129,22 @@ class SqlWitnessLog:
         return await _read_nodes(await self._session.connection(), wanted)
 
     async def add_nodes(self, nodes: Mapping[Node, bytes]) -> None:
-        if nodes:
-            connection = await self._session.connection()
-            await connection.execute(
-                TreeNodeRow.__table__.insert(),  # type: ignore[attr-defined]
-                [{"id": node_key(node), "hash": digest} for node, digest in nodes.items()],
-            )
+        if not nodes:
+            return
+        connection = await self._session.connection()
+        if connection.dialect.name == "postgresql":
+            # COPY on the session's own connection and transaction: psycopg's executemany
+            # cost ~20 µs a node, 4 % of the server's GIL under GetReport load.
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            async with driver.cursor().copy(_COPY_NODES) as copy:
+                for node, digest in nodes.items():
+                    await copy.write_row((node_key(node), digest))
+            return
+        await connection.execute(
+            TreeNodeRow.__table__.insert(),  # type: ignore[attr-defined]
+            [{"id": node_key(node), "hash": digest} for node, digest in nodes.items()],
+        )
 
     async def latest_checkpoint(self) -> CheckpointRow | None:
         statement = select(CheckpointRow).order_by(col(CheckpointRow.size).desc()).limit(1)
