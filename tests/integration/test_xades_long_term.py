@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from justice.devstack.pki import DevPki
 from justice.devstack.tsa import DevTimestampAuthority, TsaHttpServer
@@ -101,3 +102,25 @@ def test_a_tsa_reached_over_http_timestamps_signatures(
     assert verdict.level == "B-T"
     with pytest.raises(TimestampError, match="unreachable"):
         HttpTimestamper(server.url, timeout_seconds=2).stamp(hashlib.sha256(b"x").digest())
+
+
+@pytest.mark.parametrize("kind", ["p256", "rsa"])
+def test_the_dev_tsa_signs_with_its_key_type_and_both_verifiers_agree(
+    kind: str, tmp_path: Path
+) -> None:
+    """A new dev PKI's TSA key is P-256; a state dir made before keeps its RSA key."""
+    pki = DevPki(tmp_path / "pki", b"tsa-passphrase")
+    pki.ensure()
+    if kind == "rsa":
+        pki.issue_tsa(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    tsa = DevTimestampAuthority.from_files(pki.tsa_cert_path, pki.tsa_key_path, b"tsa-passphrase")
+    public = tsa.certificate.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey if kind == "p256" else rsa.RSAPublicKey)
+    digest = hashlib.sha256(b"stamped").digest()
+    token_path = tmp_path / "token.tsr"
+    token_path.write_bytes(tsa.stamp(digest))
+
+    assert parse_token(token_path.read_bytes()).hashed_message == digest
+    checked = run(openssl_ts_verify_command(token_path, pki.ca_path, digest=digest))
+    assert checked.returncode == 0, checked.stderr
+    assert "Verification: OK" in checked.stdout

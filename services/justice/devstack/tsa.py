@@ -2,8 +2,9 @@
 
 A real TSA (it answers DER TimeStampReq with DER TimeStampResp, signs with its own key and the
 dev PKI's timeStamping certificate, puts that certificate in the token when asked), run in the
-signing process so a timestamp costs one RSA signature instead of an HTTP round trip. Its
-tokens verify with `openssl ts -verify` against the dev CA. Production configures
+signing process so a timestamp costs one signature instead of an HTTP round trip: ECDSA
+P-256 (0.04 ms here, against 0.39 ms for the RSA-2048 key of state dirs made before; both
+are served). Its tokens verify with `openssl ts -verify` against the dev CA. Production configures
 `JUSTICE_TSA_URL` and uses justice.signing.rfc3161.HttpTimestamper instead.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from asn1crypto import algos, core, tsp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
 from justice.signing.rfc3161 import TimestampError
@@ -37,6 +38,7 @@ _TST_INFO_TYPE = core.ObjectIdentifier(_ID_CT_TST_INFO).dump()
 _SIGNED_DATA_TYPE = core.ObjectIdentifier("1.2.840.113549.1.7.2").dump()
 _SHA256 = algos.DigestAlgorithm({"algorithm": "sha256"}).dump()
 _RSA_PKCS1 = algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"}).dump()
+_ECDSA_SHA256 = algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}).dump()
 _MAX_REQUEST_BYTES = 8 * 1024
 
 
@@ -49,12 +51,13 @@ class DevTimestampAuthority:
 
     def __init__(
         self,
-        key: rsa.RSAPrivateKey,
+        key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey,
         chain: Sequence[x509.Certificate],
         *,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._key = key
+        self._algorithm = _RSA_PKCS1 if isinstance(key, rsa.RSAPrivateKey) else _ECDSA_SHA256
         self._chain = tuple(chain)
         self._clock = clock
         # Kept as DER and loaded per response: asn1crypto re-checks every parsed child of a
@@ -95,8 +98,8 @@ class DevTimestampAuthority:
         """Load tsa.pem (leaf then CA) and tsa.key as DevPki writes them; decrypted once."""
         chain = x509.load_pem_x509_certificates(cert_path.read_bytes())
         key = load_pem_private_key(key_path.read_bytes(), password=passphrase)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ValueError(f"{key_path} is not an RSA key")
+        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise ValueError(f"{key_path} is neither an EC nor an RSA key")
         return cls(key, chain, clock=clock)
 
     @property
@@ -134,7 +137,7 @@ class DevTimestampAuthority:
 
     def _token(self, imprint: bytes, *, nonce: int | None, cert_req: bool) -> bytes:
         """A TimeStampToken for the DER MessageImprint `imprint`, encoded by hand: building
-        it with asn1crypto cost ~0.6 ms a token, more than the RSA signature (0.26 ms), and
+        it with asn1crypto cost ~0.6 ms a token, more than an RSA signature (0.26 ms), and
         a token goes with every B-LT signature."""
         with self._lock:
             serial = self._serial_base + next(self._serials)
@@ -155,7 +158,11 @@ class DevTimestampAuthority:
             "1.2.840.113549.1.9.4", _tlv(0x04, hashlib.sha256(tst_bytes).digest())
         )
         attributes = b"".join(sorted((*self._constant_attributes, digest_attribute)))
-        signature = self._key.sign(_tlv(0x31, attributes), padding.PKCS1v15(), hashes.SHA256())
+        signed = _tlv(0x31, attributes)
+        if isinstance(self._key, rsa.RSAPrivateKey):
+            signature = self._key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
+        else:  # DER Ecdsa-Sig-Value, as CMS carries it
+            signature = self._key.sign(signed, ec.ECDSA(hashes.SHA256()))
         # SignerInfo ::= SEQUENCE { version 1, sid IssuerAndSerialNumber, digestAlgorithm,
         #   [0] IMPLICIT signedAttrs, signatureAlgorithm, signature }  (RFC 5652 5.3)
         signer_info = _tlv(
@@ -164,7 +171,7 @@ class DevTimestampAuthority:
             + self._signer_id
             + _SHA256
             + _tlv(0xA0, attributes)
-            + _RSA_PKCS1
+            + self._algorithm
             + _tlv(0x04, signature),
         )
         # SignedData ::= SEQUENCE { version 3, digestAlgorithms, encapContentInfo,
