@@ -140,6 +140,19 @@ def test_long_term_signer_refuses_a_revoked_key(module_pki: DevPki, long_term: X
         long_term.sign(report(), identity)
 
 
+def test_a_key_revoked_after_it_signed_signs_no_more(
+    module_pki: DevPki, long_term: XadesSigner
+) -> None:
+    """The signer keeps what the CRLs said of a key only while they are the same CRLs."""
+    module_pki.issue_signing("officer-9305", "Federal Police", "Revoked later")
+    identity = FileKeyStore(module_pki.signing_dir, PASSPHRASE).identity("officer-9305")
+    long_term.sign(report(), identity)
+    module_pki.revoke(identity.certificate)
+
+    with pytest.raises(CertificateNotValid, match="revoked"):
+        long_term.sign(report(), identity)
+
+
 def test_revocation_after_the_timestamp_does_not_void_the_signature(
     module_pki: DevPki, long_term: XadesSigner
 ) -> None:
