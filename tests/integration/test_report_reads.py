@@ -155,7 +155,10 @@ async def _announced_after(announced: Announced, epoch: int) -> None:
 @pytest.fixture
 async def announced(database: Database) -> AsyncIterator[Announced]:
     if not notifications_supported(database.url):
-        pytest.skip("changes are announced on PostgreSQL only (SQLite: see the next test)")
+        pytest.skip(
+            "SQLite has no LISTEN/NOTIFY, so nothing is announced there (its reads: "
+            "test_without_announcements_every_view_reads_the_row)"
+        )
     listening = Announced(database.url, REPORTS_CHANGED)
     listening.start()
     await listening.listening()
@@ -211,7 +214,7 @@ async def test_this_processs_own_commit_shows_at_once(database: Database) -> Non
     """Listening on a channel nothing is announced on: only the commit hooks of both write
     paths (the ORM's unit, the group-committed one) end the showing, before commit returns."""
     if not notifications_supported(database.url):
-        pytest.skip("changes are announced on PostgreSQL only")
+        pytest.skip("SQLite has no LISTEN/NOTIFY: no process is told of another's commits")
     quiet = Announced(database.url, "justice_reports_quiet")
     quiet.start()
     await quiet.listening()

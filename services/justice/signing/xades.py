@@ -323,18 +323,17 @@ class XadesSigner:
 
     def _revoked(
         self,
-        leaf: x509.Certificate,
         chain: tuple[x509.Certificate, ...],
         crls: tuple[x509.CertificateRevocationList, ...],
     ) -> datetime | None:
+        """When the CRLs say the chain's leaf (its first certificate) was revoked."""
         kept, said = self._revocations
         if len(kept) != len(crls) or any(a is not b for a, b in zip(kept, crls, strict=False)):
             said = {}
             self._revocations = (crls, said)
-        key = (leaf, *chain)
-        if key not in said:
-            said[key] = revoked_since(leaf, crls, chain)
-        return said[key]
+        if chain not in said:
+            said[chain] = revoked_since(chain[0], crls, chain)
+        return said[chain]
 
     def sign(self, document: bytes, identity: SigningIdentity) -> bytes:
         """Return `document` with a ds:Signature appended as the last child of its root.
@@ -350,7 +349,7 @@ class XadesSigner:
                 f"{leaf.not_valid_after_utc.isoformat()}, not at {now.isoformat()}"
             )
         crls = tuple(self._revocation.crls()) if self._revocation is not None else ()
-        revoked = self._revoked(leaf, identity.chain, crls)
+        revoked = self._revoked(identity.chain, crls)
         if revoked is not None and revoked <= now:
             raise CertificateNotValid(f"signing certificate was revoked on {revoked.isoformat()}")
         root = parse_untrusted(document, max_bytes=self._max_bytes)
