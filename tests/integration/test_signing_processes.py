@@ -1,12 +1,14 @@
 """XAdES signatures made in signing processes (signing/keyed.py, platform/processes.py): the
 signature is the process's, its refusals reach the caller as the thread's do, and a killed
-signing process costs one call, not the next."""
+signing process costs the call it was making, and none after it."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,6 +34,23 @@ def _start(pki_dir: Path) -> tuple[KeyStore, XadesSigner]:
 
 def _pid() -> int:
     return os.getpid()
+
+
+def _pid_after(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def _pid_and(value: int) -> tuple[int, int]:
+    return os.getpid(), value
+
+
+def _wait_gone(pid: int) -> None:
+    """Until the killed process is no longer running (a zombie until its parent reaps it)."""
+    while Path(f"/proc/{pid}/stat").exists():
+        if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+            return
+        time.sleep(0.01)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +89,7 @@ async def test_its_refusals_are_the_callers_status(
     assert hostile.value.reason == "NOT_SIGNABLE"
 
 
-async def test_a_killed_signing_process_fails_one_call_and_is_replaced(
+async def test_a_killed_signing_process_fails_its_call_and_is_replaced(
     module_pki: DevPki, tmp_path: Path
 ) -> None:
     own = signing_processes(1, functools.partial(_start, module_pki.root))
@@ -78,11 +97,36 @@ async def test_a_killed_signing_process_fails_one_call_and_is_replaced(
         signer = _signer(own, tmp_path)
         await signer.sign(report(), "officer-1001")
         victim = await own.run(_pid)
+        running = asyncio.create_task(own.run(_pid_after, 30.0))
+        await asyncio.sleep(0.3)
         os.kill(victim, signal.SIGKILL)
         with pytest.raises(Unavailable) as lost:
-            await own.run(_pid)
+            await asyncio.wait_for(running, 10)
         assert lost.value.reason == "WORKER_PROCESS_LOST"
         assert await own.run(_pid) != victim
         assert await signer.sign(report(), "officer-1001")
+    finally:
+        await own.close()
+
+
+async def test_a_process_that_died_idle_costs_no_call(module_pki: DevPki, tmp_path: Path) -> None:
+    own = signing_processes(1, functools.partial(_start, module_pki.root))
+    try:
+        victim = await own.run(_pid)
+        os.kill(victim, signal.SIGKILL)
+        await asyncio.to_thread(_wait_gone, victim)
+        assert await _signer(own, tmp_path).sign(report(), "officer-1001")
+        assert await own.run(_pid) != victim
+    finally:
+        await own.close()
+
+
+async def test_calls_from_the_start_each_get_their_own_answer() -> None:
+    """Fifty calls at once on processes not yet connected to the event loop, spread over two."""
+    own = WorkerProcesses(2)
+    try:
+        answers = await asyncio.gather(*(own.run(_pid_and, n) for n in range(50)))
+        assert [n for _, n in answers] == list(range(50))
+        assert len({pid for pid, _ in answers}) == 2
     finally:
         await own.close()
