@@ -41,6 +41,17 @@ def _pid_after(seconds: float) -> int:
     return os.getpid()
 
 
+class _Unrebuildable(Exception):
+    """Pickles in the worker, but cannot be unpickled (its __init__ wants two arguments)."""
+
+    def __init__(self, first: str, second: str) -> None:
+        super().__init__(first)
+
+
+def _raise_unrebuildable() -> None:
+    raise _Unrebuildable("a", "b")
+
+
 def _pid_and(value: int) -> tuple[int, int]:
     return os.getpid(), value
 
@@ -125,8 +136,18 @@ async def test_calls_from_the_start_each_get_their_own_answer() -> None:
     """Fifty calls at once on processes not yet connected to the event loop, spread over two."""
     own = WorkerProcesses(2)
     try:
-        answers = await asyncio.gather(*(own.run(_pid_and, n) for n in range(50)))
+        calls = asyncio.gather(*(own.run(_pid_and, n) for n in range(50)))
+        answers = await asyncio.wait_for(calls, 60)  # a split stream would leave some waiting
         assert [n for _, n in answers] == list(range(50))
         assert len({pid for pid, _ in answers}) == 2
     finally:
         await own.close()
+
+
+async def test_an_answer_that_cannot_be_read_fails_its_call_only(
+    processes: WorkerProcesses,
+) -> None:
+    before = await processes.run(_pid)
+    with pytest.raises(TypeError):  # bounded: a reader that died would leave it waiting
+        await asyncio.wait_for(processes.run(_raise_unrebuildable), 30)
+    assert await processes.run(_pid) == before  # same process, still in step

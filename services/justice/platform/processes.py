@@ -133,12 +133,16 @@ class _Worker:
         try:
             while True:
                 (size,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
-                # Our own child's end of a socketpair: nobody else writes to it.
-                outcome = pickle.loads(await reader.readexactly(size))  # noqa: S301
+                frame = await reader.readexactly(size)
                 waiter = self.waiting.popleft()
-                if waiter is not None and not waiter.done():  # not cancelled meanwhile
-                    waiter.set_result(outcome)
-        except (asyncio.IncompleteReadError, ConnectionError):
+                if waiter is None or waiter.done():  # a warm-up, or cancelled meanwhile
+                    continue
+                try:
+                    # Our own child's end of a socketpair: nobody else writes to it.
+                    waiter.set_result(pickle.loads(frame))  # noqa: S301
+                except Exception as error:  # e.g. an exception class that cannot be rebuilt
+                    waiter.set_exception(error)
+        except (asyncio.IncompleteReadError, OSError):
             lost(self)
 
     def fail_waiting(self) -> None:
@@ -156,9 +160,9 @@ class _Worker:
         if self._reading is not None:
             self._reading.cancel()
         if self._connected is not None:
-            writer = await self._connected
-            writer.close()
-            with contextlib.suppress(ConnectionError):
+            with contextlib.suppress(OSError):
+                writer = await self._connected
+                writer.close()
                 await writer.wait_closed()
         else:
             self.socket.close()
