@@ -36,7 +36,7 @@ GOALS = {1: 0.12, 2: 0.2}
 # on two cores, yet on PostgreSQL it measured 402-441 signs/s against 326-359 without (2 Dec,
 # signing processes fed by the event loop): a signature in a thread holds the serving
 # process's GIL.
-SIGNING_PROCESSES = {1: 1, 2: 1}
+SIGNING_PROCESSES = 1
 
 
 def _draft() -> pb.Report:
@@ -98,7 +98,7 @@ def _figure(workers: int) -> Figure:
         tempfile.TemporaryDirectory() as state,
         served_platform(
             Path(state),
-            {"JUSTICE_SIGNING_PROCESSES": str(SIGNING_PROCESSES[workers])},
+            {"JUSTICE_SIGNING_PROCESSES": str(SIGNING_PROCESSES)},
             workers=workers,
         ) as port,
     ):
@@ -106,7 +106,7 @@ def _figure(workers: int) -> Figure:
     processes = (
         "1 process + 1 signing process"
         if workers == 1
-        else f"--workers {workers}, 1 signing process each"
+        else f"--workers {workers}, {SIGNING_PROCESSES} signing process each"
     )
     return Figure(
         f"SignReport via gRPC (mTLS, XAdES B-LT; {processes})",

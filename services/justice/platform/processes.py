@@ -54,7 +54,7 @@ def _receive(connection: socket.socket) -> object | None:
     return None if payload is None else pickle.loads(payload)  # noqa: S301
 
 
-def _receive_exactly(connection: socket.socket, size: int) -> bytes | None:
+def _receive_exactly(connection: socket.socket, size: int) -> bytearray | None:
     buffer = bytearray(size)
     view = memoryview(buffer)
     while view:
@@ -62,7 +62,7 @@ def _receive_exactly(connection: socket.socket, size: int) -> bytes | None:
         if not received:
             return None
         view = view[received:]
-    return bytes(buffer)
+    return buffer
 
 
 def _serve(
@@ -226,9 +226,10 @@ class WorkerProcesses:
         raise value
 
     def _lost(self, worker: _Worker) -> None:
+        if worker not in self._workers:  # seen dead before (idle check, then its reader)
+            return
         log.warning("worker process %s ended", worker.process.pid)
-        if worker in self._workers:
-            self._workers.remove(worker)
+        self._workers.remove(worker)
         worker.fail_waiting()
         ending = asyncio.get_running_loop().create_task(worker.close())
         self._ending.add(ending)
