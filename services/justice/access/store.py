@@ -11,7 +11,7 @@ from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from justice.access.model import Grant, PersonnelEvent, Unit, User, UserState
-from justice.platform.db import Transaction, UtcDateTime, execute
+from justice.platform.db import Transaction, UtcDateTime, execute, page_after, where_given
 from justice.platform.errors import Aborted
 from justice.platform.listing import Page
 from justice.security.approval_store import SqlApprovals
@@ -155,7 +155,7 @@ class SqlAccessRepository:
         return _unit(rows[0]) if rows else None
 
     async def list_units(self, page: Page) -> Sequence[Unit]:
-        query = select(_UNIT).where(_UNIT.c.id > page.after).order_by(_UNIT.c.id).limit(page.size)
+        query = page_after(select(_UNIT), _UNIT.c.id, after=page.after, size=page.size)
         return [_unit(row) for row in await self._rows(query)]
 
     async def add_user(self, user: User) -> None:
@@ -199,12 +199,16 @@ class SqlAccessRepository:
     async def list_users(
         self, page: Page, unit: str | None, state: UserState | None
     ) -> Sequence[User]:
-        query = select(_USER).where(_USER.c.id > page.after)
-        if unit is not None:
-            query = query.where(_USER.c.unit == unit)
-        if state is not None:
-            query = query.where(_USER.c.state == state.value)
-        query = query.order_by(_USER.c.id).limit(page.size)
+        query = page_after(
+            where_given(
+                select(_USER),
+                (_USER.c.unit, unit),
+                (_USER.c.state, state.value if state else None),
+            ),
+            _USER.c.id,
+            after=page.after,
+            size=page.size,
+        )
         return [_user(row) for row in await self._rows(query)]
 
     async def add_grant(self, grant: Grant) -> None:

@@ -52,7 +52,14 @@ from justice.custody.model import (
     Vehicle,
 )
 from justice.exchange.store import SqlInbox, SqlOutbox
-from justice.platform.db import PlainReads, Transaction, UtcDateTime, execute, utc_time
+from justice.platform.db import (
+    PlainReads,
+    Transaction,
+    UtcDateTime,
+    execute,
+    page_after,
+    utc_time,
+)
 from justice.platform.errors import Aborted, AlreadyExists
 from justice.platform.listing import Page
 from justice.security.approval_store import SqlApprovals
@@ -708,10 +715,9 @@ class SqlLocations:
         return await self._one(_LOCATIONS.c.barcode == barcode)
 
     async def list(self, page: Page) -> Sequence[Location]:
-        statement = select(_LOCATIONS)
-        if page.after:
-            statement = statement.where(_LOCATIONS.c.id > page.after)
-        statement = statement.order_by(_LOCATIONS.c.id).limit(page.size)
+        statement = page_after(
+            select(_LOCATIONS), _LOCATIONS.c.id, after=page.after, size=page.size
+        )
         return [_location(row) for row in (await execute(self._session, statement)).all()]
 
 

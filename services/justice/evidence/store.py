@@ -21,7 +21,7 @@ from justice.evidence.model import (
     UploadSession,
 )
 from justice.evidence.ports import EvidenceQuery
-from justice.platform.db import Transaction, UtcDateTime
+from justice.platform.db import Transaction, UtcDateTime, page_after, where_given
 
 
 class EvidenceRow(SQLModel, table=True):
@@ -183,16 +183,18 @@ class SqlEvidenceRepository:
         return _evidence(row) if row else None
 
     async def list(self, query: EvidenceQuery) -> Sequence[Evidence]:
-        statement = select(EvidenceRow)
-        if query.case_number is not None:
-            statement = statement.where(col(EvidenceRow.case_number) == query.case_number)
-        if query.report is not None:
-            statement = statement.where(col(EvidenceRow.report) == query.report)
-        if query.media_type is not None:
-            statement = statement.where(col(EvidenceRow.media_type) == query.media_type)
-        if query.page.after:
-            statement = statement.where(col(EvidenceRow.evidence_id) > query.page.after)
-        statement = statement.order_by(col(EvidenceRow.evidence_id)).limit(query.page.size)
+        statement = where_given(
+            select(EvidenceRow),
+            (col(EvidenceRow.case_number), query.case_number),
+            (col(EvidenceRow.report), query.report),
+            (col(EvidenceRow.media_type), query.media_type),
+        )
+        statement = page_after(
+            statement,
+            col(EvidenceRow.evidence_id),
+            after=query.page.after,
+            size=query.page.size,
+        )
         return [_evidence(row) for row in (await self._session.exec(statement)).all()]
 
     async def sharing_object(self, bucket: str, key: str, version_id: str) -> Sequence[Evidence]:

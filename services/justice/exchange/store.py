@@ -38,7 +38,9 @@ from justice.platform.db import (
     Transaction,
     UtcDateTime,
     Writes,
+    page_after,
     utc_time,
+    where_given,
 )
 from justice.platform.errors import Aborted
 from justice.platform.notify import notify
@@ -680,16 +682,13 @@ class SqlDeliveries:
         return [_delivery(r) for r in (await _execute(self._session, statement)).all()]
 
     async def list(self, query: DeliveryQuery) -> Sequence[Delivery]:
-        statement = select(DeliveryRow)
-        if query.recipient is not None:
-            statement = statement.where(col(DeliveryRow.recipient) == query.recipient)
-        if query.state is not None:
-            statement = statement.where(col(DeliveryRow.state) == query.state.value)
-        if query.message_type is not None:
-            statement = statement.where(col(DeliveryRow.message_type) == query.message_type)
-        if query.after:
-            statement = statement.where(col(DeliveryRow.id) > query.after)
-        statement = statement.order_by(col(DeliveryRow.id)).limit(query.size)
+        statement = where_given(
+            select(DeliveryRow),
+            (col(DeliveryRow.recipient), query.recipient),
+            (col(DeliveryRow.state), query.state.value if query.state else None),
+            (col(DeliveryRow.message_type), query.message_type),
+        )
+        statement = page_after(statement, col(DeliveryRow.id), after=query.after, size=query.size)
         return [_delivery(r) for r in (await self._session.exec(statement)).all()]
 
     async def settle(
@@ -810,10 +809,7 @@ class SqlPartners:
         return _partner(row) if row else None
 
     async def list(self, size: int, after: str) -> Sequence[Partner]:
-        statement = select(PartnerRow)
-        if after:
-            statement = statement.where(col(PartnerRow.id) > after)
-        statement = statement.order_by(col(PartnerRow.id)).limit(size)
+        statement = page_after(select(PartnerRow), col(PartnerRow.id), after=after, size=size)
         return [_partner(r) for r in (await self._session.exec(statement)).all()]
 
     async def update(self, partner: Partner) -> None:
@@ -869,16 +865,13 @@ class SqlDeadLetters:
         )
 
     async def list(self, query: DeadLetterQuery) -> Sequence[DeadLetter]:
-        statement = select(DeadLetterRow)
-        if query.partner is not None:
-            statement = statement.where(col(DeadLetterRow.partner) == query.partner)
-        if query.direction is not None:
-            statement = statement.where(col(DeadLetterRow.direction) == query.direction.value)
-        if query.reason is not None:
-            statement = statement.where(col(DeadLetterRow.reason) == query.reason)
-        if query.after:
-            statement = statement.where(col(DeadLetterRow.id) > query.after)
-        statement = statement.order_by(col(DeadLetterRow.id)).limit(query.size)
+        statement = where_given(
+            select(DeadLetterRow),
+            (col(DeadLetterRow.partner), query.partner),
+            (col(DeadLetterRow.direction), query.direction.value if query.direction else None),
+            (col(DeadLetterRow.reason), query.reason),
+        )
+        statement = page_after(statement, col(DeadLetterRow.id), after=query.after, size=query.size)
         return [_dead_letter(r) for r in (await self._session.exec(statement)).all()]
 
     async def resolve(self, envelope_id: str, now: datetime) -> None:

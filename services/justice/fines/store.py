@@ -48,9 +48,11 @@ from justice.platform.db import (
     UtcDateTime,
     Writes,
     execute,
+    page_after,
     select_sql,
     time_columns,
     utc_times,
+    where_given,
 )
 from justice.platform.errors import Aborted
 
@@ -364,22 +366,20 @@ class SqlFineRepository:
         self._writes.add_statement(update(_FINE).where(_FINE.c.fine_id == fine_id).values(**values))
 
     async def list(self, query: FineQuery) -> Sequence[Fine]:
-        statement = select(_FINE)
-        if query.state is not None:
-            statement = statement.where(_FINE.c.state == query.state.value)
-        if query.registration_country is not None:
-            statement = statement.where(_FINE.c.registration_country == query.registration_country)
-        if query.plate is not None:
-            statement = statement.where(_FINE.c.plate == query.plate)
-        if query.offence is not None:
-            statement = statement.where(_FINE.c.offence == query.offence)
+        statement = where_given(
+            select(_FINE),
+            (_FINE.c.state, query.state.value if query.state else None),
+            (_FINE.c.registration_country, query.registration_country),
+            (_FINE.c.plate, query.plate),
+            (_FINE.c.offence, query.offence),
+        )
         if query.offence_after is not None:
             statement = statement.where(_FINE.c.offence_time >= query.offence_after)
         if query.offence_before is not None:
             statement = statement.where(_FINE.c.offence_time < query.offence_before)
-        if query.page.after:
-            statement = statement.where(_FINE.c.fine_id > query.page.after)
-        statement = statement.order_by(_FINE.c.fine_id).limit(query.page.size)
+        statement = page_after(
+            statement, _FINE.c.fine_id, after=query.page.after, size=query.page.size
+        )
         return [_to_domain(row) for row in (await execute(self._session, statement)).all()]
 
     async def escalatable(self, after: str, limit: int) -> Sequence[Fine]:

@@ -24,7 +24,7 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 from psycopg.rows import RowFactory, dict_row, tuple_row
-from sqlalchemy import event
+from sqlalchemy import Select, event
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -35,6 +35,7 @@ from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 _T = TypeVar("_T")
+_Select = TypeVar("_Select", bound=Select[Any])
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -214,6 +215,23 @@ async def execute(
     """
     connection = await session.connection()
     return await connection.execute(statement, parameters)
+
+
+def where_given(statement: _Select, *conditions: tuple[Any, object]) -> _Select:
+    """`statement` narrowed by `column == value` for each (column, value) whose value is
+    not None: a list request's optional filters."""
+    for column, value in conditions:
+        if value is not None:
+            statement = statement.where(column == value)
+    return statement
+
+
+def page_after(statement: _Select, key: Any, *, after: str, size: int) -> _Select:
+    """The first `size` rows of `statement` whose `key` sorts after `after` ("": from the
+    start), in `key` order: keyset pages (AIP-158) that no insert can shift."""
+    if after:
+        statement = statement.where(key > after)
+    return statement.order_by(key).limit(size)
 
 
 class Transaction:

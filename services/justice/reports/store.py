@@ -28,10 +28,12 @@ from justice.platform.db import (
     UtcDateTime,
     Writes,
     execute,
+    page_after,
     select_sql,
     time_columns,
     update_parameters,
     utc_times,
+    where_given,
 )
 from justice.platform.errors import Aborted
 from justice.platform.notify import Announced
@@ -340,16 +342,15 @@ class SqlReportRepository:
         report.revision += 1
 
     async def list_latest(self, query: ReportQuery) -> Sequence[ReportVersion]:
-        statement = select(_TABLE).where(_TABLE.c.latest)
-        if query.case_number is not None:
-            statement = statement.where(_TABLE.c.case_number == query.case_number)
-        if query.author is not None:
-            statement = statement.where(_TABLE.c.author == query.author)
-        if query.state is not None:
-            statement = statement.where(_TABLE.c.state == query.state.value)
-        if query.page.after:
-            statement = statement.where(_TABLE.c.report_id > query.page.after)
-        statement = statement.order_by(_TABLE.c.report_id).limit(query.page.size)
+        statement = where_given(
+            select(_TABLE).where(_TABLE.c.latest),
+            (_TABLE.c.case_number, query.case_number),
+            (_TABLE.c.author, query.author),
+            (_TABLE.c.state, query.state.value if query.state else None),
+        )
+        statement = page_after(
+            statement, _TABLE.c.report_id, after=query.page.after, size=query.page.size
+        )
         rows = (await execute(self._session, statement)).all()
         return [_to_domain(row._mapping) for row in rows]
 

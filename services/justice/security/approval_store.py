@@ -12,7 +12,7 @@ from sqlalchemy import Column, Index, Text, update
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from justice.platform.db import UtcDateTime, execute
+from justice.platform.db import UtcDateTime, execute, page_after
 from justice.platform.errors import Aborted
 from justice.platform.listing import Page
 from justice.security.approvals import ApprovalRequest, ApprovalState
@@ -131,7 +131,5 @@ class SqlApprovals:
         statement = select(_TABLE).where(
             _TABLE.c.state == ApprovalState.PENDING.value, _TABLE.c.expire_time > now
         )
-        if page.after:
-            statement = statement.where(_TABLE.c.id > page.after)
-        statement = statement.order_by(_TABLE.c.id).limit(page.size)
+        statement = page_after(statement, _TABLE.c.id, after=page.after, size=page.size)
         return [_to_domain(row) for row in (await execute(self._session, statement)).all()]
