@@ -1,26 +1,27 @@
-"""The witnessed audit log on PostgreSQL: append throughput with the Merkle tree following the
-log (group-commit writer plus the "merkle" tail, timed until the tree holds every record),
-against the issue's 3,000 records/s and the hash chain alone in the same run; and, in a log of
-1,000,000 chained records, the cost of a record's inclusion proof (the record, its O(log n)
-stored nodes read in one query, the proof built) against the issue's 1 ms, and of checking it
-offline against a checkpoint two simulated partners cosigned."""
+"""The witnessed audit log, on the database `make bench` selected: append throughput with the
+Merkle tree following the log (group-commit writer plus the "merkle" tail, timed until the tree
+holds every record), against the issue's 3,000 records/s and the hash chain alone in the same
+run; and, in a log of 1,000,000 chained records, the cost of a record's inclusion proof (the
+record, its O(log n) stored nodes read in one query, the proof built) against the issue's 1 ms,
+and of checking it offline against a checkpoint two simulated partners cosigned."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
-import secrets
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
-import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import SQLModel
 
 from justice.audit import merkle
 from justice.audit.chain import GENESIS_HASH, chain
 from justice.audit.checkpoints import NoteSigner, NoteVerifier, open_checkpoint
-from justice.audit.model import AuditEntry
+from justice.audit.model import AuditEntry, AuditRecord
 from justice.audit.store import AuditCursorRow, AuditRow, row_values
 from justice.audit.tail import LogTail
 from justice.audit.witness import TREE_TAIL, WitnessedLog, leaf_of, verify_record
@@ -33,10 +34,10 @@ from justice.audit.witness_store import (
     node_key,
 )
 from justice.audit.writer import AuditWriter
-from justice.devstack.testing import POSTGRES_URL
-from justice.platform.db import Database
-from tests.benchmarks.bench_audit import _COLUMNS, IN_FLIGHT, RECORDS, _entries
+from justice.platform.db import Database, DriverConnection, DriverThread, plain_reads
+from tests.benchmarks.bench_audit import IN_FLIGHT, RECORDS, _entries
 from tests.benchmarks.figures import Figure
+from tests.benchmarks.platform_process import bench_database, selected_database
 
 GOAL_RECORDS_PER_SECOND = 3_000.0
 LOG_SIZE = 1_000_000
@@ -92,34 +93,48 @@ async def _append_rate(url: str, with_tree: bool) -> float:
     return RECORDS / elapsed
 
 
-def _fill_log(dsn: str, schema: str) -> None:
-    """LOG_SIZE chained audit records and their tree, COPYed in 100,000 at a time, with the
-    tree's cursor at the end: what a year of traffic leaves behind."""
+def _store_chunk(
+    records: list[AuditRecord], nodes: dict[merkle.Node, bytes], connection: DriverConnection
+) -> None:
+    rows = [row_values(r) for r in records]
+    for row in rows:
+        row["time"] = connection.time(row["time"])
+    connection.insert_rows("audit_record", rows)
+    connection.insert_rows(
+        "audit_tree_node", [{"id": node_key(n), "hash": d} for n, d in nodes.items()]
+    )
+
+
+async def _fill_log(url: str) -> None:
+    """LOG_SIZE chained audit records and their tree, stored 100,000 at a time as the audit
+    writer stores them, with the tree's cursor at the end: what a year of traffic leaves
+    behind."""
+    database = Database(url)
+    await _create_tables(database)
+    await database.close()
+    driver = DriverThread(url, "bench-fill")
     nodes: dict[merkle.Node, bytes] = {}
     previous, size = GENESIS_HASH, 0
-    with psycopg.connect(dsn) as connection, connection.cursor() as cursor:
-        columns = ",".join(_COLUMNS)
-        while size < LOG_SIZE:
-            records = chain(_entries(100_000), size, previous)
-            with cursor.copy(f"COPY {schema}.audit_record ({columns}) FROM STDIN") as copy:
-                for record in records:
-                    copy.write_row(tuple(row_values(record).values()))
-            frontier = {n: nodes[n] for n in merkle.root_nodes(size)}
-            created = merkle.append(size, [leaf_of(r) for r in records], frontier)
-            with cursor.copy(f"COPY {schema}.audit_tree_node (id, hash) FROM STDIN") as tree:
-                for node, digest in created.items():
-                    tree.write_row((node_key(node), digest))
-            size, previous = records[-1].sequence, records[-1].hash
-            # Keep only what later chunks can depend on.
-            nodes = {n: created[n] if n in created else nodes[n] for n in merkle.root_nodes(size)}
-        cursor.execute(
-            f"INSERT INTO {schema}.audit_cursor (name, sequence) VALUES (%s, %s)",  # noqa: S608
-            (TREE_TAIL, size),
+    while size < LOG_SIZE:
+        records = chain(_entries(100_000), size, previous)
+        frontier = {n: nodes[n] for n in merkle.root_nodes(size)}
+        created = merkle.append(size, [leaf_of(r) for r in records], frontier)
+        await driver.run(functools.partial(_store_chunk, records, created))
+        size, previous = records[-1].sequence, records[-1].hash
+        # Keep only what later chunks can depend on.
+        nodes = {n: created[n] if n in created else nodes[n] for n in merkle.root_nodes(size)}
+
+    def finish(connection: DriverConnection) -> None:
+        connection.execute(
+            "INSERT INTO audit_cursor (name, sequence) VALUES (:name, :sequence)",
+            {"name": TREE_TAIL, "sequence": size},
         )
-        connection.commit()
-    with psycopg.connect(dsn, autocommit=True) as connection:
         # As a live database would have them: planner statistics for the fresh tables.
-        connection.execute(f"ANALYZE {schema}.audit_record, {schema}.audit_tree_node")
+        connection.execute("ANALYZE audit_record")
+        connection.execute("ANALYZE audit_tree_node")
+
+    await driver.run(finish)
+    await driver.close()
 
 
 async def _proof_cost(url: str) -> tuple[float, float]:
@@ -127,13 +142,14 @@ async def _proof_cost(url: str) -> tuple[float, float]:
     nodes, the proof), and per offline check of one against a checkpoint two simulated partners
     cosigned (justice verify --audit-record)."""
     database = Database(url)
+    reads = plain_reads(url)
     witnesses = [NoteSigner(p, Ed25519PrivateKey.generate(), witness=True) for p in PARTNERS]
     log = WitnessedLog(
         lambda: WitnessTransaction(database.sessions),
         NoteSigner("bench/audit", Ed25519PrivateKey.generate()),
         {w.name: NoteVerifier.parse(w.vkey) for w in witnesses},
         lambda: datetime.now(UTC),
-        reader=TreeReader(database),
+        reader=TreeReader(database, reads),
     )
     note = await log.checkpoint()
     for witness in witnesses:
@@ -150,36 +166,32 @@ async def _proof_cost(url: str) -> tuple[float, float]:
     for inclusion in proofs:
         verify_record(inclusion.record, LOG_SIZE, inclusion.proof, cosigned, keys[0], keys[1:])
     check = (time.perf_counter() - started) / PROOFS * 1000
+    await reads.close()
     await database.close()
     return serve, check
 
 
 def main() -> list[Figure]:
-    dsn = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-    figures: list[Figure] = []
-    for label in ("chain", "tree"):
-        schema = f"bench_{secrets.token_hex(4)}"
-        with psycopg.connect(dsn, autocommit=True) as connection:
-            connection.execute(f"CREATE SCHEMA {schema}")
-        url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-        try:
-            if label == "chain":
-                chain_only = asyncio.run(_append_rate(url, with_tree=False))
-                continue
-            with_tree = asyncio.run(_append_rate(url, with_tree=True))
-            with psycopg.connect(dsn, autocommit=True) as connection:
-                for table in ("audit_record", "audit_tree_node", "audit_cursor"):
-                    connection.execute(f"TRUNCATE {schema}.{table}")
+    backend = {"postgres": "PostgreSQL", "sqlite": "SQLite"}[selected_database()]
+    with tempfile.TemporaryDirectory(prefix="bench-audit-tree-") as directory:
+        rates = {}
+        for with_tree in (False, True):
+            state = Path(directory) / f"append-{with_tree}"
+            state.mkdir()
+            with bench_database(state) as url:
+                rates[with_tree] = asyncio.run(_append_rate(url, with_tree=with_tree))
+        chain_only, with_tree = rates[False], rates[True]
+        state = Path(directory) / "proofs"
+        state.mkdir()
+        with bench_database(state) as url:
             started = time.perf_counter()
-            _fill_log(dsn, schema)
+            asyncio.run(_fill_log(url))
             print(f"1,000,000-record log and tree stored in {time.perf_counter() - started:.1f} s")
             serve, check = asyncio.run(_proof_cost(url))
-        finally:
-            with psycopg.connect(dsn, autocommit=True) as connection:
-                connection.execute(f"DROP SCHEMA {schema} CASCADE")
+    figures: list[Figure] = []
     figures += [
         Figure(
-            "audit append + Merkle tree following (PostgreSQL)",
+            f"audit append + Merkle tree following ({backend})",
             with_tree,
             "records/s",
             "issue goal",
@@ -187,14 +199,14 @@ def main() -> list[Figure]:
             goal=1.0,
         ),
         Figure(
-            "audit append + Merkle tree vs hash chain alone (PostgreSQL)",
+            f"audit append + Merkle tree vs hash chain alone ({backend})",
             with_tree,
             "records/s",
             "hash chain alone",
             chain_only,
         ),
         Figure(
-            "inclusion proof of a record, 1,000,000-record log (PostgreSQL)",
+            f"inclusion proof of a record, 1,000,000-record log ({backend})",
             serve,
             "ms",
             "issue goal",
