@@ -468,7 +468,14 @@ async def _build(
         peers,
     )
     audit = audit_compose.build(
-        settings.audit, database, bus, signer, clock, owners.unit_of, checkpoint_settings(settings)
+        settings.audit,
+        database,
+        bus,
+        signer,
+        clock,
+        owners.unit_of,
+        checkpoint_settings(settings),
+        plain,
     )
     # One PAdES signer for seizure receipts and fine letters.
     pdf_signer = PadesSigner(keys)

@@ -28,7 +28,7 @@ from justice.audit.witness_store import TreeReader, WitnessTransaction
 from justice.audit.writer import AuditWriter
 from justice.platform.bus import Bus
 from justice.platform.config import AuditDetection, AuditSettings
-from justice.platform.db import Database
+from justice.platform.db import Database, PlainReads
 from justice.platform.server import Mount
 
 # How long the detector and the tree let records gather once caught up.
@@ -117,9 +117,10 @@ def build(
     clock: Callable[[], datetime],
     unit_of: UnitOf,
     checkpoints: CheckpointSettings,
+    reads: PlainReads,
 ) -> AuditComponent:
     """`unit_of` says which unit owns a record (the detector's OUTSIDE_UNIT rule);
-    `checkpoints` sign the witnessed log's tree heads."""
+    `checkpoints` sign the witnessed log's tree heads; `reads` serve inclusion proofs."""
 
     def uow() -> AuditTransaction:
         return AuditTransaction(database.sessions)
@@ -146,7 +147,7 @@ def build(
         {w.name: w for w in checkpoints.witnesses},
         clock,
         stream.publish_checkpoint if stream else None,
-        TreeReader(database),
+        TreeReader(database, reads),
     )
     tails.append(
         LogTail(TREE_TAIL, uow, witnessed.grow, batch=5_000, settle_seconds=FOLLOW_SETTLE_SECONDS)

@@ -6,8 +6,10 @@ so the O(log n) nodes of a proof come back from one indexed IN query.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping
 from datetime import datetime
+from types import SimpleNamespace
 
 from psycopg.rows import namedtuple_row
 from sqlalchemy import BigInteger, Column, LargeBinary, Text
@@ -17,12 +19,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from justice.audit.merkle import Node
 from justice.audit.model import AuditRecord
-from justice.audit.store import AuditRow, AuditTransaction, to_record
-from justice.platform.db import Database, UtcDateTime
+from justice.audit.store import AuditTransaction, to_record
+from justice.platform.db import Database, PlainReads, UtcDateTime, utc_times
 
 _INDEX_BITS = 48
 _NODES_BY_ID = "SELECT id, hash FROM audit_tree_node WHERE id = ANY(%s)"
 _RECORD_BY_SEQUENCE = "SELECT * FROM audit_record WHERE sequence = %s"
+# SQLite takes the keys as one JSON array: one statement text whatever their number.
+_SQLITE_NODES_BY_ID = (
+    "SELECT id, hash FROM audit_tree_node WHERE id IN (SELECT value FROM json_each(:keys))"
+)
+_SQLITE_RECORD_BY_SEQUENCE = "SELECT * FROM audit_record WHERE sequence = :sequence"
 _COPY_NODES = "COPY audit_tree_node (id, hash) FROM STDIN"
 
 
@@ -54,16 +61,27 @@ async def _read_nodes(connection: AsyncConnection, wanted: Collection[Node]) -> 
 class TreeReader:
     """Tree nodes for proofs, read outside any transaction: a node is written once and never
     changed, so one autocommit round trip replaces BEGIN, SELECT, ROLLBACK (measured 0.7 ms
-    against 1.5 ms per proof on PostgreSQL here)."""
+    against 1.5 ms per proof on PostgreSQL here). On SQLite the proof's reads go through
+    `reads`, sqlite3 on the event loop: through aiosqlite's thread hops a proof in a
+    1,000,000-record log cost 2.4 ms."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, reads: PlainReads) -> None:
         self._engine = database.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._reads = reads
+        self._sqlite = self._engine.dialect.name == "sqlite"
 
     async def nodes(self, wanted: Collection[Node]) -> dict[Node, bytes]:
         if not wanted:
             return {}
+        if self._sqlite:
+            return await self._sqlite_nodes(wanted)
         async with self._engine.connect() as connection:
             return await _read_nodes(connection, wanted)
+
+    async def _sqlite_nodes(self, wanted: Collection[Node]) -> dict[Node, bytes]:
+        keys = json.dumps([node_key(node) for node in wanted])
+        rows = await self._reads.tuples(_SQLITE_NODES_BY_ID, {"keys": keys})
+        return {_node_of(int(key)): bytes(digest) for key, digest in rows}
 
     async def record_and_nodes(
         self, sequence: int, wanted: Collection[Node]
@@ -71,14 +89,14 @@ class TreeReader:
         """An inclusion proof's material on one connection: the record (written once too)
         and the nodes; on PostgreSQL both prepared statements in one pipelined round trip
         (0.36 ms against 0.75 ms for two SQLAlchemy reads, measured here)."""
-        table = AuditRow.__table__  # type: ignore[attr-defined]
+        if self._sqlite:
+            row = await self._reads.one(_SQLITE_RECORD_BY_SEQUENCE, {"sequence": sequence})
+            nodes = await self._sqlite_nodes(wanted) if wanted else {}
+            if row is None:
+                return None, nodes
+            return to_record(SimpleNamespace(**utc_times(row, ("time",)))), nodes
         keys = [node_key(node) for node in wanted]
         async with self._engine.connect() as connection:
-            if connection.dialect.name != "postgresql":
-                query = select(table).where(table.c.sequence == sequence)
-                row = (await connection.execute(query)).first()
-                nodes = await _read_nodes(connection, wanted)
-                return (to_record(row) if row is not None else None), nodes
             driver = (await connection.get_raw_connection()).driver_connection
             assert driver is not None
             async with driver.pipeline():
