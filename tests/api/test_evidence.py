@@ -844,6 +844,7 @@ async def test_cli_upload_resumes_after_the_connection_really_drops(
     )
     sent = 0
     resumed: list[int] = []
+    sent_before_resume: list[int] = []
 
     def on_bytes(n: int) -> None:
         nonlocal sent
@@ -851,24 +852,29 @@ async def test_cli_upload_resumes_after_the_connection_really_drops(
         if not resumed and sent >= 3 * PART and link._writers:
             asyncio.get_running_loop().call_soon(link.cut)
 
+    def on_resume(offset: int) -> None:
+        resumed.append(offset)
+        sent_before_resume.append(sent)
+
     try:
         evidence = await upload_file(
             evidence_pb2_grpc.EvidenceServiceStub(channel),
             path,
             meta(declared_size=len(data), declared_sha256=sha),
             on_bytes=on_bytes,
-            on_resume=resumed.append,
+            on_resume=on_resume,
         )
     finally:
         await channel.close()
         proxy.close()
     assert evidence.sha256 == sha
     assert read_back(s3, settings.evidence.bucket, sha) == (sha, len(data))
-    # It went on from whole committed parts, not from zero.
+    # It went on from whole committed parts, not from zero: after the last resume exactly
+    # the bytes beyond the committed offset were sent.
     assert resumed
     assert resumed[-1] > 0
     assert resumed[-1] % PART == 0
-    assert sent < 2 * len(data)
+    assert sent - sent_before_resume[-1] == len(data) - resumed[-1]
 
 
 @pytest.mark.usefixtures("case_report")

@@ -60,6 +60,10 @@ _RESUMABLE = frozenset({"UPLOAD_BUSY", "OFFSET_MISMATCH", "UPLOAD_INCOMPLETE"})
 _RESUME_FROM_ZERO = frozenset({"UPLOAD_STATE_LOST", "UPLOAD_EXPIRED", "UPLOAD_NOT_FOUND"})
 
 
+def _backoff(attempt: int) -> float:
+    return min(0.2 * 2.0**attempt, 5.0)
+
+
 def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -113,35 +117,43 @@ async def upload_file(
     upload = f"uploads/{meta.request_id}"
     first = pb.UploadEvidenceRequest(metadata=meta)
     offset = 0
+    # After a dropped stream: ask the server where the upload stands before sending again.
+    # Until it answers, nothing is sent: a stale offset would send committed bytes again.
+    ask = False
     for attempt in range(attempts):
+        last = attempt == attempts - 1
+        if ask:
+            try:
+                state = await stub.GetUpload(pb.GetUploadRequest(name=upload))
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    if last:
+                        raise
+                    await asyncio.sleep(_backoff(attempt))
+                    continue
+                # Never started, or finished: the metadata again starts it or returns the result.
+                first, offset = pb.UploadEvidenceRequest(metadata=meta), 0
+            else:
+                offset = state.committed_offset
+                resume = pb.ResumeUpload(upload=upload, offset=offset)
+                first = pb.UploadEvidenceRequest(resume=resume)
+            ask = False
+            on_resume(offset)
         try:
             return await stub.UploadEvidence(_stream(first, path, offset, on_bytes, chunk_bytes))
         except grpc.aio.AioRpcError as error:
             details = error_details(error)
-            reason = details.reason
-            from_zero = reason in _RESUME_FROM_ZERO
-            if not (from_zero or _connection_lost(details) or reason in _RESUMABLE):
+            from_zero = details.reason in _RESUME_FROM_ZERO
+            if last or not (from_zero or _connection_lost(details) or details.reason in _RESUMABLE):
                 raise
-            if attempt == attempts - 1:
-                raise
-        await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+        await asyncio.sleep(_backoff(attempt))
         if from_zero:
             meta.request_id = uuid.uuid4().hex
             upload = f"uploads/{meta.request_id}"
             first, offset = pb.UploadEvidenceRequest(metadata=meta), 0
             on_resume(offset)
-            continue
-        try:
-            state = await stub.GetUpload(pb.GetUploadRequest(name=upload))
-        except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.NOT_FOUND:
-                continue
-            # Never started, or finished: the metadata again starts it or returns the result.
-            first, offset = pb.UploadEvidenceRequest(metadata=meta), 0
         else:
-            offset = state.committed_offset
-            first = pb.UploadEvidenceRequest(resume=pb.ResumeUpload(upload=upload, offset=offset))
-        on_resume(offset)
+            ask = True
     raise AssertionError("unreachable")
 
 
