@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from base64 import b64encode
+from base64 import b64decode, b64encode
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from asn1crypto import cms
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from justice.devstack.pki import DevPki
@@ -27,6 +28,7 @@ from justice.signing.rfc3161 import TimestampError, parse_token, request_for, to
 from tests.signing_env import (
     PASSPHRASE,
     XADES,
+    dev_tsa,
     encapsulated_timestamp,
     report,
     signature_value_c14n,
@@ -253,3 +255,41 @@ async def test_a_tsa_outage_signs_nothing_and_is_unavailable(keys: FileKeyStore)
     with pytest.raises(Unavailable) as error:
         await KeyStoreSigner(keys, signer).sign(report(), "officer-1001")
     assert error.value.reason == "TIMESTAMP_UNAVAILABLE"
+
+
+def _embedded(signed: bytes, element: str) -> list[bytes]:
+    """The DER values of a signature's CertificateValues or CRLValues."""
+    root = etree.fromstring(signed)
+    return [b64decode(node.text or "") for node in root.iter(f"{XADES}{element}")]
+
+
+def test_the_embedded_values_follow_a_new_crl_and_another_tsa(
+    module_pki: DevPki, keys: FileKeyStore, tsa: DevTimestampAuthority
+) -> None:
+    """The B-LT values are kept between signatures, but only for the same CRLs and the same
+    TSA certificates: a revocation and a new TSA certificate show in the next signature."""
+    signer = XadesSigner(timestamper=tsa, revocation=FileRevocationSource(module_pki.crl_path))
+    identity = keys.identity("officer-1001")
+    der = Encoding.DER
+    first = signer.sign(report(), identity)
+    assert _embedded(first, "EncapsulatedCRLValue") == [module_pki.crl().public_bytes(der)]
+    assert tsa.certificate.public_bytes(der) in _embedded(first, "EncapsulatedX509Certificate")
+
+    module_pki.issue_signing("officer-9306", "Federal Police", "Revoked meanwhile")
+    module_pki.revoke(keys.identity("officer-9306").certificate)
+    module_pki.issue_tsa()
+    other_tsa = dev_tsa(module_pki)
+    assert other_tsa.certificate != tsa.certificate
+    second = XadesSigner(
+        timestamper=other_tsa, revocation=FileRevocationSource(module_pki.crl_path)
+    ).sign(report(), identity)
+    again = signer.sign(report(), identity)
+
+    new_crl = module_pki.crl().public_bytes(der)
+    assert _embedded(again, "EncapsulatedCRLValue") == [new_crl]
+    assert _embedded(second, "EncapsulatedCRLValue") == [new_crl]
+    certificates = _embedded(second, "EncapsulatedX509Certificate")
+    assert other_tsa.certificate.public_bytes(der) in certificates
+    assert tsa.certificate.public_bytes(der) not in certificates
+    # Each certificate once: the chain and the TSA's chain share the CA.
+    assert len(certificates) == len(set(certificates))

@@ -18,6 +18,7 @@ own SigningTime.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from base64 import b64decode, b64encode
@@ -27,6 +28,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from asn1crypto import cms
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -313,13 +315,16 @@ class XadesSigner:
         # Keyed by the chain tuple; a plain dict is safe to share (atomic get/set, a race only
         # recomputes an identical value).
         self._materials: dict[tuple[x509.Certificate, ...], _ChainMaterial] = {}
-        # When the source's CRLs say each chain's leaf was revoked, kept while the source gives
-        # the same CRL objects (it loads them again when their file changes): checking their
-        # signatures at every call cost 7 % of a B-LT signature.
+        # Kept while the source gives the same CRL objects (it loads them again when their
+        # file changes): when the CRLs say each chain's leaf was revoked (checking their
+        # signatures at every call cost 7 % of a B-LT signature), and the B-LT values per
+        # chain and TSA certificates (parsing each token for its certificates and encoding
+        # them again cost ~6 %).
         self._revocations: tuple[
             tuple[x509.CertificateRevocationList, ...],
             dict[tuple[x509.Certificate, ...], datetime | None],
-        ] = ((), {})
+            dict[tuple[tuple[x509.Certificate, ...], bytes], _LongTermValues],
+        ] = ((), {}, {})
 
     def _revoked(
         self,
@@ -327,13 +332,39 @@ class XadesSigner:
         crls: tuple[x509.CertificateRevocationList, ...],
     ) -> datetime | None:
         """When the CRLs say the chain's leaf (its first certificate) was revoked."""
-        kept, said = self._revocations
-        if len(kept) != len(crls) or any(a is not b for a, b in zip(kept, crls, strict=False)):
-            said = {}
-            self._revocations = (crls, said)
+        said = self._kept(crls)[1]
         if chain not in said:
             said[chain] = revoked_since(chain[0], crls, chain)
         return said[chain]
+
+    def _kept(
+        self, crls: tuple[x509.CertificateRevocationList, ...]
+    ) -> tuple[
+        tuple[x509.CertificateRevocationList, ...],
+        dict[tuple[x509.Certificate, ...], datetime | None],
+        dict[tuple[tuple[x509.Certificate, ...], bytes], _LongTermValues],
+    ]:
+        """What is kept for these CRL objects; emptied when the source gives others."""
+        kept = self._revocations
+        same = len(kept[0]) == len(crls) and all(a is b for a, b in zip(kept[0], crls, strict=True))
+        if not same:
+            kept = self._revocations = (crls, {}, {})
+        return kept
+
+    def _long_term_values(
+        self,
+        chain: tuple[x509.Certificate, ...],
+        crls: tuple[x509.CertificateRevocationList, ...],
+        token: bytes,
+    ) -> _LongTermValues:
+        values = self._kept(crls)[2]
+        key = (chain, _token_certificates(token))
+        found = values.get(key)
+        if found is None:
+            if len(values) >= _MAX_CACHED_CHAINS:
+                values.clear()
+            found = values[key] = _LongTermValues.of(chain, token, crls)
+        return found
 
     def sign(self, document: bytes, identity: SigningIdentity) -> bytes:
         """Return `document` with a ds:Signature appended as the last child of its root.
@@ -386,7 +417,9 @@ class XadesSigner:
         )
         if self._timestamper is not None:
             _add_long_term_properties(
-                signed[-1], self._timestamper, identity.chain, crls, with_values=bool(crls)
+                signed[-1],
+                self._timestamper,
+                functools.partial(self._long_term_values, identity.chain, crls) if crls else None,
             )
         result: bytes = etree.tostring(signed, encoding="UTF-8", xml_declaration=True)
         return result
@@ -428,16 +461,44 @@ def stamped_signature(signed: bytes, *, max_bytes: int = 64 * 1024 * 1024) -> St
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _LongTermValues:
+    """The base64 texts of B-LT's CertificateValues (the signer's chain, then the TSA's
+    certificates from the token, each once) and CRLValues."""
+
+    certificates: tuple[str, ...]
+    crls: tuple[str, ...]
+
+    @classmethod
+    def of(
+        cls,
+        chain: Sequence[x509.Certificate],
+        token: bytes,
+        crls: Sequence[x509.CertificateRevocationList],
+    ) -> _LongTermValues:
+        seen: dict[bytes, str] = {}
+        for cert in (*chain, *pkcs7.load_der_pkcs7_certificates(token)):
+            der = cert.public_bytes(Encoding.DER)
+            seen.setdefault(der, b64encode(der).decode())
+        return cls(tuple(seen.values()), tuple(b64encode(crl_der(crl)).decode() for crl in crls))
+
+
+def _token_certificates(token: bytes) -> bytes:
+    """The encoded certificates a TimeStampToken carries: the same for every token of one
+    TSA (asn1crypto reads only the headers on the way: a third of a full parse)."""
+    try:
+        return bytes(cms.ContentInfo.load(token)["content"]["certificates"].contents or b"")
+    except (ValueError, TypeError, KeyError):
+        return token  # kept for this token alone
+
+
 def _add_long_term_properties(
     signature: etree._Element,
     timestamper: Timestamper,
-    chain: Sequence[x509.Certificate],
-    crls: Sequence[x509.CertificateRevocationList],
-    *,
-    with_values: bool,
+    values_of: Callable[[bytes], _LongTermValues] | None,
 ) -> None:
-    """UnsignedSignatureProperties: the SignatureTimeStamp (B-T) and, `with_values`, the
-    certificate and revocation values (B-LT)."""
+    """UnsignedSignatureProperties: the SignatureTimeStamp (B-T) and, with `values_of` (the
+    values for a token), the certificate and revocation values (B-LT)."""
     digest = hashlib.sha256(_timestamped_bytes(signature, _TIMESTAMP_C14N)).digest()
     try:
         token = timestamper.stamp(digest)
@@ -455,22 +516,17 @@ def _add_long_term_properties(
     )
     etree.SubElement(stamp, _DS_CANONICALIZATION_METHOD, Algorithm=_TIMESTAMP_C14N)
     etree.SubElement(stamp, _XADES_ENCAPSULATED_TIME_STAMP).text = b64encode(token).decode()
-    if not with_values:
+    if values_of is None:
         return
-    values = etree.SubElement(unsigned, _XADES_CERTIFICATE_VALUES)
-    seen: set[bytes] = set()
-    for cert in (*chain, *pkcs7.load_der_pkcs7_certificates(token)):
-        der = cert.public_bytes(Encoding.DER)
-        if der not in seen:
-            seen.add(der)
-            etree.SubElement(values, _XADES_ENCAPSULATED_X509).text = b64encode(der).decode()
+    values = values_of(token)
+    certificates = etree.SubElement(unsigned, _XADES_CERTIFICATE_VALUES)
+    for text in values.certificates:
+        etree.SubElement(certificates, _XADES_ENCAPSULATED_X509).text = text
     crl_values = etree.SubElement(
         etree.SubElement(unsigned, _XADES_REVOCATION_VALUES), _XADES_CRL_VALUES
     )
-    for crl in crls:
-        etree.SubElement(crl_values, _XADES_ENCAPSULATED_CRL).text = b64encode(
-            crl_der(crl)
-        ).decode()
+    for text in values.crls:
+        etree.SubElement(crl_values, _XADES_ENCAPSULATED_CRL).text = text
 
 
 _SIGNED_CONTENT_ERRORS = (
