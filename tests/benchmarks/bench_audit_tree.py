@@ -22,7 +22,7 @@ from justice.audit import merkle
 from justice.audit.chain import GENESIS_HASH, chain
 from justice.audit.checkpoints import NoteSigner, NoteVerifier, open_checkpoint
 from justice.audit.model import AuditEntry, AuditRecord
-from justice.audit.store import AuditCursorRow, AuditRow, row_values
+from justice.audit.store import AuditCursorRow, AuditRow, insert_records
 from justice.audit.tail import LogTail
 from justice.audit.witness import TREE_TAIL, WitnessedLog, leaf_of, verify_record
 from justice.audit.witness_store import (
@@ -96,10 +96,7 @@ async def _append_rate(url: str, with_tree: bool) -> float:
 def _store_chunk(
     records: list[AuditRecord], nodes: dict[merkle.Node, bytes], connection: DriverConnection
 ) -> None:
-    rows = [row_values(r) for r in records]
-    for row in rows:
-        row["time"] = connection.time(row["time"])
-    connection.insert_rows("audit_record", rows)
+    insert_records(connection, records)
     connection.insert_rows(
         "audit_tree_node", [{"id": node_key(n), "hash": d} for n, d in nodes.items()]
     )

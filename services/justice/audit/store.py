@@ -149,11 +149,16 @@ def append_chained(
     head = connection.one(_HEAD)
     sequence, digest = (0, "") if head is None else (int(head[0]), str(head[1]))
     records = chain(list(entries), sequence, digest or GENESIS_HASH)
+    insert_records(connection, records)
+    return records
+
+
+def insert_records(connection: DriverConnection, records: Sequence[AuditRecord]) -> None:
+    """Chained records into `audit_record`, their times as the ORM stores them."""
     rows = [row_values(r) for r in records]
     for row in rows:
         row["time"] = connection.time(row["time"])
     connection.insert_rows("audit_record", rows)
-    return records
 
 
 class SqlAuditRepository:
